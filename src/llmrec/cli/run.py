@@ -1,0 +1,78 @@
+"""`llmrec train | evaluate | run`: a config in, a model folder or a report folder out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llmrec.cli.data import DataDir
+from llmrec.config import load_config
+from llmrec.data.registry import load_dataset
+from llmrec.evaluation.config import EvalConfig
+from llmrec.evaluation.ranking import evaluate_model
+from llmrec.experiment import run_experiment, train_model
+from llmrec.models.registry import load_model
+
+ConfigPath = Annotated[Path, typer.Argument(help="YAML run config", exists=True, dir_okay=False)]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="override a config key, e.g. train.lr=3e-4 (repeatable)"),
+]
+Resume = Annotated[bool, typer.Option(help="continue from the run folder's last checkpoint")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+ModelDir = Annotated[
+    Path, typer.Argument(help="a saved model folder", exists=True, file_okay=False)
+]
+DataSource = Annotated[str, typer.Argument(help="named data set or folder the model was fit on")]
+Split = Annotated[str, typer.Option(help="valid or test")]
+FilterHistory = Annotated[bool, typer.Option(help="remove history items before ranking")]
+AsJson = Annotated[bool, typer.Option("--json", help="print metrics as JSON")]
+
+
+def train(
+    config: ConfigPath, overrides: Overrides = None, resume: Resume = False, quiet: Quiet = False
+) -> None:
+    """Train the configured model and save it in RUN_DIR/model."""
+    run_config = load_config(config, overrides or [])
+    _, _, fit, run_dir = train_model(run_config, resume=resume, show_progress=not quiet)
+    best = "" if fit.best_metric is None else f" (best {run_config.train.metric}: "
+    best += "" if fit.best_metric is None else f"{fit.best_metric:.4f})"
+    typer.echo(f"model saved in {run_dir / 'model'}{best}")
+
+
+def evaluate(
+    model_dir: ModelDir,
+    data: DataSource,
+    split: Split = "test",
+    data_dir: DataDir = None,
+    filter_history: FilterHistory = False,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Evaluate a saved model with full ranking (history filter off unless asked)."""
+    if split not in ("valid", "test"):
+        raise typer.BadParameter("split must be valid or test", param_hint="--split")
+    model = load_model(model_dir)
+    dataset = load_dataset(data, data_dir=data_dir).dataset
+    result = evaluate_model(
+        model,
+        getattr(dataset, split),
+        EvalConfig(filter_history=filter_history),
+        show_progress=not quiet,
+        split=f"{dataset.split}:{split}",
+    )
+    typer.echo(json.dumps(result.to_json(), indent=2) if as_json else result.format_table())
+
+
+def run(
+    config: ConfigPath, overrides: Overrides = None, resume: Resume = False, quiet: Quiet = False
+) -> None:
+    """Train, evaluate (valid + test) and write a report folder."""
+    result = run_experiment(
+        load_config(config, overrides or []), resume=resume, show_progress=not quiet
+    )
+    typer.echo(result.results["test"].format_table())
+    typer.echo(f"report: {result.run_dir / 'report.md'}")

@@ -1,0 +1,106 @@
+"""RunConfig (the root config) and its loader: code defaults < one YAML file < --set overrides."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llmrec.data.config import DataConfig
+from llmrec.errors import ConfigError
+from llmrec.evaluation.config import EvalConfig
+from llmrec.models.registry import AnyModelConfig
+from llmrec.models.sasrec import SASRecConfig
+from llmrec.training.config import TrainConfig
+
+
+class OutputConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dir: Path = Field(Path("runs"), description="parent folder of run folders")
+    name: str | None = Field(None, description="run folder name (default: MODEL-DATA)")
+
+
+class RunConfig(BaseModel):
+    """One experiment: data, model, training loop, evaluation, output folder, seed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: Annotated[AnyModelConfig, Field(discriminator="name")] = Field(
+        default_factory=SASRecConfig
+    )
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    seed: int = Field(0, description="seed of every random source in the run")
+
+    def run_dir(self) -> Path:
+        name = self.output.name or f"{self.model.name}-{Path(self.data.source).name}"
+        return self.output.dir / name
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+    """Validate a YAML file plus `key.sub=value` overrides (values parsed as YAML scalars)."""
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        raw = _read_yaml(Path(path))
+    for override in overrides:
+        _apply_override(raw, override)
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, source)) from None
+
+
+def save_config(config: RunConfig, path: Path) -> None:
+    """Write the resolved config: loading it again reproduces the run."""
+    data = config.model_dump(mode="json")
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, not {type(raw).__name__}")
+    return raw
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> None:
+    key, separator, text = override.partition("=")
+    if not separator or not key:
+        raise ConfigError(f"override {override!r} must look like key.sub=value")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {override!r}: value is not valid YAML: {error}") from None
+    *parents, leaf = key.strip().split(".")
+    node = raw
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {override!r}: {part!r} is not a section")
+        node = child
+    node[leaf] = value
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid config"]
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"])
+        value = problem.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"  {key}: {problem['msg']}{shown}")
+    return "\n".join(lines)

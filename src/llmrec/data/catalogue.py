@@ -1,0 +1,99 @@
+"""The item catalogue: raw item ids <-> internal indices 0..n-1, and each item's text fields."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from llmrec.errors import DataError
+
+ItemId = str
+
+
+@dataclass(frozen=True)
+class Item:
+    """One catalogue item. Text fields are optional except the id; missing ones are None/empty."""
+
+    item_id: ItemId
+    title: str = ""
+    categories: tuple[str, ...] = ()
+    brand: str | None = None
+    price: float | None = None
+    description: str | None = None  # any extra text (e.g. a pre-joined "title. categories. brand.")
+
+    def to_json(self) -> dict:
+        record = asdict(self)
+        record["categories"] = list(self.categories)
+        return record
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Items in index order. Index i is the item's internal index used by every model."""
+
+    items: tuple[Item, ...]
+    _index_of: dict[ItemId, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index_of: dict[ItemId, int] = {}
+        for index, item in enumerate(self.items):
+            if item.item_id in index_of:
+                raise DataError(f"duplicate item id {item.item_id!r}", field="item_id")
+            index_of[item.item_id] = index
+        object.__setattr__(self, "_index_of", index_of)
+
+    @classmethod
+    def from_items(cls, items: Iterable[Item]) -> Catalogue:
+        return cls(tuple(items))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._index_of
+
+    def index(self, item_id: ItemId) -> int:
+        """Internal index of a raw item id; KeyError names the id when it is unknown."""
+        try:
+            return self._index_of[item_id]
+        except KeyError:
+            raise KeyError(f"unknown item id {item_id!r}") from None
+
+    def get_index(self, item_id: ItemId) -> int | None:
+        return self._index_of.get(item_id)
+
+    def item_id(self, item_index: int) -> ItemId:
+        return self.items[item_index].item_id
+
+    def item_ids(self, item_indices: Sequence[int]) -> list[ItemId]:
+        return [self.items[int(i)].item_id for i in item_indices]
+
+    def fingerprint(self) -> str:
+        """sha256 over the ids in index order: a saved model checks it against its catalogue."""
+        digest = hashlib.sha256()
+        for item in self.items:
+            digest.update(item.item_id.encode("utf-8"))
+            digest.update(b"\n")
+        return digest.hexdigest()
+
+    def save_jsonl(self, path: str | Path) -> None:
+        with open(path, "w", encoding="utf-8") as handle:
+            for index, item in enumerate(self.items):
+                handle.write(json.dumps({"index": index, **item.to_json()}, ensure_ascii=False))
+                handle.write("\n")
+
+    @classmethod
+    def load_jsonl(cls, path: str | Path) -> Catalogue:
+        """Read what `save_jsonl` wrote (rows in index order)."""
+        items = []
+        with open(path, encoding="utf-8") as handle:
+            for line_number, line in enumerate(handle, start=1):
+                record = json.loads(line)
+                if record.pop("index") != len(items):
+                    raise DataError("rows are not in index order", path, line_number, "index")
+                record["categories"] = tuple(record.get("categories") or ())
+                items.append(Item(**record))
+        return cls(tuple(items))

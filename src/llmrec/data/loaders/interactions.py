@@ -1,0 +1,102 @@
+"""Interaction rows (user, item, optional timestamp) grouped into time-ordered user sequences.
+
+Shared by the one-interaction-per-line formats (bring-your-own JSONL/CSV and RecBole `.inter`).
+Each user's interactions are sorted by timestamp with a stable sort, so ties keep file order; a
+file without timestamps keeps file order throughout.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from llmrec.data.catalogue import Catalogue
+from llmrec.data.loaders.common import Problems, UserSequences
+from llmrec.errors import DataError
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """One interaction as read, with its 1-based line in the file."""
+
+    line: int
+    user_id: str
+    item_id: str
+    timestamp: float | None
+
+
+def parse_timestamp(value: object, path: Path, line: int, field: str) -> float | None:
+    """A number (e.g. Unix seconds) or an ISO-8601 date/time (UTC when no zone is given).
+
+    None or an empty string means "no timestamp".
+    """
+    if value is None or value == "":
+        return None
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        number = _parse_text_time(value)
+    if number is None or not math.isfinite(number):
+        problem = f"expected a number or an ISO-8601 date/time, got {value!r}"
+        raise DataError(problem, path, line, field)
+    return number
+
+
+def _parse_text_time(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def group_by_user(
+    interactions: list[Interaction],
+    catalogue: Catalogue,
+    path: Path,
+    problems: Problems,
+    *,
+    item_field: str,
+    timestamp_field: str,
+    user_field: str,
+) -> UserSequences:
+    """Per-user item sequences, users in order of first appearance, each sorted by time.
+
+    Timestamps must be given on every row or on none (then file order is the time order).
+    An interaction with an unknown item or a missing/extra timestamp raises or is skipped.
+    """
+    has_time = bool(interactions) and interactions[0].timestamp is not None
+    by_user: dict[str, list[Interaction]] = {}
+    for row in interactions:
+        if (row.timestamp is not None) != has_time:
+            problem = "timestamp given on some rows but not on others (give it on all or none)"
+            problems.handle("bad_value", DataError(problem, path, row.line, timestamp_field))
+            continue
+        if row.item_id not in catalogue:
+            problem = f"unknown item id {row.item_id!r} (not in the items file)"
+            problems.handle("unknown_item", DataError(problem, path, row.line, item_field))
+            continue
+        by_user.setdefault(row.user_id, []).append(row)
+    users = UserSequences(path, [], [], [], user_field)
+    for user_id, rows in by_user.items():
+        users.user_ids.append(user_id)
+        users.lines.append(rows[0].line)  # the user's first line in the file
+        ordered = sorted(rows, key=_time_of) if has_time else rows  # stable: ties keep file order
+        indices = [catalogue.index(row.item_id) for row in ordered]
+        users.sequences.append(np.asarray(indices, dtype=np.int64))
+    return users
+
+
+def _time_of(row: Interaction) -> float:
+    return row.timestamp if row.timestamp is not None else 0.0

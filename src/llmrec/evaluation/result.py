@@ -1,0 +1,178 @@
+"""`EvalResult`: per-user ranks, metrics with bootstrap intervals, and the protocol behind them.
+
+Saved as JSON (`metrics.json`) and JSON lines (`ranks.jsonl`, one user per line), never pickle, so
+two saved runs can be compared user by user with `compare_results`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+
+from llmrec.data.sequences import UserId
+from llmrec.evaluation.bootstrap import (
+    ConfidenceInterval,
+    PairedTestResult,
+    bootstrap_cis,
+    paired_test,
+)
+from llmrec.evaluation.config import EvalConfig
+from llmrec.evaluation.metrics import per_user_metrics
+
+METRICS_FILE = "metrics.json"
+RANKS_FILE = "ranks.jsonl"
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Metrics (means over users), their intervals, each user's target rank, and the protocol.
+
+    `protocol` is the record `build_protocol` makes: full or sampled, history filter, split,
+    seed, cut-offs, and how far the ranks are exact.
+    """
+
+    metrics: dict[str, float]
+    ci: dict[str, ConfidenceInterval]  # empty when bootstrap_resamples is 0
+    ranks: np.ndarray  # (N,) int64, 1-based; see ranking.py for misses and cut-offs
+    user_ids: tuple[UserId, ...]
+    protocol: dict[str, Any]
+
+    @classmethod
+    def from_ranks(
+        cls, ranks: np.ndarray, user_ids: tuple[UserId, ...], protocol: dict[str, Any]
+    ) -> Self:
+        """Summarise ranks: metrics at protocol["ks"], intervals as the protocol asks."""
+        per_user = per_user_metrics(ranks, protocol["ks"], protocol["rank_cutoff"])
+        metrics = {key: float(values.mean()) for key, values in per_user.items()}
+        ci = {}
+        if protocol["bootstrap_resamples"] > 0:
+            ci = bootstrap_cis(
+                per_user, protocol["bootstrap_resamples"], protocol["confidence"], protocol["seed"]
+            )
+        return cls(metrics, ci, np.asarray(ranks, dtype=np.int64), tuple(user_ids), protocol)
+
+    def per_user_metrics(self) -> dict[str, np.ndarray]:
+        """Each metric per user, in `user_ids` order (the input of bootstraps and paired tests)."""
+        return per_user_metrics(self.ranks, self.protocol["ks"], self.protocol["rank_cutoff"])
+
+    def to_json(self) -> dict[str, Any]:
+        """Metrics, intervals and protocol as a JSON-ready dict (ranks are saved separately)."""
+        return {
+            "metrics": self.metrics,
+            "ci": {key: interval.to_json() for key, interval in self.ci.items()},
+            "protocol": self.protocol,
+        }
+
+    def save(self, directory: str | Path) -> None:
+        """Write `metrics.json` and `ranks.jsonl` ({"user_id": ..., "rank": ...} per line)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.to_json(), indent=2) + "\n"
+        (directory / METRICS_FILE).write_text(text, encoding="utf-8")
+        lines = (
+            json.dumps({"user_id": user_id, "rank": int(rank)}) + "\n"
+            for user_id, rank in zip(self.user_ids, self.ranks, strict=True)
+        )
+        (directory / RANKS_FILE).write_text("".join(lines), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Read what `save` wrote."""
+        directory = Path(directory)
+        record = json.loads((directory / METRICS_FILE).read_text(encoding="utf-8"))
+        with (directory / RANKS_FILE).open(encoding="utf-8") as lines:
+            rows = [json.loads(line) for line in lines if line.strip()]
+        ci = {key: ConfidenceInterval(**interval) for key, interval in record["ci"].items()}
+        ranks = np.array([row["rank"] for row in rows], dtype=np.int64)
+        user_ids = tuple(row["user_id"] for row in rows)
+        return cls(record["metrics"], ci, ranks, user_ids, record["protocol"])
+
+    def format_table(self) -> str:
+        """Markdown table of each metric with its interval, and the protocol line under it."""
+        level = f"{round(100 * self.protocol['confidence'])}% CI"
+        lines = [f"| metric | value | {level} |", "|:--|--:|:--:|"]
+        for key, value in self.metrics.items():
+            interval = self.ci.get(key)
+            shown = "n/a" if interval is None else f"{interval.low:.4f} - {interval.high:.4f}"
+            lines.append(f"| {key} | {value:.4f} | {shown} |")
+        return "\n".join(lines) + "\n\n" + describe_protocol(self.protocol) + "\n"
+
+
+def build_protocol(
+    config: EvalConfig,
+    num_items: int,
+    num_users: int,
+    split: str | None,
+    model_name: str,
+    ranked_by: str,
+    rank_cutoff: int | None,
+) -> dict[str, Any]:
+    """The protocol record of a result: the config's choices and what the ranking saw.
+
+    `ranked_by` is "score" or "recommend"; `rank_cutoff` is the rank up to which ranks are exact
+    (None: all ranks exact).
+    """
+    is_sampled = config.protocol == "sampled"
+    return {
+        "protocol": config.protocol,
+        "filter_history": config.filter_history,
+        "num_items": num_items,
+        "num_users": num_users,
+        "num_negatives": config.num_negatives if is_sampled else None,
+        "split": split,
+        "seed": config.seed,
+        "model": model_name,
+        "ranked_by": ranked_by,
+        "rank_cutoff": rank_cutoff,
+        "ks": list(config.ks),
+        "confidence": config.confidence,
+        "bootstrap_resamples": config.bootstrap_resamples,
+    }
+
+
+def describe_protocol(protocol: dict[str, Any]) -> str:
+    """One line naming the protocol; the history filter is always stated, on or off."""
+    if protocol["protocol"] == "sampled":
+        ranking = (
+            f"SAMPLED ranking (target + {protocol['num_negatives']} uniform negatives per user; "
+            "not comparable with full ranking)"
+        )
+    else:
+        ranking = f"full ranking over {protocol['num_items']} items"
+    parts = [
+        ranking,
+        f"history filter {'on' if protocol['filter_history'] else 'off'}",
+        f"split {protocol['split'] or 'unnamed'}",
+        f"{protocol['num_users']} users",
+        f"seed {protocol['seed']}",
+        f"ranked by {protocol['ranked_by']}",
+    ]
+    if protocol["rank_cutoff"] is not None:
+        parts.append(f"ranks exact up to {protocol['rank_cutoff']}")
+    return "Protocol: " + "; ".join(parts) + "."
+
+
+def compare_results(
+    result_a: EvalResult,
+    result_b: EvalResult,
+    metric: str,
+    num_resamples: int = 10_000,
+    seed: int = 0,
+) -> PairedTestResult:
+    """Paired test of `metric` for A against B; both must rank the same users the same way."""
+    if result_a.user_ids != result_b.user_ids:
+        raise ValueError("paired comparison needs the same users in the same order")
+    for key in ("protocol", "filter_history", "num_items", "num_negatives", "split"):
+        if result_a.protocol.get(key) != result_b.protocol.get(key):
+            raise ValueError(
+                f"results differ in protocol field {key!r}: "
+                f"{result_a.protocol.get(key)!r} vs {result_b.protocol.get(key)!r}"
+            )
+    values_a = result_a.per_user_metrics()[metric]
+    values_b = result_b.per_user_metrics()[metric]
+    confidence = result_a.protocol["confidence"]
+    return paired_test(values_a, values_b, num_resamples, confidence, seed)

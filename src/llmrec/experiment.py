@@ -1,0 +1,105 @@
+"""One experiment end to end: load data, fit a model, save it, evaluate valid + test, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmrec.config import RunConfig, save_config
+from llmrec.data.registry import load_dataset
+from llmrec.data.sequences import Dataset
+from llmrec.environment import collect_versions
+from llmrec.evaluation.ranking import evaluate_model
+from llmrec.evaluation.report import write_report
+from llmrec.evaluation.result import EvalResult
+from llmrec.models.base import FitResult, Recommender, RunContext
+from llmrec.models.registry import build_model
+
+logger = logging.getLogger(__name__)
+MODEL_FOLDER = "model"
+
+
+@dataclass
+class ExperimentResult:
+    run_dir: Path
+    model_dir: Path
+    fit: FitResult
+    results: dict[str, EvalResult]
+    seconds: dict[str, float]
+
+
+def prepare_run_dir(config: RunConfig) -> Path:
+    """Create the run folder and write the resolved config and versions into it."""
+    run_dir = config.run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.resolved.yaml")
+    versions = json.dumps(collect_versions(), indent=2) + "\n"
+    (run_dir / "versions.json").write_text(versions, encoding="utf-8")
+    return run_dir
+
+
+def load_run_data(config: RunConfig) -> Dataset:
+    loaded = load_dataset(
+        config.data.source,
+        format=config.data.format,
+        data_dir=config.data.data_dir,
+        skip_bad=config.data.skip_bad,
+    )
+    return loaded.dataset
+
+
+def train_model(
+    config: RunConfig, *, resume: bool = False, show_progress: bool = True
+) -> tuple[Recommender, Dataset, FitResult, Path]:
+    """Fit the configured model on the configured data; save it under RUN_DIR/model."""
+    run_dir = prepare_run_dir(config)
+    dataset = load_run_data(config)
+    model = build_model(config.model, dataset.catalogue)
+    context = RunContext(run_dir, config.train, config.seed, show_progress, resume)
+    fit = model.fit(dataset.train, dataset.valid, context)
+    model.save(run_dir / MODEL_FOLDER)
+    return model, dataset, fit, run_dir
+
+
+def run_experiment(
+    config: RunConfig, *, resume: bool = False, show_progress: bool = True
+) -> ExperimentResult:
+    """Train, evaluate on valid and test, and write the report folder."""
+    started = time.perf_counter()
+    model, dataset, fit, run_dir = train_model(config, resume=resume, show_progress=show_progress)
+    trained = time.perf_counter()
+    results = {
+        split: evaluate_model(
+            model,
+            eval_set,
+            config.eval,
+            show_progress=show_progress,
+            split=f"{dataset.split}:{split}",
+        )
+        for split, eval_set in (("valid", dataset.valid), ("test", dataset.test))
+    }
+    write_report(run_dir, results, curve=fit.history or None)
+    write_model_card(run_dir / MODEL_FOLDER, config, dataset, results)
+    seconds = {"train": trained - started, "evaluate": time.perf_counter() - trained}
+    return ExperimentResult(run_dir, run_dir / MODEL_FOLDER, fit, results, seconds)
+
+
+def write_model_card(
+    model_dir: Path, config: RunConfig, dataset: Dataset, results: dict[str, EvalResult]
+) -> None:
+    lines = [
+        f"# {config.model.name} on {dataset.name}",
+        "",
+        f"- Data: `{config.data.source}` ({dataset.num_users} users, {dataset.num_items} items),"
+        f" split `{dataset.split}`.",
+        f"- Seed {config.seed}; resolved config in `../config.resolved.yaml`.",
+        "- Load it with `llmrec.load(PATH)`; this folder holds weights (safetensors), config.json"
+        " and items.jsonl.",
+        "",
+    ]
+    for split, result in results.items():
+        lines += [f"## {split}", "", result.format_table()]
+    (model_dir / "README.md").write_text("\n".join(lines), encoding="utf-8")

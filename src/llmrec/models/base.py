@@ -1,0 +1,181 @@
+"""The one model contract: Pop, BM25, SASRec, CALRec and CLLM4Rec all subclass `Recommender`.
+
+Models are built from (config, catalogue), rank any history of internal item indices, and save to a
+self-contained directory (config.json + items.jsonl + safetensors), never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from llmrec import __version__
+from llmrec.data.catalogue import Catalogue, ItemId
+from llmrec.data.sequences import EvalSet
+from llmrec.errors import ModelFormatError
+from llmrec.training.config import TrainConfig
+
+CONFIG_FILE = "config.json"
+ITEMS_FILE = "items.jsonl"
+
+
+class ModelConfig(BaseModel):
+    """Base of every model's typed config; `name` is the registry key (the union discriminator)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """Top-k per history, sorted by score descending, ties to the lower item index."""
+
+    item_indices: np.ndarray  # (B, k) int64
+    scores: np.ndarray  # (B, k) float32
+
+    def item_ids(self, catalogue: Catalogue) -> list[list[ItemId]]:
+        return [catalogue.item_ids(row) for row in self.item_indices]
+
+
+@dataclass
+class FitResult:
+    """What `fit` reports: the best validation step and metric, and the validation curve."""
+
+    best_step: int | None = None
+    best_metric: float | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    epoch_seconds: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """How a fit runs: where it may write (checkpoints, logs), the loop settings, the seed."""
+
+    run_dir: Path
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+    show_progress: bool = True
+    resume: bool = False
+
+
+Histories = Sequence[Sequence[int] | np.ndarray]
+Exclusions = Sequence[Collection[int] | np.ndarray] | None
+
+
+class Recommender(ABC):
+    """Base class of every model. Subclasses set `name`, `Config` and implement the hooks."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[ModelConfig]]
+
+    def __init__(self, config: ModelConfig, catalogue: Catalogue) -> None:
+        self.config = config
+        self.catalogue = catalogue
+
+    @property
+    def num_items(self) -> int:
+        return len(self.catalogue)
+
+    @abstractmethod
+    def fit(
+        self,
+        train: Sequence[np.ndarray],
+        valid: EvalSet | None = None,
+        run: RunContext | None = None,
+    ) -> FitResult:
+        """Fit on training sequences; `valid` is for early stopping only."""
+
+    def score(self, histories: Histories) -> torch.Tensor | None:
+        """(B, n_items) scores for every catalogue item, or None if the model cannot score all."""
+        return None
+
+    def recommend(
+        self, histories: Histories, k: int, exclude: Exclusions = None
+    ) -> Recommendations:
+        """Top-k items per history. Models without full scores override this."""
+        scores = self.score(histories)
+        if scores is None:
+            raise NotImplementedError(f"{self.name} must implement recommend() or score()")
+        return top_k(scores, k, exclude)
+
+    # --- persistence -------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "llmrec_version": __version__,
+            "model": self.name,
+            "config": self.config.model_dump(mode="json"),
+            "catalogue_size": len(self.catalogue),
+            "catalogue_sha256": self.catalogue.fingerprint(),
+        }
+        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        self.catalogue.save_jsonl(path / ITEMS_FILE)
+        self._save_state(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        path = Path(path)
+        meta = read_model_meta(path)
+        if meta["model"] != cls.name:
+            raise ModelFormatError(f"{path} holds a {meta['model']!r} model, not {cls.name!r}")
+        catalogue = Catalogue.load_jsonl(path / ITEMS_FILE)
+        if catalogue.fingerprint() != meta["catalogue_sha256"]:
+            raise ModelFormatError(
+                f"{path / ITEMS_FILE} does not match the catalogue in config.json"
+            )
+        model = cls(cls.Config.model_validate(meta["config"]), catalogue)
+        model._load_state(path)
+        return model
+
+    @abstractmethod
+    def _save_state(self, path: Path) -> None:
+        """Write learned state (safetensors/JSON) into the model directory."""
+
+    @abstractmethod
+    def _load_state(self, path: Path) -> None:
+        """Read what `_save_state` wrote."""
+
+
+def read_model_meta(path: Path) -> dict[str, Any]:
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file():
+        raise ModelFormatError(f"{path} is not a model directory: {CONFIG_FILE} is missing")
+    try:
+        meta = json.loads(config_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ModelFormatError(f"{config_path} is not valid JSON: {error}") from None
+    for key in ("model", "config", "catalogue_sha256"):
+        if key not in meta:
+            raise ModelFormatError(f"{config_path} lacks the key {key!r}")
+    return meta
+
+
+def mask_excluded(scores: torch.Tensor, exclude: Exclusions) -> torch.Tensor:
+    """Copy of `scores` (B, n) with excluded items set to -inf."""
+    if exclude is None:
+        return scores
+    scores = scores.clone()
+    for row, items in enumerate(exclude):
+        indices = torch.as_tensor(np.fromiter(items, dtype=np.int64, count=len(items)))
+        if len(indices):
+            scores[row, indices] = float("-inf")
+    return scores
+
+
+def top_k(scores: torch.Tensor, k: int, exclude: Exclusions = None) -> Recommendations:
+    """Top-k of (B, n) scores, excluded items removed, ties broken toward the lower item index."""
+    scores = mask_excluded(scores.float(), exclude)
+    k = min(k, scores.shape[1])
+    # A stable descending sort keeps equal scores in index order; topk makes no such promise.
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    top_scores = torch.gather(scores, 1, order)
+    return Recommendations(order.numpy().astype(np.int64), top_scores.numpy())

@@ -1,0 +1,47 @@
+"""Popularity: every history gets the items most often seen in training."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from llmrec.data.sequences import EvalSet
+from llmrec.models.base import FitResult, Histories, ModelConfig, Recommender, RunContext
+
+
+class PopConfig(ModelConfig):
+    name: Literal["pop"] = "pop"
+
+
+class Popularity(Recommender):
+    name = "pop"
+    Config = PopConfig
+
+    def __init__(self, config: PopConfig, catalogue) -> None:
+        super().__init__(config, catalogue)
+        self.counts = torch.zeros(len(catalogue))
+
+    def fit(
+        self,
+        train: Sequence[np.ndarray],
+        valid: EvalSet | None = None,
+        run: RunContext | None = None,
+    ) -> FitResult:
+        items = np.concatenate([np.asarray(s, dtype=np.int64) for s in train] or [np.zeros(0, int)])
+        counts = np.bincount(items, minlength=self.num_items).astype(np.float32)
+        self.counts = torch.from_numpy(counts)
+        return FitResult()
+
+    def score(self, histories: Histories) -> torch.Tensor:
+        return self.counts.expand(len(histories), -1).clone()
+
+    def _save_state(self, path: Path) -> None:
+        save_file({"counts": self.counts}, str(path / "model.safetensors"))
+
+    def _load_state(self, path: Path) -> None:
+        self.counts = load_file(str(path / "model.safetensors"))["counts"]

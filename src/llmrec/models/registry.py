@@ -1,0 +1,35 @@
+"""The explicit table of model kinds: adding a model is one line here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmrec.data.catalogue import Catalogue
+from llmrec.errors import ConfigError
+from llmrec.models.base import ModelConfig, Recommender, read_model_meta
+from llmrec.models.bm25 import BM25Config, BM25Recommender
+from llmrec.models.pop import PopConfig, Popularity
+from llmrec.models.sasrec import SASRec, SASRecConfig
+
+MODELS: dict[str, type[Recommender]] = {
+    "pop": Popularity,
+    "bm25": BM25Recommender,
+    "sasrec": SASRec,
+}
+
+AnyModelConfig = PopConfig | BM25Config | SASRecConfig
+
+
+def build_model(config: ModelConfig, catalogue: Catalogue) -> Recommender:
+    name = getattr(config, "name", None)
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    return MODELS[name](config, catalogue)
+
+
+def load_model(path: str | Path) -> Recommender:
+    """Load any saved model directory, dispatching on the name in its config.json."""
+    meta = read_model_meta(Path(path))
+    if meta["model"] not in MODELS:
+        raise ConfigError(f"{path}: unknown model {meta['model']!r}; known: {', '.join(MODELS)}")
+    return MODELS[meta["model"]].load(path)

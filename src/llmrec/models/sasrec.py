@@ -1,0 +1,231 @@
+"""SASRec (Kang & McAuley, ICDM 2018) trained with full softmax cross-entropy over all items.
+
+The strong variant (Klenitskiy & Vasilev, RecSys 2023; Petrov & Macdonald, RecSys 2023): every
+position of a training sequence predicts its next item against the whole catalogue. Sequences
+are right-padded so a causal mask alone keeps real positions away from padding; positions are
+counted back from the most recent item, so the last item always has position 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field, PositiveInt
+from torch import nn
+
+from llmrec.data.sequences import EvalSet
+from llmrec.models.base import FitResult, Histories, ModelConfig, Recommender, RunContext
+from llmrec.training.checkpoint import load_weights, save_weights
+from llmrec.training.loop import LossOutput, train
+from llmrec.training.validation import full_ranking_metrics, sample_eval_set
+
+WEIGHTS_FILE = "model.safetensors"
+
+
+class SASRecConfig(ModelConfig):
+    name: Literal["sasrec"] = "sasrec"
+    hidden_size: PositiveInt = Field(64, description="embedding and hidden width")
+    num_layers: PositiveInt = Field(2, description="transformer blocks")
+    num_heads: PositiveInt = Field(2, description="attention heads per block")
+    ffn_multiplier: PositiveInt = Field(4, description="feed-forward width / hidden_size")
+    dropout: float = Field(0.5, ge=0.0, lt=1.0, description="dropout on embeddings and blocks")
+    max_length: PositiveInt = Field(50, description="most recent history items the model reads")
+    score_batch_size: PositiveInt = Field(1024, description="histories per scoring batch")
+
+
+class SASRecNetwork(nn.Module):
+    """Item + reverse-position embeddings -> pre-LN causal transformer -> dot with item table."""
+
+    def __init__(self, config: SASRecConfig, num_items: int) -> None:
+        super().__init__()
+        hidden = config.hidden_size
+        self.num_items = num_items
+        self.item_embedding = nn.Embedding(num_items + 1, hidden, padding_idx=num_items)
+        self.position_embedding = nn.Embedding(config.max_length, hidden)
+        self.dropout = nn.Dropout(config.dropout)
+        layer = nn.TransformerEncoderLayer(
+            hidden,
+            config.num_heads,
+            hidden * config.ffn_multiplier,
+            config.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(
+            layer, config.num_layers, norm=nn.LayerNorm(hidden), enable_nested_tensor=False
+        )
+        self.apply(_init_weights)
+
+    def encode(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T) right-padded item indices -> (B, T, H) hidden states."""
+        steps = items.shape[1]
+        columns = torch.arange(steps, device=items.device)
+        positions = (lengths[:, None] - 1 - columns[None, :]).clamp(min=0)  # (B, T)
+        hidden = self.item_embedding(items) * (self.item_embedding.embedding_dim**0.5)
+        hidden = self.dropout(hidden + self.position_embedding(positions))
+        causal = nn.Transformer.generate_square_subsequent_mask(steps, device=items.device)
+        return self.encoder(hidden, mask=causal, is_causal=True)
+
+    def item_table(self) -> torch.Tensor:
+        return self.item_embedding.weight[: self.num_items]  # (V, H)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
+        hidden = self.encode(batch["inputs"], batch["lengths"])  # (B, T, H)
+        is_target = batch["targets"] >= 0
+        logits = hidden[is_target] @ self.item_table().T  # (N, V): only real positions
+        loss = F.cross_entropy(logits, batch["targets"][is_target])
+        return LossOutput(loss, {"ce": loss.detach()}, int(is_target.sum()))
+
+    def last_hidden(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        hidden = self.encode(items, lengths)
+        return hidden[torch.arange(len(items)), lengths - 1]  # (B, H)
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear | nn.Embedding):
+        nn.init.normal_(module.weight, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+class SequenceBatches:
+    """Training batches of (input, next-item target) windows, similar lengths grouped together.
+
+    Sequences longer than max_length + 1 are cut from the end into windows that share one item,
+    so every training target is used once. The order depends only on (seed, epoch).
+    """
+
+    def __init__(
+        self,
+        sequences: Sequence[np.ndarray],
+        config: SASRecConfig,
+        num_items: int,
+        batch_size: int,
+        seed: int,
+    ) -> None:
+        self.windows = [w for s in sequences for w in _windows(s, config.max_length + 1)]
+        self.pad = num_items
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def epoch_batches(self, epoch: int) -> list[dict[str, torch.Tensor]]:
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.windows))
+        lengths = np.array([len(self.windows[i]) for i in order])
+        pool = self.batch_size * 50  # sort by length within pools: little padding, still random
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = order[start : start + pool]
+            chunk = chunk[np.argsort(-lengths[start : start + pool], kind="stable")]
+            for offset in range(0, len(chunk), self.batch_size):
+                batches.append(self._collate(chunk[offset : offset + self.batch_size]))
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def _collate(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        windows = [self.windows[i] for i in rows]
+        steps = max(len(w) for w in windows) - 1
+        inputs = np.full((len(windows), steps), self.pad, dtype=np.int64)
+        targets = np.full((len(windows), steps), -100, dtype=np.int64)
+        for row, window in enumerate(windows):
+            inputs[row, : len(window) - 1] = window[:-1]
+            targets[row, : len(window) - 1] = window[1:]
+        lengths = np.array([len(w) - 1 for w in windows], dtype=np.int64)
+        return {
+            "inputs": torch.from_numpy(inputs),
+            "targets": torch.from_numpy(targets),
+            "lengths": torch.from_numpy(lengths),
+        }
+
+
+def _windows(sequence: np.ndarray, size: int) -> list[np.ndarray]:
+    if len(sequence) < 2:
+        return []
+    windows = []
+    end = len(sequence)
+    while end > 1:
+        windows.append(sequence[max(0, end - size) : end])
+        end = end - size + 1
+    return windows
+
+
+class SASRec(Recommender):
+    name = "sasrec"
+    Config = SASRecConfig
+
+    def __init__(self, config: SASRecConfig, catalogue) -> None:
+        super().__init__(config, catalogue)
+        self.network = SASRecNetwork(config, len(catalogue))
+
+    def fit(
+        self,
+        train_sequences: Sequence[np.ndarray],
+        valid: EvalSet | None = None,
+        run: RunContext | None = None,
+    ) -> FitResult:
+        run = run or RunContext(Path("runs") / "sasrec")
+        torch.manual_seed(run.seed)
+        self.network = SASRecNetwork(self.config, self.num_items)
+        batches = SequenceBatches(
+            train_sequences, self.config, self.num_items, run.train.batch_size, run.seed
+        )
+        validate = None
+        if valid is not None:
+            subset = sample_eval_set(valid, run.train.eval_users, run.seed)
+            validate = lambda network: full_ranking_metrics(  # noqa: E731
+                lambda histories: self._score_with(network, histories), subset
+            )
+        result = train(
+            self.network,
+            batches,
+            validate,
+            run.train,
+            run.run_dir,
+            seed=run.seed,
+            resume=run.resume,
+            show_progress=run.show_progress,
+        )
+        self.network.eval()
+        return FitResult(
+            result.best_step,
+            result.best_metric,
+            result.history,
+            train_seconds=result.train_seconds,
+            epoch_seconds=result.epoch_seconds,
+        )
+
+    def score(self, histories: Histories) -> torch.Tensor:
+        self.network.eval()
+        with torch.no_grad():
+            parts = [
+                self._score_with(self.network, histories[i : i + self.config.score_batch_size])
+                for i in range(0, len(histories), self.config.score_batch_size)
+            ]
+        return torch.cat(parts) if parts else torch.zeros(0, self.num_items)
+
+    def _score_with(self, network: SASRecNetwork, histories: Histories) -> torch.Tensor:
+        """(B, V) scores; an empty history scores every item 0 (no evidence either way)."""
+        recent = [np.asarray(h, dtype=np.int64)[-self.config.max_length :] for h in histories]
+        lengths = np.array([len(h) for h in recent], dtype=np.int64)
+        steps = max(1, int(lengths.max(initial=1)))
+        items = np.full((len(recent), steps), self.num_items, dtype=np.int64)
+        for row, history in enumerate(recent):
+            items[row, : len(history)] = history
+        hidden = network.last_hidden(
+            torch.from_numpy(items), torch.from_numpy(np.maximum(lengths, 1))
+        )
+        scores = hidden @ network.item_table().T
+        scores[torch.from_numpy(lengths == 0)] = 0.0
+        return scores
+
+    def _save_state(self, path: Path) -> None:
+        save_weights(self.network, path / WEIGHTS_FILE)
+
+    def _load_state(self, path: Path) -> None:
+        load_weights(self.network, path / WEIGHTS_FILE)
+        self.network.eval()

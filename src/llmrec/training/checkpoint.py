@@ -1,0 +1,81 @@
+"""Resumable training checkpoints, written atomically into the run's own `checkpoints/` folder.
+
+Weights and RNG states go to safetensors; optimizer and scheduler states (plain tensors and
+numbers) go through `torch.save` and are read back with `weights_only=True`; counters to JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+MODEL_FILE = "model.safetensors"
+
+
+@dataclass
+class LoopState:
+    """Counters that, with the weights and RNG, let a run continue exactly where it stopped."""
+
+    epoch: int = 0
+    batches_done: int = 0  # batches of `epoch` already trained
+    step: int = 0  # optimizer steps so far
+    best_metric: float | None = None
+    best_step: int | None = None
+    best_epoch: int | None = None
+    evals_without_improvement: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def save_weights(module: nn.Module, path: Path) -> None:
+    state = {
+        name: tensor.detach().contiguous().cpu() for name, tensor in module.state_dict().items()
+    }
+    save_file(state, str(path))
+
+
+def load_weights(module: nn.Module, path: Path) -> None:
+    module.load_state_dict(load_file(str(path)))
+
+
+def save_checkpoint(
+    folder: Path,
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    state: LoopState,
+) -> None:
+    """Write to a temporary sibling, then rename: a crash never leaves a half-written checkpoint."""
+    temporary = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir(parents=True)
+    save_weights(module, temporary / MODEL_FILE)
+    torch.save(optimizer.state_dict(), temporary / "optimizer.pt")
+    torch.save(scheduler.state_dict(), temporary / "scheduler.pt")
+    save_file({"torch": torch.get_rng_state()}, str(temporary / "rng.safetensors"))
+    (temporary / "state.json").write_text(json.dumps(asdict(state), indent=1), encoding="utf-8")
+    previous = folder.with_name(folder.name + ".old")
+    shutil.rmtree(previous, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, previous)
+    os.replace(temporary, folder)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def load_checkpoint(
+    folder: Path,
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> LoopState:
+    load_weights(module, folder / MODEL_FILE)
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
+    torch.set_rng_state(load_file(str(folder / "rng.safetensors"))["torch"])
+    return LoopState(**json.loads((folder / "state.json").read_text(encoding="utf-8")))

@@ -1,0 +1,37 @@
+"""Settings of the one training loop shared by every trainable model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+
+class TrainConfig(BaseModel):
+    """How to train: optimisation, evaluation cadence, early stopping, checkpoints."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: PositiveInt = Field(200, description="maximum number of passes over the training users")
+    max_steps: PositiveInt | None = Field(None, description="stop after this many optimizer steps")
+    batch_size: PositiveInt = Field(128, description="training sequences per optimizer step")
+    lr: PositiveFloat = Field(1e-3, description="peak learning rate")
+    weight_decay: NonNegativeFloat = Field(0.0, description="AdamW decoupled weight decay")
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
+    schedule: Literal["constant", "cosine"] = Field("constant", description="LR after warm-up")
+    grad_clip: PositiveFloat | None = Field(1.0, description="max global grad norm; None = off")
+    grad_accum: PositiveInt = Field(1, description="gradient accumulation steps")
+    precision: Literal["no", "bf16", "fp16"] = Field("no", description="mixed precision (GPU)")
+    eval_every: PositiveInt = Field(1, description="validate every N epochs")
+    eval_users: PositiveInt | None = Field(
+        None, description="validate on a seeded sample of this many users (None = all)"
+    )
+    metric: str = Field("ndcg@10", description="validation metric for early stopping")
+    patience: PositiveInt = Field(10, description="stop after N validations without improvement")
+    checkpoint_every: PositiveInt | None = Field(
+        None, description="write a resumable checkpoint every N optimizer steps (also each eval)"
+    )
+    log_every: PositiveInt = Field(50, description="log losses every N optimizer steps")
+    num_threads: PositiveInt | None = Field(
+        None, description="torch CPU threads (None = torch default; 1 on a shared machine)"
+    )

@@ -1,0 +1,62 @@
+"""Shared fixtures: the embedded 300-user Beauty fixture and a small synthetic data set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from llmrec.data.catalogue import Catalogue, Item
+from llmrec.data.sequences import Dataset
+from llmrec.data.splits import leave_one_out
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_DIR = REPO_ROOT / "data" / "amazon-beauty-mini"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    # One thread: the CI machine has 2 shared cores, where 2 threads are slower (notes/llm-on-cpu).
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The staged data sets: $LLMREC_DATA, else ../shared/data beside the repo; skip if absent."""
+    path = Path(os.environ.get("LLMREC_DATA", REPO_ROOT.parent / "shared" / "data"))
+    if not path.is_dir():
+        pytest.skip(f"staged data not found at {path} (set LLMREC_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def beauty_mini() -> Dataset:
+    from llmrec.data.registry import load_dataset
+
+    return load_dataset(FIXTURE_DIR).dataset
+
+
+@pytest.fixture()
+def toy_dataset() -> Dataset:
+    """12 items, 30 users whose sequences follow item i -> i+1 (mod 12): easy to learn."""
+    items = [
+        Item(
+            f"i{index}",
+            title=f"product {index} {'red' if index % 2 else 'blue'}",
+            categories=("toys",),
+            brand=f"brand{index % 3}",
+        )
+        for index in range(12)
+    ]
+    catalogue = Catalogue.from_items(items)
+    rng = np.random.default_rng(0)
+    users, sequences = [], []
+    for user in range(30):
+        start = int(rng.integers(12))
+        length = int(rng.integers(4, 9))
+        sequences.append(np.array([(start + step) % 12 for step in range(length)]))
+        users.append(f"u{user}")
+    return leave_one_out("toy", catalogue, users, sequences)

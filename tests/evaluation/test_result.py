@@ -1,0 +1,99 @@
+"""Tests of evaluation/result.py: summarising ranks, JSON round trip, the table and comparisons."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmrec.evaluation.config import EvalConfig
+from llmrec.evaluation.result import EvalResult, build_protocol, compare_results
+
+RANKS = np.array([1, 2, 3, 5, 11, 21])
+USER_IDS = ("u1", "u2", "u3", "u4", "u5", "u6")
+
+
+def make_result(
+    ranks: np.ndarray = RANKS, config: EvalConfig | None = None, **changes: object
+) -> EvalResult:
+    config = config or EvalConfig(ks=(1, 10), bootstrap_resamples=200)
+    protocol = build_protocol(
+        config,
+        num_items=30,
+        num_users=len(ranks),
+        split="test",
+        model_name="fake",
+        ranked_by="score",
+        rank_cutoff=None,
+    )
+    protocol.update(changes)
+    return EvalResult.from_ranks(ranks, tuple(f"u{row + 1}" for row in range(len(ranks))), protocol)
+
+
+def test_from_ranks_computes_metrics_and_intervals() -> None:
+    result = make_result()
+    assert result.metrics["recall@10"] == pytest.approx(4 / 6)
+    assert result.metrics["mrr@1"] == pytest.approx(1 / 6)
+    assert set(result.ci) == set(result.metrics)
+    for key, interval in result.ci.items():
+        assert interval.low <= result.metrics[key] <= interval.high
+    assert result.ranks.dtype == np.int64 and result.user_ids == USER_IDS
+
+
+def test_from_ranks_honours_the_rank_cutoff() -> None:
+    with pytest.raises(ValueError, match="K=10"):
+        make_result(rank_cutoff=5)
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    result = make_result()
+    result.save(tmp_path)
+    lines = (tmp_path / "ranks.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[1]) == {"user_id": "u2", "rank": 2}
+    record = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
+    assert record["protocol"]["filter_history"] is False
+    assert record["ci"]["ndcg@10"]["low"] == result.ci["ndcg@10"].low
+    loaded = EvalResult.load(tmp_path)
+    assert (loaded.metrics, loaded.ci, loaded.protocol) == (
+        result.metrics,
+        result.ci,
+        result.protocol,
+    )
+    np.testing.assert_array_equal(loaded.ranks, result.ranks)
+    assert loaded.user_ids == result.user_ids
+
+
+def test_table_shows_values_intervals_and_the_protocol() -> None:
+    result = make_result()
+    table = result.format_table()
+    interval = result.ci["recall@10"]
+    row = f"| recall@10 | 0.6667 | {interval.low:.4f} - {interval.high:.4f} |"
+    assert row in table.splitlines()
+    assert "| metric | value | 95% CI |" in table
+    assert "full ranking over 30 items; history filter off; split test" in table
+    filtered = make_result(config=EvalConfig(ks=(1,), filter_history=True))
+    assert "history filter on" in filtered.format_table()
+
+
+def test_table_labels_the_sampled_protocol_and_missing_intervals() -> None:
+    config = EvalConfig(ks=(1,), protocol="sampled", num_negatives=100, bootstrap_resamples=0)
+    table = make_result(config=config).format_table()
+    assert "SAMPLED ranking (target + 100 uniform negatives per user" in table
+    assert "| recall@1 | 0.1667 | n/a |" in table
+    assert "history filter off" in table
+
+
+def test_compare_results_pairs_users_and_checks_the_protocol() -> None:
+    rng = np.random.default_rng(0)
+    good = make_result(rng.integers(1, 3, size=400))
+    bad = make_result(rng.integers(5, 40, size=400))
+    better = compare_results(good, bad, "recall@1", num_resamples=500)
+    assert better.mean_difference > 0 and better.p_value < 0.01
+    same = compare_results(good, good, "ndcg@10", num_resamples=500)
+    assert same.p_value == 1.0
+    with pytest.raises(ValueError, match="filter_history"):
+        compare_results(good, make_result(good.ranks, filter_history=True), "recall@1")
+    with pytest.raises(ValueError, match="same users"):
+        compare_results(good, make_result(good.ranks[:10]), "recall@1")

@@ -1,0 +1,113 @@
+"""The shared loop: seeded runs repeat exactly; a killed run resumes to the same weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from llmrec.training.checkpoint import MODEL_FILE, load_weights
+from llmrec.training.config import TrainConfig
+from llmrec.training.loop import LossOutput, train
+
+
+class Regression(nn.Module):
+    """A small model with dropout, so the RNG state matters for exact resume."""
+
+    def __init__(self, crash_at_call: int | None = None) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.layers = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.3), nn.Linear(8, 1))
+        self.calls = 0
+        self.crash_at_call = crash_at_call
+
+    def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> LossOutput:
+        self.calls += 1
+        if self.calls == self.crash_at_call:
+            raise KeyboardInterrupt  # what a user's Ctrl-C or a killed job looks like
+        inputs, targets = batch
+        loss = ((self.layers(inputs).squeeze(-1) - targets) ** 2).mean()
+        return LossOutput(loss, {"mse": loss.detach()})
+
+
+class Batches:
+    def __init__(self, seed: int = 0) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.inputs = torch.randn(40, 4, generator=generator)
+        self.targets = self.inputs.sum(dim=1)
+
+    def epoch_batches(self, epoch: int):
+        order = torch.randperm(40, generator=torch.Generator().manual_seed(epoch))
+        return [
+            (self.inputs[order[i : i + 8]], self.targets[order[i : i + 8]]) for i in range(0, 40, 8)
+        ]
+
+
+CONFIG = TrainConfig(epochs=4, batch_size=8, lr=1e-2, checkpoint_every=1, log_every=1)
+
+
+def _weights(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.clone() for name, tensor in module.state_dict().items()}
+
+
+def test_same_seed_same_weights(tmp_path: Path) -> None:
+    first, second = Regression(), Regression()
+    train(first, Batches(), None, CONFIG, tmp_path / "a", seed=3, show_progress=False)
+    train(second, Batches(), None, CONFIG, tmp_path / "b", seed=3, show_progress=False)
+    for name, tensor in _weights(first).items():
+        assert torch.equal(tensor, _weights(second)[name]), name
+
+
+def test_loss_decreases(tmp_path: Path) -> None:
+    module = Regression()
+    batches = Batches()
+    inputs, targets = batches.inputs, batches.targets
+    before = ((module.eval().layers(inputs).squeeze(-1) - targets) ** 2).mean().item()
+    train(module, batches, None, CONFIG, tmp_path, seed=0, show_progress=False)
+    after = ((module.eval().layers(inputs).squeeze(-1) - targets) ** 2).mean().item()
+    assert after < 0.5 * before
+
+
+def test_killed_run_resumes_to_identical_weights(tmp_path: Path) -> None:
+    uninterrupted = Regression()
+    train(uninterrupted, Batches(), None, CONFIG, tmp_path / "full", seed=1, show_progress=False)
+
+    crashing = Regression(crash_at_call=13)  # mid-epoch 3 (5 batches per epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(crashing, Batches(), None, CONFIG, tmp_path / "killed", seed=1, show_progress=False)
+    resumed = Regression()
+    train(
+        resumed,
+        Batches(),
+        None,
+        CONFIG,
+        tmp_path / "killed",
+        seed=1,
+        resume=True,
+        show_progress=False,
+    )
+    for name, tensor in _weights(uninterrupted).items():
+        torch.testing.assert_close(_weights(resumed)[name], tensor, rtol=0, atol=0)
+    assert not (tmp_path / "killed" / "checkpoints" / "last.tmp").exists()
+
+
+def test_early_stopping_keeps_the_best_weights(tmp_path: Path) -> None:
+    module = Regression()
+    scores = iter([0.1, 0.5, 0.3, 0.2, 0.1, 0.0])
+    snapshots = []
+
+    def validate(network: nn.Module) -> dict[str, float]:
+        snapshots.append(_weights(network))
+        return {"ndcg@10": next(scores)}
+
+    config = TrainConfig(epochs=6, batch_size=8, patience=2)
+    result = train(module, Batches(), validate, config, tmp_path, seed=0, show_progress=False)
+    assert result.best_epoch == 2 and result.best_metric == 0.5
+    assert len(result.history) == 4  # stopped after two evaluations without improvement
+    best = nn.Module()
+    best.layers = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.3), nn.Linear(8, 1))
+    load_weights(best, tmp_path / "checkpoints" / "best" / MODEL_FILE)
+    for name, tensor in snapshots[1].items():
+        assert torch.equal(_weights(module)[name], tensor), name
