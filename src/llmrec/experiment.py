@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from llmrec.config import RunConfig, save_config
@@ -44,7 +44,7 @@ def prepare_run_dir(config: RunConfig) -> Path:
 def load_run_data(config: RunConfig) -> Dataset:
     loaded = load_dataset(
         config.data.source,
-        format=config.data.format,
+        data_format=config.data.format,
         data_dir=config.data.data_dir,
         skip_bad=config.data.skip_bad,
     )
@@ -61,6 +61,7 @@ def train_model(
     context = RunContext(run_dir, config.train, config.seed, show_progress, resume)
     fit = model.fit(dataset.train, dataset.valid, context)
     model.save(run_dir / MODEL_FOLDER)
+    (run_dir / "fit.json").write_text(json.dumps(asdict(fit), indent=1) + "\n", encoding="utf-8")
     return model, dataset, fit, run_dir
 
 

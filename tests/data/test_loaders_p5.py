@@ -75,6 +75,16 @@ def test_crlf_line_ends_and_blank_lines_are_accepted(tmp_path: Path) -> None:
     assert load_p5(folder).dataset.user_ids == ("u1", "u2")
 
 
+def test_byte_order_mark_is_dropped(tmp_path: Path) -> None:
+    folder = _write_folder(tmp_path)
+    for name in ("items.jsonl", "user_sequence.txt"):
+        path = folder / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    result = load_p5(folder)
+    assert result.dataset.user_ids == ("u1", "u2", "u3")
+    assert result.dataset.catalogue.item_id(0) == "a"
+
+
 def test_missing_file_names_it(tmp_path: Path) -> None:
     folder = _write_folder(tmp_path)
     (folder / "user_sequence.txt").unlink()
@@ -168,7 +178,7 @@ def test_skip_bad_skips_and_counts_each_problem(tmp_path: Path) -> None:
         "bad_encoding": 1,
     }
     assert result.report.num_skipped == 7
-    assert "1 too_short" in result.report.summary()
+    assert "1 too_short" in str(result.report)
     assert any("line 2" in message for message in result.report.examples["unknown_item"])
 
 

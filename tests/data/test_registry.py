@@ -81,7 +81,7 @@ def test_explicit_format_overrides_detection(tmp_path: Path) -> None:
     write_lines(folder / "sequential_train.txt", ["1 1 2 3"])
     with pytest.raises(DataError, match="several formats"):
         load_dataset(folder)
-    assert load_dataset(folder, format="p5").format == "p5"
+    assert load_dataset(folder, data_format="p5").format == "p5"
 
 
 def test_unknown_name_lists_the_known_ones(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ def stats(
     skip_bad: SkipBad = False,
 ) -> None:
     """Print users / items / interactions / sequence-length statistics."""
-    loaded = load_dataset(source, format=data_format, data_dir=data_dir, skip_bad=skip_bad)
-    typer.echo(format_stats(compute_stats(loaded.dataset)))
+    loaded = load_dataset(source, data_format=data_format, data_dir=data_dir, skip_bad=skip_bad)
+    typer.echo(format_stats(compute_stats(loaded.dataset, loaded.full_sequences)))
     if skip_bad:
         typer.echo(str(loaded.report))

@@ -116,17 +116,17 @@ def resolve_source(source: str | Path, data_dir: str | Path | None) -> tuple[Pat
 def load_dataset(
     source: str | Path,
     *,
-    format: DataFormat = "auto",  # named like DataConfig.format, though it shadows the builtin
+    data_format: DataFormat = "auto",
     data_dir: str | Path | None = None,
     skip_bad: bool = False,
 ) -> LoadResult:
     """Load a named data set or a data folder, split it, and report what was skipped.
 
-    `format="auto"` uses the registered format of a named set, else detects it from the files.
+    `data_format="auto"` uses the registered format of a named set, else detects it from the files.
     `skip_bad=True` skips bad lines/users and counts them in `LoadResult.report`.
     """
     folder, name, registered = resolve_source(source, data_dir)
-    chosen = format if format != "auto" else registered
+    chosen = data_format if data_format != "auto" else registered
     if chosen == "auto":
         chosen = detect_format(folder)
     if chosen not in LOADERS:

@@ -14,12 +14,12 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field, PositiveInt
 from torch import nn
 
 from llmrec.data.sequences import EvalSet
 from llmrec.models.base import FitResult, Histories, ModelConfig, Recommender, RunContext
+from llmrec.models.losses import full_softmax_cross_entropy
 from llmrec.training.checkpoint import load_weights, save_weights
 from llmrec.training.loop import LossOutput, train
 from llmrec.training.validation import full_ranking_metrics, sample_eval_set
@@ -78,8 +78,10 @@ class SASRecNetwork(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
         hidden = self.encode(batch["inputs"], batch["lengths"])  # (B, T, H)
         is_target = batch["targets"] >= 0
-        logits = hidden[is_target] @ self.item_table().T  # (N, V): only real positions
-        loss = F.cross_entropy(logits, batch["targets"][is_target])
+        # Logits only at real positions, against every item (full softmax, no sampling).
+        loss = full_softmax_cross_entropy(
+            hidden[is_target], self.item_table(), batch["targets"][is_target]
+        )
         return LossOutput(loss, {"ce": loss.detach()}, int(is_target.sum()))
 
     def last_hidden(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

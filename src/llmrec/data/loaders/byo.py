@@ -83,14 +83,13 @@ def read_interactions_csv(path: Path, problems: Problems) -> list[Interaction]:
             error = field_count_error(len(fields), list(columns), "comma", path, line)
             problems.handle("malformed_line", error)
             continue
+        time_text = None if time_column is None else fields[time_column]
         try:
             interaction = Interaction(
                 line,
                 parse_id(fields[columns["user"]], path, line, "user"),
                 parse_id(fields[columns["item"]], path, line, "item"),
-                None
-                if time_column is None
-                else parse_timestamp(fields[time_column], path, line, "timestamp"),
+                parse_timestamp(time_text, path, line, "timestamp"),
             )
         except DataError as error:
             problems.handle("bad_value", error)

@@ -36,8 +36,10 @@ def find_inter(folder: Path) -> Path:
     return found[0]
 
 
-def read_header(lines: list[tuple[int, str]], path: Path) -> dict[str, tuple[int, str]]:
-    """Header `name:type` columns as name -> (position, type)."""
+def read_header(
+    lines: list[tuple[int, str]], path: Path, required: tuple[str, ...]
+) -> dict[str, tuple[int, str]]:
+    """Typed header columns (`name:type<TAB>...`) as name -> (position, type)."""
     if not lines:
         raise DataError("empty file; expected a header like user_id:token", path, 1)
     line, text = lines[0]
@@ -50,21 +52,15 @@ def read_header(lines: list[tuple[int, str]], path: Path) -> dict[str, tuple[int
             )
             raise DataError(problem, path, line, "header")
         columns[name] = (position, field_type)
-    return columns
-
-
-def require_columns(
-    columns: dict[str, tuple[int, str]], names: tuple[str, ...], path: Path
-) -> None:
-    missing = [name for name in names if name not in columns]
+    missing = [name for name in required if name not in columns]
     if missing:
-        raise DataError(f"header lacks column(s) {missing}", path, 1, "header")
+        raise DataError(f"header lacks column(s) {missing}", path, line, "header")
+    return columns
 
 
 def read_inter(path: Path, problems: Problems) -> list[Interaction]:
     lines = read_lines(path, problems)
-    columns = read_header(lines, path)
-    require_columns(columns, ("user_id", "item_id"), path)
+    columns = read_header(lines, path, ("user_id", "item_id"))
     user_at, item_at = columns["user_id"][0], columns["item_id"][0]
     time_at = columns["timestamp"][0] if "timestamp" in columns else None
     interactions = []
@@ -78,12 +74,9 @@ def read_inter(path: Path, problems: Problems) -> list[Interaction]:
             field = "user_id" if not fields[user_at] else "item_id"
             problems.handle("bad_value", DataError("empty id", path, line, field))
             continue
+        time_text = None if time_at is None else fields[time_at]
         try:
-            timestamp = (
-                None
-                if time_at is None
-                else parse_timestamp(fields[time_at], path, line, "timestamp")
-            )
+            timestamp = parse_timestamp(time_text, path, line, "timestamp")
         except DataError as error:
             problems.handle("bad_value", error)
             continue
@@ -124,8 +117,7 @@ def _item_from_fields(
 def read_items(path: Path, problems: Problems, seq_separator: str) -> Catalogue:
     """Catalogue from a NAME.item file, in file order."""
     lines = read_lines(path, problems)
-    columns = read_header(lines, path)
-    require_columns(columns, ("item_id",), path)
+    columns = read_header(lines, path, ("item_id",))
     items: dict[str, Item] = {}
     for line, text in lines[1:]:
         fields = text.split("\t")

@@ -26,7 +26,7 @@ from llmrec.data.loaders.common import (
     field_count_error,
     read_lines,
 )
-from llmrec.data.loaders.recbole import read_header, require_columns
+from llmrec.data.loaders.recbole import read_header
 from llmrec.data.sequences import Dataset
 from llmrec.errors import DataError
 
@@ -77,8 +77,7 @@ def read_columns(
     lines: list[tuple[int, str]], path: Path, wanted: tuple[str, ...]
 ) -> tuple[list[int], list[str]]:
     """Positions of the `wanted` columns in a typed RecBole header, and all column names."""
-    columns = read_header(lines, path)
-    require_columns(columns, wanted, path)
+    columns = read_header(lines, path, wanted)
     return [columns[name][0] for name in wanted], list(columns)
 
 

@@ -1,0 +1,223 @@
+"""Benchmark: Pop, BM25 and SASRec-CE on full Beauty and Toys, and RecBole's SASRec epoch time.
+
+Each model runs as its own `python -m llmrec run` process (so wall time and peak memory are its
+own); RecBole 1.2.1 runs in its separate venv (benchmarks/recbole/setup.sh) on the same sequences
+in the same benchmark run, and the table reports our SASRec epoch time / RecBole's.
+
+    .venv/bin/python benchmarks/baselines.py --data-dir ../shared/data
+
+Writes benchmarks/results/baselines.json and baselines.md. Run it on an idle machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import psutil
+import typer
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+CONFIGS = {
+    "pop": "configs/pop_beauty.yaml",
+    "bm25": "configs/bm25_beauty.yaml",
+    "sasrec": "configs/sasrec_beauty.yaml",
+}
+FOLDERS = {"beauty": "amazon-beauty", "toys": "amazon-toys"}
+METRICS = ("recall@1", "recall@5", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr@10")
+
+
+def run_measured(command: list[str], log_path: Path) -> dict[str, float]:
+    """Run a command, polling its RSS (children included) every 0.2 s; fail loudly on error."""
+    started = time.perf_counter()
+    peak = 0
+    with open(log_path, "w", encoding="utf-8") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        watched = psutil.Process(process.pid)
+        while process.poll() is None:
+            try:
+                members = [watched, *watched.children(recursive=True)]
+                peak = max(peak, sum(member.memory_info().rss for member in members))
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed; see {log_path}")
+    return {"wall_s": time.perf_counter() - started, "peak_rss_gib": peak / 2**30}
+
+
+def run_llmrec(
+    model: str, dataset: str, data_dir: Path, threads: int, seed: int, work: Path
+) -> dict:
+    name = f"{model}-{dataset}"
+    overrides = [
+        f"data.source={dataset}",
+        f"data.data_dir={data_dir}",
+        f"output.dir={work}",
+        f"output.name={name}",
+        f"seed={seed}",
+        f"train.num_threads={threads}",
+    ]
+    command = [sys.executable, "-m", "llmrec", "run", CONFIGS[model], "-q"]
+    for override in overrides:
+        command += ["--set", override]
+    measured = run_measured(command, work / f"{name}.log")
+    run_dir = work / name
+    metrics = json.loads((run_dir / "metrics.json").read_text())["test"]
+    fit = json.loads((run_dir / "fit.json").read_text())
+    epochs = fit["epoch_seconds"]
+    return {
+        "model": model,
+        "dataset": dataset,
+        "seed": seed,
+        "threads": threads,
+        "command": "llmrec run " + CONFIGS[model] + " " + " ".join(f"--set {o}" for o in overrides),
+        "metrics": metrics["metrics"],
+        "ci": metrics["ci"],
+        "protocol": metrics["protocol"],
+        "best_epoch": (fit["history"] and max(fit["history"], key=lambda h: h["ndcg@10"])["epoch"]),
+        "epochs_trained": len(epochs),
+        "train_s": fit["train_seconds"],
+        "median_epoch_s": statistics.median(epochs) if epochs else None,
+        **measured,
+    }
+
+
+def run_recbole(data_dir: Path, epochs: int, threads: int, anomaly: str, work: Path) -> dict:
+    venv = Path(os.environ.get("RECBOLE_VENV", REPO / ".venv-recbole"))
+    if not (venv / "bin" / "python").is_file():
+        raise RuntimeError(f"no RecBole venv at {venv}: run benchmarks/recbole/setup.sh first")
+    out = work / f"recbole-{anomaly}.json"
+    command = [
+        str(venv / "bin" / "python"),
+        "benchmarks/recbole/run_sasrec.py",
+        "--sequences",
+        str(data_dir / FOLDERS["beauty"] / "user_sequence.txt"),
+        "--epochs",
+        str(epochs),
+        "--threads",
+        str(threads),
+        "--anomaly",
+        anomaly,
+        "--out",
+        str(out),
+        "--workdir",
+        str(work / f"recbole-{anomaly}"),
+    ]
+    measured = run_measured(command, work / f"recbole-{anomaly}.log")
+    return {
+        "anomaly": anomaly,
+        "command": " ".join(command[1:]),
+        **json.loads(out.read_text()),
+        **measured,
+    }
+
+
+def machine() -> dict[str, str | int]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {"cpu": cpu, "cores": os.cpu_count() or 0, "python": platform.python_version()}
+
+
+def write_markdown(record: dict, path: Path) -> None:
+    lines = [
+        "# Baselines: Pop, BM25, SASRec-CE (full ranking, leave-one-out, no history filter)",
+        "",
+        f"Machine: {record['machine']['cpu']}, {record['machine']['cores']} cores.",
+        f"Command: `{record['command']}`",
+        "",
+        "| data | model | " + " | ".join(METRICS) + " | epochs (best) | s/epoch | wall s |"
+        " peak GiB |",
+        "|" + "---|" * (len(METRICS) + 6),
+    ]
+    for run in record["runs"]:
+        cells = []
+        for key in METRICS:
+            interval = run["ci"].get(key)
+            ci = f" [{interval['low']:.4f}, {interval['high']:.4f}]" if interval else ""
+            cells.append(f"{run['metrics'][key]:.4f}{ci}")
+        epoch_s = "" if run["median_epoch_s"] is None else f"{run['median_epoch_s']:.1f}"
+        lines.append(
+            f"| {run['dataset']} | {run['model']} | "
+            + " | ".join(cells)
+            + f" | {run['epochs_trained']} ({run['best_epoch'] or '-'}) | {epoch_s} |"
+            f" {run['wall_s']:.0f} | {run['peak_rss_gib']:.2f} |"
+        )
+    lines += [
+        "",
+        "Cells: test value [95% bootstrap CI over users]. s/epoch: median training "
+        "epoch time (validation excluded).",
+        "",
+    ]
+    if record["recbole"]:
+        lines += [
+            "## SASRec epoch time against RecBole 1.2.1 (same data, same run, same threads)",
+            "",
+            "| implementation | s per training epoch | ratio ours / it |",
+            "|---|---|---|",
+        ]
+        ours = record["sasrec_beauty_epoch_s"]
+        lines.append(f"| llmrec SASRec-CE | {ours:.1f} | 1 |")
+        for peer in record["recbole"]:
+            peer_s = statistics.median(e["train_time_s"] for e in peer["per_epoch"])
+            lines.append(
+                f"| RecBole SASRec CE (anomaly {peer['anomaly']}) | {peer_s:.1f} |"
+                f" {ours / peer_s:.3f} |"
+            )
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def main(
+    data_dir: Annotated[Path, typer.Option(help="staged data root")] = REPO.parent / "shared/data",
+    datasets: Annotated[str, typer.Option(help="comma-separated")] = "beauty,toys",
+    models: Annotated[str, typer.Option(help="comma-separated")] = "pop,bm25,sasrec",
+    recbole_epochs: Annotated[int, typer.Option(help="RecBole epochs per mode; 0 skips")] = 1,
+    threads: Annotated[int, typer.Option(help="torch threads for every run")] = 2,
+    seed: Annotated[int, typer.Option()] = 0,
+    name: Annotated[str, typer.Option(help="results file stem")] = "baselines",
+) -> None:
+    work = RESULTS / "tmp" / name
+    work.mkdir(parents=True, exist_ok=True)
+    runs = [
+        run_llmrec(model, dataset, data_dir.resolve(), threads, seed, work)
+        for dataset in datasets.split(",")
+        for model in models.split(",")
+    ]
+    recbole = (
+        [
+            run_recbole(data_dir.resolve(), recbole_epochs, threads, anomaly, work)
+            for anomaly in ("off", "stock")
+        ]
+        if recbole_epochs > 0
+        else []
+    )
+    sasrec_beauty = [r for r in runs if r["model"] == "sasrec" and r["dataset"] == "beauty"]
+    record = {
+        "command": "python benchmarks/baselines.py " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "runs": runs,
+        "recbole": recbole,
+        "sasrec_beauty_epoch_s": sasrec_beauty[0]["median_epoch_s"] if sasrec_beauty else None,
+    }
+    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    write_markdown(record, RESULTS / f"{name}.md")
+    typer.echo((RESULTS / f"{name}.md").read_text(encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,5 @@
+"""`python -m llmrec` is the `llmrec` command."""
+
+from llmrec.cli.main import entry
+
+entry()

@@ -1,0 +1,95 @@
+"""The commands shown in the README, run in-process through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llmrec.cli.main import app
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = str(REPO_ROOT / "data" / "amazon-beauty-mini")
+runner = CliRunner()
+
+
+def test_data_stats_prints_the_fixture_numbers() -> None:
+    result = runner.invoke(app, ["data", "stats", FIXTURE])
+    assert result.exit_code == 0, result.output
+    assert (
+        "2,090" in result.output and "2,695" in result.output and "8.98 / 6 / 150" in result.output
+    )
+
+
+def test_data_stats_of_a_named_set_uses_data_dir(shared_data_dir: Path) -> None:
+    result = runner.invoke(app, ["data", "stats", "beauty", "--data-dir", str(shared_data_dir)])
+    assert result.exit_code == 0, result.output
+    assert "22,363" in result.output and "198,502" in result.output
+
+
+@pytest.fixture()
+def quick_config(tmp_path: Path) -> Path:
+    quickstart = (REPO_ROOT / "configs" / "quickstart.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "quick.yaml"
+    path.write_text(quickstart.replace("data/amazon-beauty-mini", FIXTURE), encoding="utf-8")
+    return path
+
+
+def test_run_writes_the_report_folder(quick_config: Path, tmp_path: Path) -> None:
+    args = [
+        "run",
+        str(quick_config),
+        "-q",
+        "--set",
+        f"output.dir={tmp_path / 'runs'}",
+        "--set",
+        "train.epochs=2",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "runs" / "quickstart"
+    for name in (
+        "report.md",
+        "metrics.json",
+        "config.resolved.yaml",
+        "versions.json",
+        "validation_curve.png",
+        "model/model.safetensors",
+        "model/README.md",
+        "test/ranks.jsonl",
+    ):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test"]["protocol"]["filter_history"] is False
+    assert "history filter off" in result.output
+
+    evaluated = runner.invoke(app, ["evaluate", str(run_dir / "model"), FIXTURE, "--json", "-q"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.output)["metrics"] == metrics["test"]["metrics"]
+
+
+def test_same_seed_gives_identical_numbers(quick_config: Path, tmp_path: Path) -> None:
+    outputs = []
+    for name in ("a", "b"):
+        args = [
+            "run",
+            str(quick_config),
+            "-q",
+            "--set",
+            f"output.dir={tmp_path}",
+            "--set",
+            f"output.name={name}",
+            "--set",
+            "train.epochs=2",
+        ]
+        assert runner.invoke(app, args).exit_code == 0
+        outputs.append(json.loads((tmp_path / name / "metrics.json").read_text()))
+    assert outputs[0] == outputs[1]
+
+
+def test_train_then_unknown_key_is_a_clear_error(quick_config: Path) -> None:
+    result = runner.invoke(app, ["train", str(quick_config), "--set", "train.nope=1"])
+    assert result.exit_code != 0
+    assert "train.nope" in str(result.exception)
