@@ -1,3 +1,34 @@
 """llmrec: sequential recommendation with LLMs, and the baselines that keep them honest."""
 
 __version__ = "0.1.0"
+
+from llmrec.config import RunConfig, load_config
+from llmrec.data.catalogue import Catalogue, Item
+from llmrec.data.registry import load_dataset
+from llmrec.data.sequences import Dataset, EvalSet
+from llmrec.evaluation.config import EvalConfig
+from llmrec.evaluation.ranking import evaluate_model
+from llmrec.experiment import run_experiment
+from llmrec.models.base import Recommendations, Recommender
+from llmrec.models.registry import MODELS, load_model
+
+load = load_model
+
+__all__ = [
+    "MODELS",
+    "Catalogue",
+    "Dataset",
+    "EvalConfig",
+    "EvalSet",
+    "Item",
+    "Recommendations",
+    "Recommender",
+    "RunConfig",
+    "__version__",
+    "evaluate_model",
+    "load",
+    "load_config",
+    "load_dataset",
+    "load_model",
+    "run_experiment",
+]
