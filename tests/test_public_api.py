@@ -5,8 +5,17 @@ import llmrec
 
 def test_public_api_is_exactly_all() -> None:
     public = {name for name in vars(llmrec) if not name.startswith("_")} - {
-        "cli", "config", "data", "environment", "errors", "evaluation", "experiment", "models",
-        "retrieval", "text", "training",
+        "cli",
+        "config",
+        "data",
+        "environment",
+        "errors",
+        "evaluation",
+        "experiment",
+        "models",
+        "retrieval",
+        "text",
+        "training",
     }
     assert public | {"__version__"} == set(llmrec.__all__)
 

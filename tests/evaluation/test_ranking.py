@@ -4,6 +4,7 @@ protocol, and `evaluate_model` on both the score path and the recommend-only pat
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -58,6 +59,12 @@ class MatrixScorer(Recommender):
 
     def score(self, histories: Histories) -> torch.Tensor | None:
         return torch.as_tensor(self.matrix[[int(history[-1]) for history in histories]])
+
+    def _save_state(self, path: Path) -> None:
+        raise NotImplementedError("a test double: never saved")
+
+    def _load_state(self, path: Path) -> None:
+        raise NotImplementedError("a test double: never loaded")
 
 
 class MatrixRecommender(MatrixScorer):
