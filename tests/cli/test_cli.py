@@ -88,8 +88,27 @@ def test_same_seed_gives_identical_numbers(quick_config: Path, tmp_path: Path) -
         outputs.append(json.loads((tmp_path / name / "metrics.json").read_text()))
     assert outputs[0] == outputs[1]
 
+    compared = runner.invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert compared.exit_code == 0, compared.output
+    assert "A - B = +0.0000" in compared.output
+
 
 def test_train_then_unknown_key_is_a_clear_error(quick_config: Path) -> None:
     result = runner.invoke(app, ["train", str(quick_config), "--set", "train.nope=1"])
     assert result.exit_code != 0
     assert "train.nope" in str(result.exception)
+
+
+def test_console_entry_turns_library_errors_into_one_line_and_exit_code_2() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "llmrec", "data", "stats", "no-such-data-set"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: no-such-data-set")
+    assert "Traceback" not in result.stderr

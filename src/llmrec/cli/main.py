@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from llmrec.cli import data, run
+from llmrec.cli import compare, data, run
 from llmrec.errors import LlmrecError
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app.add_typer(data.app, name="data")
 app.command("train")(run.train)
 app.command("evaluate")(run.evaluate)
 app.command("run")(run.run)
+app.command("compare")(compare.compare)
 
 
 @app.callback()
