@@ -43,6 +43,8 @@ def _git_commit() -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
+    if result.returncode != 0:
+        return None  # not a git checkout (an installed package) or no commit yet
     return result.stdout.strip() or None
 
 

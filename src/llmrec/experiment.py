@@ -12,11 +12,13 @@ from llmrec.config import RunConfig, save_config
 from llmrec.data.registry import load_dataset
 from llmrec.data.sequences import Dataset
 from llmrec.environment import collect_versions
+from llmrec.errors import ModelFormatError
+from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.ranking import evaluate_model
 from llmrec.evaluation.report import write_report
 from llmrec.evaluation.result import EvalResult
 from llmrec.models.base import FitResult, Recommender, RunContext
-from llmrec.models.registry import build_model
+from llmrec.models.registry import build_model, load_model
 
 logger = logging.getLogger(__name__)
 MODEL_FOLDER = "model"
@@ -41,14 +43,41 @@ def prepare_run_dir(config: RunConfig) -> Path:
     return run_dir
 
 
-def load_run_data(config: RunConfig) -> Dataset:
+def load_run_data(config: RunConfig, run_dir: Path) -> Dataset:
+    """Load the configured data; what `skip_bad` skipped is recorded in RUN_DIR/data_report.json."""
     loaded = load_dataset(
         config.data.source,
         data_format=config.data.format,
         data_dir=config.data.data_dir,
         skip_bad=config.data.skip_bad,
     )
+    report = {"path": str(loaded.path), "format": loaded.format, **asdict(loaded.report)}
+    (run_dir / "data_report.json").write_text(json.dumps(report, indent=1) + "\n", "utf-8")
+    if loaded.report.num_skipped:
+        logger.warning("%s: %s", loaded.path, loaded.report.summary())
     return loaded.dataset
+
+
+def evaluate_saved_model(
+    model_dir: Path,
+    source: str,
+    split: str = "test",
+    data_dir: Path | None = None,
+    config: EvalConfig | None = None,
+    show_progress: bool = True,
+) -> EvalResult:
+    """Evaluate a saved model on a data set's split; the catalogues must be the same."""
+    model = load_model(model_dir)
+    dataset = load_dataset(source, data_dir=data_dir).dataset
+    if model.catalogue.fingerprint() != dataset.catalogue.fingerprint():
+        raise ModelFormatError(
+            f"{model_dir} was fit on another catalogue ({len(model.catalogue)} items) than "
+            f"{source} ({dataset.num_items} items); evaluate it on the data it was trained on"
+        )
+    eval_set = {"valid": dataset.valid, "test": dataset.test}[split]
+    return evaluate_model(
+        model, eval_set, config, show_progress=show_progress, split=f"{dataset.split}:{split}"
+    )
 
 
 def train_model(
@@ -56,7 +85,7 @@ def train_model(
 ) -> tuple[Recommender, Dataset, FitResult, Path]:
     """Fit the configured model on the configured data; save it under RUN_DIR/model."""
     run_dir = prepare_run_dir(config)
-    dataset = load_run_data(config)
+    dataset = load_run_data(config, run_dir)
     model = build_model(config.model, dataset.catalogue)
     context = RunContext(run_dir, config.train, config.seed, show_progress, resume)
     fit = model.fit(dataset.train, dataset.valid, context)

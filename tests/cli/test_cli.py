@@ -112,3 +112,14 @@ def test_console_entry_turns_library_errors_into_one_line_and_exit_code_2() -> N
     assert result.returncode == 2
     assert result.stderr.startswith("error: no-such-data-set")
     assert "Traceback" not in result.stderr
+
+
+def test_evaluate_refuses_a_model_fit_on_another_catalogue(tmp_path: Path, toy_dataset) -> None:
+    from llmrec.models.pop import PopConfig, Popularity
+
+    model = Popularity(PopConfig(), toy_dataset.catalogue)
+    model.fit(toy_dataset.train)
+    model.save(tmp_path / "pop")
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "pop"), FIXTURE, "-q"])
+    assert result.exit_code != 0
+    assert "another catalogue" in str(result.exception)

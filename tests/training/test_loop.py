@@ -111,3 +111,10 @@ def test_early_stopping_keeps_the_best_weights(tmp_path: Path) -> None:
     load_weights(best, tmp_path / "checkpoints" / "best" / MODEL_FILE)
     for name, tensor in snapshots[1].items():
         assert torch.equal(_weights(module)[name], tensor), name
+
+
+def test_resume_without_a_checkpoint_is_an_error(tmp_path: Path) -> None:
+    from llmrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot resume"):
+        train(Regression(), Batches(), None, CONFIG, tmp_path, resume=True, show_progress=False)

@@ -10,11 +10,8 @@ import typer
 
 from llmrec.cli.data import DataDir
 from llmrec.config import load_config
-from llmrec.data.registry import load_dataset
 from llmrec.evaluation.config import EvalConfig
-from llmrec.evaluation.ranking import evaluate_model
-from llmrec.experiment import run_experiment, train_model
-from llmrec.models.registry import load_model
+from llmrec.experiment import evaluate_saved_model, run_experiment, train_model
 
 ConfigPath = Annotated[Path, typer.Argument(help="YAML run config", exists=True, dir_okay=False)]
 Overrides = Annotated[
@@ -55,15 +52,8 @@ def evaluate(
     """Evaluate a saved model with full ranking (history filter off unless asked)."""
     if split not in ("valid", "test"):
         raise typer.BadParameter("split must be valid or test", param_hint="--split")
-    model = load_model(model_dir)
-    dataset = load_dataset(data, data_dir=data_dir).dataset
-    result = evaluate_model(
-        model,
-        getattr(dataset, split),
-        EvalConfig(filter_history=filter_history),
-        show_progress=not quiet,
-        split=f"{dataset.split}:{split}",
-    )
+    config = EvalConfig(filter_history=filter_history)
+    result = evaluate_saved_model(model_dir, data, split, data_dir, config, not quiet)
     typer.echo(json.dumps(result.to_json(), indent=2) if as_json else result.format_table())
 
 

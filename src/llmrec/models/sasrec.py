@@ -8,6 +8,7 @@ counted back from the most recent item, so the last item always has position 0.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -170,7 +171,9 @@ class SASRec(Recommender):
         valid: EvalSet | None = None,
         run: RunContext | None = None,
     ) -> FitResult:
-        run = run or RunContext(Path("runs") / "sasrec")
+        if run is None:  # no run folder given: checkpoints are disposable
+            with tempfile.TemporaryDirectory(prefix="llmrec-sasrec-") as scratch:
+                return self.fit(train_sequences, valid, RunContext(Path(scratch)))
         torch.manual_seed(run.seed)
         self.network = SASRecNetwork(self.config, self.num_items)
         batches = SequenceBatches(

@@ -58,7 +58,10 @@ def save_checkpoint(
     save_weights(module, temporary / MODEL_FILE)
     torch.save(optimizer.state_dict(), temporary / "optimizer.pt")
     torch.save(scheduler.state_dict(), temporary / "scheduler.pt")
-    save_file({"torch": torch.get_rng_state()}, str(temporary / "rng.safetensors"))
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng |= {f"cuda{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())}
+    save_file(rng, str(temporary / "rng.safetensors"))
     (temporary / "state.json").write_text(json.dumps(asdict(state), indent=1), encoding="utf-8")
     previous = folder.with_name(folder.name + ".old")
     shutil.rmtree(previous, ignore_errors=True)
@@ -77,5 +80,8 @@ def load_checkpoint(
     load_weights(module, folder / MODEL_FILE)
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
-    torch.set_rng_state(load_file(str(folder / "rng.safetensors"))["torch"])
+    rng = load_file(str(folder / "rng.safetensors"))
+    torch.set_rng_state(rng.pop("torch"))
+    if rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([rng[f"cuda{i}"] for i in range(len(rng))])
     return LoopState(**json.loads((folder / "state.json").read_text(encoding="utf-8")))

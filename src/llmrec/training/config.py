@@ -26,10 +26,16 @@ class TrainConfig(BaseModel):
     eval_users: PositiveInt | None = Field(
         None, description="validate on a seeded sample of this many users (None = all)"
     )
-    metric: str = Field("ndcg@10", description="validation metric for early stopping")
+    metric: str = Field(
+        "ndcg@10",
+        pattern=r"^(recall|ndcg|mrr)@(10|20)$",
+        description="validation metric for early stopping: recall|ndcg|mrr @ 10|20",
+    )
     patience: PositiveInt = Field(10, description="stop after N validations without improvement")
     checkpoint_every: PositiveInt | None = Field(
-        None, description="write a resumable checkpoint every N optimizer steps (also each eval)"
+        None,
+        description="also write a resumable checkpoint every N optimizer steps (one is "
+        "always written after each epoch)",
     )
     log_every: PositiveInt = Field(50, description="log losses every N optimizer steps")
     num_threads: PositiveInt | None = Field(

@@ -21,6 +21,7 @@ from accelerate import Accelerator
 from torch import nn
 from tqdm.auto import tqdm
 
+from llmrec.errors import ConfigError
 from llmrec.training.checkpoint import (
     MODEL_FILE,
     LoopState,
@@ -90,12 +91,16 @@ def train(
     scheduler = build_scheduler(optimizer, cfg, total_steps)
     model, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
     state = LoopState()
-    if resume and (checkpoints / "last").is_dir():
+    log_path = Path(run_dir) / "train_log.jsonl"
+    if resume:
+        if not (checkpoints / "last").is_dir():
+            raise ConfigError(f"cannot resume: {checkpoints / 'last'} does not exist")
         state = load_checkpoint(checkpoints / "last", module, optimizer, scheduler)
         logger.info("resumed from %s at epoch %d step %d", checkpoints, state.epoch, state.step)
+    else:
+        log_path.unlink(missing_ok=True)
     epoch_seconds: list[float] = []
     started = time.perf_counter()
-    log_path = Path(run_dir) / "train_log.jsonl"
     progress = tqdm(
         total=cfg.epochs,
         initial=state.epoch,

@@ -11,7 +11,7 @@ from llmrec.training.config import TrainConfig
 
 
 def build_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """Biases, norms and embeddings' 1-D params get no weight decay (the usual convention)."""
+    """Only matrices (ndim >= 2: linear weights, embedding tables) decay; biases and norms don't."""
     decay, no_decay = [], []
     for parameter in module.parameters():
         if parameter.requires_grad:
