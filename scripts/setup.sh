@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine: a virtual environment in .venv with llmrec, its test tools and its LLM backbone.
+# Sets up a fresh machine: .venv with llmrec, its test tools and the LLM backbone (SmolLM2).
 # torch comes first and pinned, so pip takes the CPU build instead of a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
