@@ -1,12 +1,15 @@
-"""The one place that turns items into text (BM25 documents now; LLM prompts later).
+"""The one place that turns items into text: BM25 documents, CALRec's user and item towers.
 
-Attribute order is Title, Category, Brand, Price; missing fields are dropped.
+Attribute order is Title, Category, Brand, Price; missing fields are dropped (CALRec sec. 3:
+items are described by these attributes; the exact template is not published, see docs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from llmrec.data.catalogue import Item
 
@@ -44,3 +47,52 @@ def item_text(
         if text:
             parts.append(f"{LABELS[field]}: {text}" if labelled else text)
     return ("; " if labelled else ". ").join(parts)
+
+
+class TextConfig(BaseModel):
+    """How CALRec writes items and histories (the user-tower and item-tower templates).
+
+    choice: one item per line, `Title: ..; Category: ..; Brand: ..; Price: ..`; the history is the
+    most recent items' lines, oldest first, and the target is the next line. The item-tower string
+    (the truncated line) is also the BM25 document, so generations and documents share a format.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fields: tuple[ItemField, ...] = Field(DEFAULT_FIELDS, description="item fields, in this order")
+    labelled: bool = Field(True, description="write 'Title: ..' labels before each field")
+    max_history_items: PositiveInt = Field(10, description="most recent history items in a prompt")
+    max_item_tokens: PositiveInt = Field(64, description="tokens kept of each item line")
+    preamble: str = Field("", description="optional first line of every user-tower prompt")
+
+
+class ItemLines:
+    """Every catalogue item's line, tokenized once and cut to `max_item_tokens`.
+
+    `ids[i]` are item i's line tokens (no newline); `texts[i]` is their decoded text, the exact
+    string the item tower reads, generation aims at, and BM25 indexes.
+    """
+
+    def __init__(self, items: Sequence[Item], tokenizer, config: TextConfig) -> None:
+        lines = [item_text(item, config.fields, config.labelled) or item.item_id for item in items]
+        encoded = tokenizer(lines, add_special_tokens=False)["input_ids"]
+        self.ids = [tuple(ids[: config.max_item_tokens]) for ids in encoded]
+        self.texts = [tokenizer.decode(ids).strip() for ids in self.ids]
+        self.newline = tuple(tokenizer("\n", add_special_tokens=False)["input_ids"])
+        self.preamble = tuple(
+            tokenizer(config.preamble + "\n", add_special_tokens=False)["input_ids"]
+            if config.preamble
+            else ()
+        )
+        self.max_history_items = config.max_history_items
+
+    def prompt_ids(self, history: Sequence[int]) -> list[int]:
+        """User-tower prompt: the preamble, then one line per recent history item."""
+        ids = list(self.preamble)
+        for item_index in list(history)[-self.max_history_items :]:
+            ids += [*self.ids[int(item_index)], *self.newline]
+        return ids
+
+    def target_ids(self, item_index: int) -> list[int]:
+        """What the model learns to write next: the item's line and the newline that ends it."""
+        return [*self.ids[int(item_index)], *self.newline]
