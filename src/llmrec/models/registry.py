@@ -8,6 +8,7 @@ from llmrec.data.catalogue import Catalogue
 from llmrec.errors import ConfigError
 from llmrec.models.base import ModelConfig, Recommender, read_model_meta
 from llmrec.models.bm25 import BM25Config, BM25Recommender
+from llmrec.models.calrec.model import CALRec, CALRecConfig
 from llmrec.models.pop import PopConfig, Popularity
 from llmrec.models.sasrec import SASRec, SASRecConfig
 
@@ -15,9 +16,10 @@ MODELS: dict[str, type[Recommender]] = {
     "pop": Popularity,
     "bm25": BM25Recommender,
     "sasrec": SASRec,
+    "calrec": CALRec,
 }
 
-AnyModelConfig = PopConfig | BM25Config | SASRecConfig
+AnyModelConfig = PopConfig | BM25Config | SASRecConfig | CALRecConfig
 
 
 def build_model(config: ModelConfig, catalogue: Catalogue) -> Recommender:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 MODEL_FILE = "model.safetensors"
@@ -34,14 +34,12 @@ class LoopState:
 
 
 def save_weights(module: nn.Module, path: Path) -> None:
-    state = {
-        name: tensor.detach().contiguous().cpu() for name, tensor in module.state_dict().items()
-    }
-    save_file(state, str(path))
+    """safetensors' save_model keeps one copy of tied weights (an LLM's embedding and head)."""
+    save_model(module, str(path))
 
 
 def load_weights(module: nn.Module, path: Path) -> None:
-    module.load_state_dict(load_file(str(path)))
+    load_model(module, str(path))
 
 
 def save_checkpoint(

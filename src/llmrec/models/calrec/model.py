@@ -1,0 +1,278 @@
+"""CALRec (Li et al., RecSys 2024): a decoder LLM finetuned to write the next item's text, with two
+contrastive alignments (two towers, shared weights), in two stages; generations are grounded to
+catalogue items with BM25 and merged quasi-round-robin.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from torch import nn
+
+from llmrec.data.catalogue import Catalogue
+from llmrec.data.sequences import EvalSet
+from llmrec.evaluation.metrics import compute_metrics
+from llmrec.evaluation.ranking import ranks_from_recommendations
+from llmrec.models.backbone import BackboneConfig, load_backbone
+from llmrec.models.base import (
+    Exclusions,
+    FitResult,
+    Histories,
+    ModelConfig,
+    Recommendations,
+    Recommender,
+    RunContext,
+)
+from llmrec.models.calrec.batches import ExampleBatches, TrainingTargets, build_examples
+from llmrec.models.calrec.generate import GenerationConfig
+from llmrec.models.calrec.losses import (
+    combine,
+    info_nce,
+    mean_pool,
+    next_item_generation_loss,
+)
+from llmrec.models.calrec.ranking import rank_by_generation
+from llmrec.retrieval.bm25 import BM25Index
+from llmrec.text.templates import ItemLines, TextConfig
+from llmrec.training.config import TrainConfig
+from llmrec.training.loop import LossOutput, TrainResult, train
+from llmrec.training.validation import sample_eval_set
+
+BACKBONE_FOLDER = "backbone"
+BM25_FOLDER = "bm25"
+
+
+class StageOneConfig(BaseModel):
+    """Stage I: multi-category finetuning on a mixture of data sets (CALRec sec. 3.3)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sources: tuple[str, ...] = Field((), description="named data sets or folders mixed in")
+    data_dir: Path | None = Field(None, description="root of named data sets ($LLMREC_DATA)")
+    include_target: bool = Field(True, description="mix in the target's own training part")
+    exponent: float = Field(0.3, ge=0.0, description="data set sampled with p ~ users ** exponent")
+    examples_per_epoch: PositiveInt | None = Field(
+        None, description="examples drawn per Stage I epoch (None: the mixture's total)"
+    )
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(epochs=1), description="Stage I loop settings"
+    )
+
+
+class CALRecConfig(ModelConfig):
+    name: Literal["calrec"] = "calrec"
+    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
+    text: TextConfig = Field(default_factory=TextConfig)
+    alpha: float = Field(0.1, ge=0.0, le=1.0, description="weight of L_TT (in context vs alone)")
+    beta: float = Field(0.1, ge=0.0, le=1.0, description="weight of L_UT (history vs target alone)")
+    temperature: PositiveFloat = Field(0.05, description="InfoNCE temperature tau (cosine / tau)")
+    training_targets: TrainingTargets = Field(
+        "last", description="last: one example per user; all: every training transition"
+    )
+    stage_one: StageOneConfig | None = Field(None, description="Stage I mixture; None skips it")
+    stage_two: bool = Field(True, description="Stage II on the target data set (run's train)")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    bm25_k1: PositiveFloat = Field(1.5, description="BM25 k1 of the grounding index")
+    bm25_b: float = Field(0.75, ge=0.0, le=1.0, description="BM25 b of the grounding index")
+    validation_users: int = Field(
+        0, ge=0, description="validate by generation on this many valid users (0: no validation)"
+    )
+
+    @model_validator(mode="after")
+    def _weights_leave_room_for_generation(self) -> CALRecConfig:
+        if self.alpha + self.beta >= 1.0:
+            raise ValueError("alpha + beta must be below 1 (the generation loss keeps the rest)")
+        return self
+
+
+class CALRecNetwork(nn.Module):
+    """The causal LM and the loss of one batch: joint pass (history + target), item pass."""
+
+    def __init__(self, language_model: nn.Module, config: CALRecConfig) -> None:
+        super().__init__()
+        self.language_model = language_model
+        self.alpha, self.beta, self.temperature = config.alpha, config.beta, config.temperature
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        decoder = self.language_model.get_decoder()
+        return decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
+        joint = self.hidden_states(batch["input_ids"], batch["attention_mask"])  # (B, T, H)
+        head = self.language_model.get_output_embeddings()
+        parts = {
+            "nig": next_item_generation_loss(joint, head, batch["input_ids"], batch["label_mask"])
+        }
+        if self.alpha > 0 or self.beta > 0:
+            alone = mean_pool(
+                self.hidden_states(batch["item_ids"], batch["item_mask"]), batch["item_mask"]
+            )  # v_T
+            if self.alpha > 0:
+                in_context = mean_pool(joint, batch["target_mask"])  # v_T|U
+                parts["tt"] = info_nce(in_context, alone, batch["keys"], self.temperature)
+            if self.beta > 0:
+                user = mean_pool(joint, batch["user_mask"])  # v_U
+                parts["ut"] = info_nce(user, alone, batch["keys"], self.temperature)
+        total = combine(parts["nig"], parts.get("tt"), parts.get("ut"), self.alpha, self.beta)
+        tokens = int(batch["attention_mask"].sum() + batch["item_mask"].sum())
+        return LossOutput(total, {k: v.detach() for k, v in parts.items()}, tokens)
+
+
+class CALRec(Recommender):
+    name = "calrec"
+    Config = CALRecConfig
+
+    def __init__(self, config: CALRecConfig, catalogue: Catalogue) -> None:
+        super().__init__(config, catalogue)
+        self._network: CALRecNetwork | None = None
+        self._lines: ItemLines | None = None
+        self._index: BM25Index | None = None
+        self.backbone_identity: dict = {}
+
+    # --- lazy state: the backbone is loaded on first use, from the config or a saved folder ---
+    def _attach(self, backbone_config: BackboneConfig, show_progress: bool = True) -> None:
+        backbone = load_backbone(backbone_config, show_progress=show_progress)
+        self.tokenizer = backbone.tokenizer
+        self.backbone_identity = self.backbone_identity or backbone.identity
+        self._network = CALRecNetwork(backbone.model, self.config)
+        self._lines = ItemLines(self.catalogue.items, self.tokenizer, self.config.text)
+
+    @property
+    def network(self) -> CALRecNetwork:
+        if self._network is None:
+            self._attach(self.config.backbone)
+        return self._network
+
+    @property
+    def lines(self) -> ItemLines:
+        _ = self.network
+        return self._lines
+
+    @property
+    def index(self) -> BM25Index:
+        if self._index is None:
+            self._index = BM25Index.build(self.lines.texts, self.config.bm25_k1, self.config.bm25_b)
+        return self._index
+
+    # --- training ---------------------------------------------------------------------------
+    def fit(
+        self,
+        train_sequences: Sequence[np.ndarray],
+        valid: EvalSet | None = None,
+        run: RunContext | None = None,
+    ) -> FitResult:
+        if run is None:
+            with tempfile.TemporaryDirectory(prefix="llmrec-calrec-") as scratch:
+                return self.fit(train_sequences, valid, RunContext(Path(scratch)))
+        torch.manual_seed(run.seed)
+        history: list[dict[str, float]] = []
+        result = None
+        if self.config.stage_one is not None:
+            result = self._train_stage(
+                "stage_one",
+                self._stage_one_batches(train_sequences, run),
+                self.config.stage_one.train,
+                valid,
+                run,
+            )
+            history += [{**h, "stage": 1} for h in result.history]
+        if self.config.stage_two:
+            batches = ExampleBatches(
+                [build_examples(train_sequences, self.lines, self.config.training_targets)],
+                run.train.batch_size,
+                self.tokenizer.pad_token_id,
+                run.seed,
+            )
+            result = self._train_stage("stage_two", batches, run.train, valid, run)
+            history += [{**h, "stage": 2} for h in result.history]
+        self.network.eval()
+        if result is None:
+            return FitResult()
+        return FitResult(
+            result.best_step,
+            result.best_metric,
+            history,
+            train_seconds=result.train_seconds,
+            epoch_seconds=result.epoch_seconds,
+        )
+
+    def _stage_one_batches(self, train_sequences, run: RunContext) -> ExampleBatches:
+        from llmrec.data.registry import load_dataset
+
+        stage = self.config.stage_one
+        pools, users, offset = [], [], len(self.catalogue)
+        for source in stage.sources:
+            dataset = load_dataset(source, data_dir=stage.data_dir).dataset
+            lines = ItemLines(dataset.catalogue.items, self.tokenizer, self.config.text)
+            pools.append(build_examples(dataset.train, lines, self.config.training_targets, offset))
+            users.append(dataset.num_users)
+            offset += dataset.num_items
+        if stage.include_target:
+            pools.append(build_examples(train_sequences, self.lines, self.config.training_targets))
+            users.append(len(train_sequences))
+        weights = [count**stage.exponent for count in users]
+        return ExampleBatches(
+            pools,
+            stage.train.batch_size,
+            self.tokenizer.pad_token_id,
+            run.seed,
+            weights,
+            stage.examples_per_epoch,
+        )
+
+    def _train_stage(self, name, batches, cfg: TrainConfig, valid, run) -> TrainResult:
+        validate = None
+        if valid is not None and self.config.validation_users > 0:
+            subset = sample_eval_set(valid, self.config.validation_users, run.seed)
+            validate = lambda network: self._validate(subset)  # noqa: E731
+        return train(
+            self.network,
+            batches,
+            validate,
+            cfg,
+            run.run_dir / name,
+            seed=run.seed,
+            resume=run.resume,
+            show_progress=run.show_progress,
+        )
+
+    def _validate(self, subset: EvalSet) -> dict[str, float]:
+        recs = self.recommend(subset.histories, k=21)
+        return compute_metrics(ranks_from_recommendations(recs, subset.targets), (10, 20), 20)
+
+    # --- ranking ----------------------------------------------------------------------------
+    def recommend(
+        self, histories: Histories, k: int, exclude: Exclusions = None
+    ) -> Recommendations:
+        """Sample generations per history, ground each with BM25, merge quasi-round-robin."""
+        self.network.eval()
+        prompts = [self.lines.prompt_ids(history) for history in histories]
+        return rank_by_generation(
+            self.network.language_model,
+            self.tokenizer,
+            prompts,
+            self.index,
+            self.config.generation,
+            k,
+            exclude,
+        )
+
+    # --- persistence ------------------------------------------------------------------------
+    def _save_state(self, path: Path) -> None:
+        self.network.language_model.save_pretrained(path / BACKBONE_FOLDER)
+        self.tokenizer.save_pretrained(path / BACKBONE_FOLDER)
+        self.index.save(path / BM25_FOLDER)
+        identity = json.dumps(self.backbone_identity, indent=1) + "\n"
+        (path / "backbone_identity.json").write_text(identity, encoding="utf-8")
+
+    def _load_state(self, path: Path) -> None:
+        self.backbone_identity = json.loads((path / "backbone_identity.json").read_text("utf-8"))
+        self._attach(BackboneConfig(source=str(path / BACKBONE_FOLDER)), show_progress=False)
+        self._index = BM25Index.load(path / BM25_FOLDER)
