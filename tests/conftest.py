@@ -24,6 +24,12 @@ def _one_thread() -> None:
 
 
 @pytest.fixture(scope="session")
+def llm_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One backbone cache per test session: the SmolLM2 tokenizer is converted once."""
+    return tmp_path_factory.mktemp("llmrec-cache")
+
+
+@pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """The staged data sets: $LLMREC_DATA, else ../shared/data beside the repo; skip if absent."""
     path = Path(os.environ.get("LLMREC_DATA", REPO_ROOT.parent / "shared" / "data"))

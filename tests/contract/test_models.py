@@ -16,6 +16,11 @@ TINY_CONFIGS = {
     "pop": {},
     "bm25": {"query_items": 3},
     "sasrec": {"hidden_size": 16, "num_layers": 1, "num_heads": 1, "max_length": 10},
+    "calrec": {
+        "backbone": {"source": "tiny"},  # cache_dir added per session
+        "text": {"fields": ["title"], "max_history_items": 3, "max_item_tokens": 8},
+        "generation": {"num_samples": 2, "max_new_tokens": 6},
+    },
 }
 
 
@@ -24,9 +29,12 @@ def test_every_registered_model_has_a_tiny_config() -> None:
 
 
 @pytest.fixture(params=sorted(MODELS))
-def fitted(request, toy_dataset, tmp_path: Path):
+def fitted(request, toy_dataset, tmp_path: Path, llm_cache_dir: Path):
     name = request.param
-    config = MODELS[name].Config.model_validate(TINY_CONFIGS[name])
+    raw = TINY_CONFIGS[name]
+    if "backbone" in raw:
+        raw = {**raw, "backbone": {**raw["backbone"], "cache_dir": str(llm_cache_dir)}}
+    config = MODELS[name].Config.model_validate(raw)
     model = build_model(config, toy_dataset.catalogue)
     run = RunContext(
         tmp_path / "run", TrainConfig(epochs=3, batch_size=8), seed=0, show_progress=False
@@ -39,7 +47,7 @@ def test_recommend_shapes_sorted_unique_in_catalogue(fitted) -> None:
     model, data = fitted
     recs = model.recommend(data.test.histories[:5], k=4)
     assert recs.item_indices.shape == (5, 4) and recs.scores.shape == (5, 4)
-    assert np.all(np.diff(recs.scores, axis=1) <= 0)
+    assert np.all(recs.scores[:, :-1] >= recs.scores[:, 1:])  # -inf padding allowed
     for row in recs.item_indices:
         assert len(set(row.tolist())) == 4
         assert all(0 <= index < len(data.catalogue) for index in row)
@@ -67,6 +75,8 @@ def test_save_load_gives_identical_recommendations(fitted, tmp_path: Path) -> No
 def test_score_covers_the_catalogue(fitted) -> None:
     model, data = fitted
     scores = model.score(data.test.histories[:3])
+    if scores is None:
+        pytest.skip(f"{model.name} ranks through recommend() only (generative)")
     assert isinstance(scores, torch.Tensor)
     assert scores.shape == (3, len(data.catalogue))
     assert torch.isfinite(scores).all()

@@ -31,7 +31,7 @@ from llmrec.models.base import (
     RunContext,
 )
 from llmrec.models.calrec.batches import ExampleBatches, TrainingTargets, build_examples
-from llmrec.models.calrec.generate import GenerationConfig
+from llmrec.models.calrec.generate import GenerationConfig, stop_token_ids
 from llmrec.models.calrec.losses import (
     combine,
     info_nce,
@@ -143,6 +143,7 @@ class CALRec(Recommender):
         self.backbone_identity = self.backbone_identity or backbone.identity
         self._network = CALRecNetwork(backbone.model, self.config)
         self._lines = ItemLines(self.catalogue.items, self.tokenizer, self.config.text)
+        self._stop_ids = stop_token_ids(self.tokenizer)  # newline and special tokens end a line
 
     @property
     def network(self) -> CALRecNetwork:
@@ -262,6 +263,7 @@ class CALRec(Recommender):
             self.config.generation,
             k,
             exclude,
+            self._stop_ids,
         )
 
     # --- persistence ------------------------------------------------------------------------

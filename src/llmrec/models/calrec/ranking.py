@@ -6,7 +6,7 @@ at score -inf, which the evaluator counts as misses (no item gains from a model 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -24,8 +24,9 @@ def rank_by_generation(
     config: GenerationConfig,
     k: int,
     exclude: Exclusions = None,
+    stop_ids: Collection[int] | None = None,
 ) -> Recommendations:
-    sampled = sample_generations(language_model, tokenizer, prompts, config)
+    sampled = sample_generations(language_model, tokenizer, prompts, config, stop_ids)
     num_items = index.num_documents
     k = min(k, num_items)
     item_rows = np.zeros((len(prompts), k), dtype=np.int64)
