@@ -139,17 +139,22 @@ class CALRec(Recommender):
     # --- lazy state: the backbone is loaded on first use, from the config or a saved folder ---
     def _attach(self, backbone_config: BackboneConfig, show_progress: bool = True) -> None:
         backbone = load_backbone(backbone_config, show_progress=show_progress)
-        self.tokenizer = backbone.tokenizer
+        self._tokenizer = backbone.tokenizer
         self.backbone_identity = self.backbone_identity or backbone.identity
         self._network = CALRecNetwork(backbone.model, self.config)
-        self._lines = ItemLines(self.catalogue.items, self.tokenizer, self.config.text)
-        self._stop_ids = stop_token_ids(self.tokenizer)  # newline and special tokens end a line
+        self._lines = ItemLines(self.catalogue.items, self._tokenizer, self.config.text)
+        self._stop_ids = stop_token_ids(self._tokenizer)  # newline and special tokens end a line
 
     @property
     def network(self) -> CALRecNetwork:
         if self._network is None:
             self._attach(self.config.backbone)
         return self._network
+
+    @property
+    def tokenizer(self):
+        _ = self.network
+        return self._tokenizer
 
     @property
     def lines(self) -> ItemLines:
