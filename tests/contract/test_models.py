@@ -22,16 +22,18 @@ TINY_CONFIGS = {
         "generation": {"num_samples": 2, "max_new_tokens": 6},
     },
 }
+# Other ranking paths of the same model kind: "kind:variant" -> config changes.
+VARIANTS = {"calrec:dense": {"retrieval": "dense"}, "calrec:hybrid": {"retrieval": "hybrid"}}
 
 
 def test_every_registered_model_has_a_tiny_config() -> None:
     assert set(TINY_CONFIGS) == set(MODELS)
 
 
-@pytest.fixture(params=sorted(MODELS))
+@pytest.fixture(params=sorted(MODELS) + sorted(VARIANTS))
 def fitted(request, toy_dataset, tmp_path: Path, llm_cache_dir: Path):
-    name = request.param
-    raw = TINY_CONFIGS[name]
+    name = request.param.split(":")[0]
+    raw = {**TINY_CONFIGS[name], **VARIANTS.get(request.param, {})}
     if "backbone" in raw:
         raw = {**raw, "backbone": {**raw["backbone"], "cache_dir": str(llm_cache_dir)}}
     config = MODELS[name].Config.model_validate(raw)

@@ -91,7 +91,7 @@ class ItemLines:
         ids = list(self.preamble)
         for item_index in list(history)[-self.max_history_items :]:
             ids += [*self.ids[int(item_index)], *self.newline]
-        return ids
+        return ids or list(self.newline)  # an empty history still gives the model one token
 
     def target_ids(self, item_index: int) -> list[int]:
         """What the model learns to write next: the item's line and the newline that ends it."""

@@ -61,6 +61,12 @@ def test_twenty_users_are_memorised_through_generation(beauty_mini, llm_cache_di
     assert result.metrics["recall@1"] == 1.0
     assert result.protocol["ranked_by"] == "recommend"
 
+    # The contrastive terms aligned v_U with v_T: dense retrieval finds the targets too.
+    model.config = model.config.model_copy(update={"retrieval": "dense"})
+    dense = evaluate_model(model, memorised, show_progress=False)
+    assert dense.protocol["ranked_by"] == "score"
+    assert dense.metrics["recall@10"] >= 0.5  # random: 10 / 2090
+
 
 def test_stage_one_mixes_other_data_sets_before_stage_two(beauty_mini, llm_cache_dir, tmp_path):
     fixture = Path(__file__).resolve().parents[3] / "data" / "amazon-beauty-mini"

@@ -29,6 +29,7 @@ from llmrec.models.base import (
     Recommendations,
     Recommender,
     RunContext,
+    top_k,
 )
 from llmrec.models.calrec.batches import ExampleBatches, TrainingTargets, build_examples
 from llmrec.models.calrec.generate import GenerationConfig, stop_token_ids
@@ -38,8 +39,9 @@ from llmrec.models.calrec.losses import (
     mean_pool,
     next_item_generation_loss,
 )
-from llmrec.models.calrec.ranking import rank_by_generation
+from llmrec.models.calrec.ranking import generation_rankings, to_recommendations
 from llmrec.retrieval.bm25 import BM25Index
+from llmrec.retrieval.dense import DenseIndex, reciprocal_rank_fusion
 from llmrec.text.templates import ItemLines, TextConfig
 from llmrec.training.config import TrainConfig
 from llmrec.training.loop import LossOutput, TrainResult, train
@@ -47,6 +49,8 @@ from llmrec.training.validation import sample_eval_set
 
 BACKBONE_FOLDER = "backbone"
 BM25_FOLDER = "bm25"
+DENSE_FOLDER = "dense"
+Retrieval = Literal["bm25", "dense", "hybrid"]
 
 
 class StageOneConfig(BaseModel):
@@ -81,6 +85,13 @@ class CALRecConfig(ModelConfig):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     bm25_k1: PositiveFloat = Field(1.5, description="BM25 k1 of the grounding index")
     bm25_b: float = Field(0.75, ge=0.0, le=1.0, description="BM25 b of the grounding index")
+    retrieval: Retrieval = Field(
+        "bm25",
+        description="bm25: generations grounded by BM25, merged quasi-round-robin (the paper); "
+        "dense: cos(v_U, v_T) over the catalogue; hybrid: reciprocal rank fusion of both",
+    )
+    hybrid_depth: PositiveInt = Field(100, description="items taken from each ranking for fusion")
+    encode_batch_size: PositiveInt = Field(32, description="lines per forward pass when encoding")
     validation_users: int = Field(
         0, ge=0, description="validate by generation on this many valid users (0: no validation)"
     )
@@ -134,6 +145,7 @@ class CALRec(Recommender):
         self._network: CALRecNetwork | None = None
         self._lines: ItemLines | None = None
         self._index: BM25Index | None = None
+        self._dense: DenseIndex | None = None
         self.backbone_identity: dict = {}
 
     # --- lazy state: the backbone is loaded on first use, from the config or a saved folder ---
@@ -167,6 +179,29 @@ class CALRec(Recommender):
             self._index = BM25Index.build(self.lines.texts, self.config.bm25_k1, self.config.bm25_b)
         return self._index
 
+    @property
+    def dense(self) -> DenseIndex:
+        """Item vectors v_T (item tower over every catalogue line), computed once after fitting."""
+        if self._dense is None:
+            self._dense = DenseIndex(self._encode([list(ids) for ids in self.lines.ids]))
+        return self._dense
+
+    def _encode(self, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
+        """(N, H) mean-pooled last hidden states of token sequences (padded per batch)."""
+        network, pad = self.network.eval(), self.tokenizer.pad_token_id
+        vectors = []
+        with torch.no_grad():
+            for start in range(0, len(sequences), self.config.encode_batch_size):
+                chunk = sequences[start : start + self.config.encode_batch_size]
+                width = max(len(ids) for ids in chunk)
+                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(chunk), width), dtype=torch.bool)
+                for row, tokens in enumerate(chunk):
+                    ids[row, : len(tokens)] = torch.tensor(tokens)
+                    mask[row, : len(tokens)] = True
+                vectors.append(mean_pool(network.hidden_states(ids, mask), mask).float())
+        return torch.cat(vectors) if vectors else torch.zeros(0, 1)
+
     # --- training ---------------------------------------------------------------------------
     def fit(
         self,
@@ -199,6 +234,7 @@ class CALRec(Recommender):
             result = self._train_stage("stage_two", batches, run.train, valid, run)
             history += [{**h, "stage": 2} for h in result.history]
         self.network.eval()
+        self._dense = None  # item vectors are stale after training
         if result is None:
             return FitResult()
         return FitResult(
@@ -257,25 +293,49 @@ class CALRec(Recommender):
     def recommend(
         self, histories: Histories, k: int, exclude: Exclusions = None
     ) -> Recommendations:
-        """Sample generations per history, ground each with BM25, merge quasi-round-robin."""
+        """Top-k by the configured retrieval (see `CALRecConfig.retrieval`)."""
+        if self.config.retrieval == "dense":
+            return super().recommend(histories, k, exclude)
         self.network.eval()
         prompts = [self.lines.prompt_ids(history) for history in histories]
-        return rank_by_generation(
+        depth = k if self.config.retrieval == "bm25" else max(k, self.config.hybrid_depth)
+        rankings = generation_rankings(
             self.network.language_model,
             self.tokenizer,
             prompts,
             self.index,
             self.config.generation,
-            k,
+            depth,
             exclude,
             self._stop_ids,
         )
+        if self.config.retrieval == "hybrid":
+            dense = top_k(self.dense_scores(histories), depth, exclude).item_indices
+            rankings = [
+                reciprocal_rank_fusion([generated, list(dense_row)], depth)
+                for generated, dense_row in zip(rankings, dense, strict=True)
+            ]
+        return to_recommendations(rankings, k, self.num_items, exclude)
+
+    def score(self, histories: Histories) -> torch.Tensor | None:
+        """Dense scores cos(v_U, v_T) for every item when retrieval is dense; else None (the
+        generative rankings cover only the items the generations name)."""
+        if self.config.retrieval != "dense":
+            return None
+        return self.dense_scores(histories)
+
+    def dense_scores(self, histories: Histories) -> torch.Tensor:
+        """(B, n) cosine similarity of the history vector v_U with every item vector v_T."""
+        prompts = [self.lines.prompt_ids(history) for history in histories]
+        return self.dense.scores(self._encode(prompts))
 
     # --- persistence ------------------------------------------------------------------------
     def _save_state(self, path: Path) -> None:
         self.network.language_model.save_pretrained(path / BACKBONE_FOLDER)
         self.tokenizer.save_pretrained(path / BACKBONE_FOLDER)
         self.index.save(path / BM25_FOLDER)
+        if self._dense is not None or self.config.retrieval in ("dense", "hybrid"):
+            self.dense.save(path / DENSE_FOLDER)
         identity = json.dumps(self.backbone_identity, indent=1) + "\n"
         (path / "backbone_identity.json").write_text(identity, encoding="utf-8")
 
@@ -283,3 +343,5 @@ class CALRec(Recommender):
         self.backbone_identity = json.loads((path / "backbone_identity.json").read_text("utf-8"))
         self._attach(BackboneConfig(source=str(path / BACKBONE_FOLDER)), show_progress=False)
         self._index = BM25Index.load(path / BM25_FOLDER)
+        if (path / DENSE_FOLDER).is_dir():
+            self._dense = DenseIndex.load(path / DENSE_FOLDER)

@@ -1,7 +1,8 @@
-"""CALRec's generative ranking: sampled lines -> BM25 over the catalogue -> quasi-round-robin.
+"""CALRec's rankings from generations: sampled lines -> BM25 over the catalogue -> quasi-round-robin
+merge, optionally fused with the dense ranking (reciprocal rank fusion).
 
-A history whose generations match fewer than k items is padded with the lowest-index unused items
-at score -inf, which the evaluator counts as misses (no item gains from a model that said nothing).
+A history whose rankings name fewer than k items is padded with the lowest-index unused items at
+score -inf, which the evaluator counts as misses (no item gains from a model that said nothing).
 """
 
 from __future__ import annotations
@@ -16,36 +17,49 @@ from llmrec.retrieval.bm25 import BM25Index
 from llmrec.retrieval.merge import order_generations, rank_items, round_robin_merge
 
 
-def rank_by_generation(
+def generation_rankings(
     language_model,
     tokenizer,
     prompts: Sequence[Sequence[int]],
     index: BM25Index,
     config: GenerationConfig,
-    k: int,
+    depth: int,
     exclude: Exclusions = None,
     stop_ids: Collection[int] | None = None,
-) -> Recommendations:
+) -> list[list[int]]:
+    """Per prompt, up to `depth` items: BM25 lists of its distinct generations, merged."""
     sampled = sample_generations(language_model, tokenizer, prompts, config, stop_ids)
-    num_items = index.num_documents
-    k = min(k, num_items)
-    item_rows = np.zeros((len(prompts), k), dtype=np.int64)
-    score_rows = np.full((len(prompts), k), -np.inf, dtype=np.float32)
+    rankings = []
     for row, generations in enumerate(sampled):
-        excluded = {int(i) for i in exclude[row]} if exclude is not None else set()
+        excluded = _excluded(exclude, row)
         groups = order_generations(generations.texts, generations.mean_logprobs)
-        depth = k + len(excluded)
-        lists = [rank_items(index.scores(group.text), depth) for group in groups]
-        merged = round_robin_merge(lists, k, excluded)
-        chosen = merged.item_indices
-        item_rows[row, : len(chosen)] = chosen
-        score_rows[row, : len(chosen)] = merged.scores
-        item_rows[row, len(chosen) :] = _padding(set(chosen) | excluded, k - len(chosen), num_items)
-    return Recommendations(item_rows, score_rows)
+        lists = [rank_items(index.scores(group.text), depth + len(excluded)) for group in groups]
+        rankings.append(round_robin_merge(lists, depth, excluded).item_indices)
+    return rankings
+
+
+def to_recommendations(
+    rankings: Sequence[Sequence[int]], k: int, num_items: int, exclude: Exclusions = None
+) -> Recommendations:
+    """(B, k) items scored 1 / (position + 1), padded with unused items at -inf."""
+    k = min(k, num_items)
+    items = np.zeros((len(rankings), k), dtype=np.int64)
+    scores = np.full((len(rankings), k), -np.inf, dtype=np.float32)
+    for row, ranking in enumerate(rankings):
+        chosen = [int(item) for item in ranking[:k]]
+        items[row, : len(chosen)] = chosen
+        scores[row, : len(chosen)] = 1.0 / np.arange(1, len(chosen) + 1)
+        used = set(chosen) | _excluded(exclude, row)
+        items[row, len(chosen) :] = _padding(used, k - len(chosen), num_items)
+    return Recommendations(items, scores)
+
+
+def _excluded(exclude: Exclusions, row: int) -> set[int]:
+    return {int(item) for item in exclude[row]} if exclude is not None else set()
 
 
 def _padding(used: set[int], count: int, num_items: int) -> list[int]:
-    padding = []
+    padding: list[int] = []
     for item in range(num_items):
         if len(padding) == count:
             break
