@@ -52,6 +52,9 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         raw = _read_yaml(Path(path))
     for override in overrides:
         _apply_override(raw, override)
+    model = raw.get("model")
+    if isinstance(model, dict) and "name" not in model:
+        model["name"] = SASRecConfig().name  # the default model, as when `model` is absent
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as error:

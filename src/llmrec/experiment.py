@@ -100,21 +100,50 @@ def run_experiment(
     """Train, evaluate on valid and test, and write the report folder."""
     started = time.perf_counter()
     model, dataset, fit, run_dir = train_model(config, resume=resume, show_progress=show_progress)
+    valid = evaluate_model(
+        model,
+        dataset.valid,
+        config.eval,
+        show_progress=show_progress,
+        split=f"{dataset.split}:valid",
+    )
+    test_split = f"{dataset.split}:test"
+    if config.train.refit_before_test:
+        model, epochs = refit_before_test(config, dataset, fit, run_dir, show_progress)
+        test_split += f" (model refit on train + valid items for {epochs} epochs)"
     trained = time.perf_counter()
-    results = {
-        split: evaluate_model(
-            model,
-            eval_set,
-            config.eval,
-            show_progress=show_progress,
-            split=f"{dataset.split}:{split}",
-        )
-        for split, eval_set in (("valid", dataset.valid), ("test", dataset.test))
-    }
+    test = evaluate_model(
+        model, dataset.test, config.eval, show_progress=show_progress, split=test_split
+    )
+    results = {"valid": valid, "test": test}
     write_report(run_dir, results, curve=fit.history or None)
     write_model_card(run_dir / MODEL_FOLDER, config, dataset, results)
     seconds = {"train": trained - started, "evaluate": time.perf_counter() - trained}
     return ExperimentResult(run_dir, run_dir / MODEL_FOLDER, fit, results, seconds)
+
+
+def refit_before_test(
+    config: RunConfig, dataset: Dataset, fit: FitResult, run_dir: Path, show_progress: bool
+) -> tuple[Recommender, int]:
+    """Train a fresh model on everything before each user's test target, for the number of
+    epochs early stopping chose on valid; it replaces RUN_DIR/model. No test item is seen."""
+    epochs = fit.best_epoch or config.train.epochs
+    train = config.train.model_copy(update={"epochs": epochs})
+    model = build_model(config.model, dataset.catalogue)
+    context = RunContext(run_dir / "refit", train, config.seed, show_progress)
+    model.fit(before_test_sequences(dataset), None, context)
+    model.save(run_dir / MODEL_FOLDER)
+    return model, epochs
+
+
+def before_test_sequences(dataset: Dataset) -> list:
+    """Each user's items before the test target (train + valid items), or the training sequence
+    for users without a test row."""
+    before_test = dict(zip(dataset.test.user_ids, dataset.test.histories, strict=True))
+    return [
+        before_test.get(user, train)
+        for user, train in zip(dataset.user_ids, dataset.train, strict=True)
+    ]
 
 
 def write_model_card(

@@ -49,6 +49,7 @@ class FitResult:
     """What `fit` reports: the best validation step and metric, and the validation curve."""
 
     best_step: int | None = None
+    best_epoch: int | None = None
     best_metric: float | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     train_seconds: float = 0.0

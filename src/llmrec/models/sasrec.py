@@ -197,9 +197,10 @@ class SASRec(Recommender):
         )
         self.network.eval()
         return FitResult(
-            result.best_step,
-            result.best_metric,
-            result.history,
+            best_step=result.best_step,
+            best_epoch=result.best_epoch,
+            best_metric=result.best_metric,
+            history=result.history,
             train_seconds=result.train_seconds,
             epoch_seconds=result.epoch_seconds,
         )

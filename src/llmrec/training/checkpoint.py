@@ -2,11 +2,14 @@
 
 Weights and RNG states go to safetensors; optimizer and scheduler states (plain tensors and
 numbers) go through `torch.save` and are read back with `weights_only=True`; counters to JSON.
+The main process writes; the RNG file holds every process' states (keys `torch`, `cuda0`, ... for
+process 0, `process1.torch`, ... for the others), so a multi-process run resumes exactly.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -17,6 +20,9 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 MODEL_FILE = "model.safetensors"
+RNG_FILE = "rng.safetensors"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,18 +54,26 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     state: LoopState,
+    rng: list[dict[str, torch.Tensor]] | None = None,
 ) -> None:
-    """Write to a temporary sibling, then rename: a crash never leaves a half-written checkpoint."""
+    """Write to a temporary sibling, then rename: a crash never leaves a half-written checkpoint.
+
+    `rng`: each process' RNG states in process order (default: this process' own).
+    """
     temporary = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
     save_weights(module, temporary / MODEL_FILE)
     torch.save(optimizer.state_dict(), temporary / "optimizer.pt")
     torch.save(scheduler.state_dict(), temporary / "scheduler.pt")
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng |= {f"cuda{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())}
-    save_file(rng, str(temporary / "rng.safetensors"))
+    if rng is None:
+        rng = [current_rng_states()]
+    flat = {
+        _rng_prefix(process) + name: tensor
+        for process, states in enumerate(rng)
+        for name, tensor in states.items()
+    }
+    save_file(flat, str(temporary / RNG_FILE))
     (temporary / "state.json").write_text(json.dumps(asdict(state), indent=1), encoding="utf-8")
     previous = folder.with_name(folder.name + ".old")
     shutil.rmtree(previous, ignore_errors=True)
@@ -74,12 +88,41 @@ def load_checkpoint(
     module: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
+    process_index: int = 0,
 ) -> LoopState:
+    """Restore weights, optimizer, scheduler and this process' RNG; return the loop counters.
+
+    choice: a process without saved RNG states (the run was started with fewer processes) keeps
+    its freshly seeded state, with a warning: the data position and weights still resume exactly.
+    """
     load_weights(module, folder / MODEL_FILE)
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
-    rng = load_file(str(folder / "rng.safetensors"))
-    torch.set_rng_state(rng.pop("torch"))
-    if rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([rng[f"cuda{i}"] for i in range(len(rng))])
+    prefix = _rng_prefix(process_index)
+    saved = load_file(str(folder / RNG_FILE))
+    rng = {
+        name[len(prefix) :]: tensor
+        for name, tensor in saved.items()
+        if name.startswith(prefix) and "." not in name[len(prefix) :]
+    }
+    if "torch" in rng:
+        torch.set_rng_state(rng.pop("torch"))
+        if rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([rng[f"cuda{i}"] for i in range(len(rng))])
+    else:
+        logger.warning(
+            "no RNG state for process %d in %s: random draws will differ", process_index, folder
+        )
     return LoopState(**json.loads((folder / "state.json").read_text(encoding="utf-8")))
+
+
+def current_rng_states() -> dict[str, torch.Tensor]:
+    """This process' torch RNG states: CPU and every CUDA device."""
+    states = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states |= {f"cuda{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())}
+    return states
+
+
+def _rng_prefix(process_index: int) -> str:
+    return "" if process_index == 0 else f"process{process_index}."

@@ -38,6 +38,14 @@ class TrainConfig(BaseModel):
         "always written after each epoch)",
     )
     log_every: PositiveInt = Field(50, description="log losses every N optimizer steps")
+    tensorboard: bool = Field(
+        True, description="also write the logged scalars to RUN_DIR/tensorboard/ (TensorBoard)"
+    )
+    refit_before_test: bool = Field(
+        False,
+        description="after early stopping on valid, train a fresh model for the best number of "
+        "epochs on everything before each test target (train + valid items) and test that one",
+    )
     num_threads: PositiveInt | None = Field(
         None, description="torch CPU threads (None = torch default; 1 on a shared machine)"
     )

@@ -238,9 +238,10 @@ class CALRec(Recommender):
         if result is None:
             return FitResult()
         return FitResult(
-            result.best_step,
-            result.best_metric,
-            history,
+            best_step=result.best_step,
+            best_epoch=result.best_epoch,
+            best_metric=result.best_metric,
+            history=history,
             train_seconds=result.train_seconds,
             epoch_seconds=result.epoch_seconds,
         )

@@ -1,0 +1,231 @@
+"""Catalogue-constrained decoding for CALRec (beyond the paper, which samples free lines and grounds
+them with BM25; CALRec sec. 3.4): beam search over the catalogue's prefix trie, the model's
+next-token log-probs restricted to tokens that continue some item's line, so every item returned
+is a real catalogue item scored by the model's own log-prob of its line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from llmrec.models.base import Exclusions, Recommendations
+from llmrec.models.calrec.ranking import _padding
+from llmrec.retrieval.constrained import CatalogueTrie, TrieNode
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+
+class ConstrainedConfig(BaseModel):
+    """Beam search over the catalogue trie instead of sampling + BM25."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    beam_width: PositiveInt = Field(10, description="unfinished prefixes kept per decoding step")
+    stop_at_unique: bool = Field(
+        True, description="finish a prefix once it names one line, scored by its tokens so far"
+    )
+    max_new_tokens: PositiveInt = Field(64, description="tokens decoded per prompt at most")
+
+
+@dataclass
+class _Found:
+    """Items finished so far for one prompt, with their scores (summed raw log-probs)."""
+
+    items: list[np.ndarray]
+    scores: list[np.ndarray]
+
+    def add(self, items: np.ndarray, scores: np.ndarray) -> None:
+        if len(items):
+            self.items.append(items)
+            self.scores.append(scores)
+
+    def kth_score(self, k: int, excluded: np.ndarray) -> float:
+        """The k-th best score of a non-excluded item, -inf while fewer than k are found."""
+        if not self.items:
+            return float("-inf")
+        scores = np.concatenate(self.scores)[~excluded[np.concatenate(self.items)]]
+        if len(scores) < k:
+            return float("-inf")
+        return float(np.partition(scores, len(scores) - k)[len(scores) - k])
+
+
+@torch.no_grad()
+def constrained_ranking(
+    model: PreTrainedModel,
+    prompts: Sequence[Sequence[int]],
+    trie: CatalogueTrie,
+    k: int,
+    exclude: Exclusions = None,
+    *,
+    beam_width: int,
+    stop_at_unique: bool = True,
+    max_new_tokens: int = 64,
+) -> Recommendations:
+    """Top-k catalogue items per prompt (token ids) by beam search over `trie`.
+
+    Items are ranked by their score, ties to the lower index; excluded items are dropped; a prompt
+    whose search finds fewer than k items is padded with the lowest-index unused items at -inf,
+    which the evaluator counts as misses (as in ranking.py).
+    """
+    num_items = trie.num_items
+    k = min(k, num_items)
+    item_rows = np.zeros((len(prompts), k), dtype=np.int64)
+    score_rows = np.full((len(prompts), k), -np.inf, dtype=np.float32)
+    if k == 0:
+        return Recommendations(item_rows, score_rows)
+    for row, prompt in enumerate(prompts):
+        excluded = np.zeros(num_items, dtype=bool)
+        if exclude is not None:
+            excluded[np.fromiter(exclude[row], np.int64, len(exclude[row]))] = True
+        found = _search(
+            model,
+            [int(t) for t in prompt],
+            trie,
+            k,
+            excluded,
+            beam_width,
+            stop_at_unique,
+            max_new_tokens,
+        )
+        chosen, scores = _best(found, excluded, k)
+        item_rows[row, : len(chosen)] = chosen
+        score_rows[row, : len(chosen)] = scores
+        used = set(chosen.tolist()) | set(np.flatnonzero(excluded).tolist())
+        item_rows[row, len(chosen) :] = _padding(used, k - len(chosen), num_items)
+    return Recommendations(item_rows, score_rows)
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """Every one-token extension of the current beams: parent beam, token, child node, score."""
+
+    parents: np.ndarray  # (C,) int64, row of the parent beam
+    tokens: np.ndarray  # (C,) int64
+    depth: int
+    starts: np.ndarray  # (C,) first trie row under the child
+    stops: np.ndarray  # (C,)
+    num_ended: np.ndarray  # (C,) rows whose line ends with this token
+    is_unique: np.ndarray  # (C,) bool
+    scores: np.ndarray  # (C,) float64, summed raw log-probs of the prefix
+
+
+def _search(
+    model: PreTrainedModel,
+    prompt_ids: list[int],
+    trie: CatalogueTrie,
+    k: int,
+    excluded: np.ndarray,
+    beam_width: int,
+    stop_at_unique: bool,
+    max_new_tokens: int,
+) -> _Found:
+    """Items finished by the beam search for one prompt, with their scores.
+
+    choice: a prefix's score is the sum of the model's raw log-probs of its tokens (the softmax over
+    the whole vocabulary, not renormalised over the allowed tokens), so a finished line scores its
+    full log-prob under the model, as teacher forcing would; with `stop_at_unique` a line finished
+    early keeps the score of its prefix, an upper bound of its full score (the rest of the line is
+    forced by the trie, so decoding it would not change which item the beam names).
+    choice: finished items leave the beam and do not take its slots; the beam keeps the
+    `beam_width` best unfinished prefixes. The search stops early once k non-excluded items score
+    strictly above the best unfinished prefix: raw log-probs are <= 0, so no unfinished prefix can
+    still reach the top k.
+    choice: prefixes still unfinished after `max_new_tokens` tokens finish with their score so far
+    (all items under them share it).
+    """
+    if not prompt_ids:
+        raise ValueError("cannot decode from an empty prompt")
+    found = _Found([], [])
+    root = trie.root
+    if stop_at_unique and trie.is_unique(root):  # one distinct line: nothing to decode
+        found.add(trie.items(root), np.zeros(trie.num_items))
+        return found
+    device = model.device
+    prompt = torch.tensor([prompt_ids], dtype=torch.long, device=device)  # (1, T)
+    # One prefill, its KV cache then gathered per beam (as generate.py copies it per sample).
+    outputs = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
+    cache, logits = outputs.cache, outputs.logits[:, -1]  # (A, V), A = beams decoding
+    beams, beam_scores = [root], np.zeros(1)
+    for step in range(max_new_tokens):
+        logprobs = logits.double().log_softmax(dim=-1)  # (A, V)
+        candidates = _expand(trie, beams, beam_scores, logprobs)
+        live = _finish(trie, candidates, stop_at_unique, found)
+        if not len(live):
+            break
+        chosen = live[np.argsort(-candidates.scores[live], kind="stable")[:beam_width]]
+        starts = candidates.starts[chosen] + candidates.num_ended[chosen]  # unfinished rows
+        beams = [
+            TrieNode(candidates.depth, int(start), int(stop))
+            for start, stop in zip(starts, candidates.stops[chosen], strict=True)
+        ]
+        beam_scores = candidates.scores[chosen]  # descending
+        if step == max_new_tokens - 1:
+            for node, score in zip(beams, beam_scores, strict=True):
+                items = trie.order[node.start : node.stop]
+                found.add(items, np.full(len(items), score))
+            break
+        if found.kth_score(k, excluded) > beam_scores[0]:
+            break
+        cache.batch_select_indices(torch.as_tensor(candidates.parents[chosen], device=device))
+        tokens = torch.as_tensor(candidates.tokens[chosen], device=device)[:, None]  # (A, 1)
+        outputs = model(input_ids=tokens, cache=cache, use_cache=True)
+        cache, logits = outputs.cache, outputs.logits[:, -1]
+    return found
+
+
+def _expand(
+    trie: CatalogueTrie, beams: list[TrieNode], beam_scores: np.ndarray, logprobs: torch.Tensor
+) -> _Candidates:
+    """The trie children of every beam, scored: the constraint is that only children exist."""
+    parts = [trie.children(node) for node in beams]
+    tokens = np.concatenate([part.tokens for part in parts])
+    parents = np.repeat(np.arange(len(beams)), [len(part.tokens) for part in parts])
+    index = torch.as_tensor(np.stack([parents, tokens]), device=logprobs.device)
+    chosen = logprobs[index[0], index[1]].cpu().numpy()  # (C,)
+    return _Candidates(
+        parents=parents,
+        tokens=tokens,
+        depth=beams[0].depth + 1,
+        starts=np.concatenate([part.starts for part in parts]),
+        stops=np.concatenate([part.stops for part in parts]),
+        num_ended=np.concatenate([part.num_ended for part in parts]),
+        is_unique=np.concatenate([part.is_unique for part in parts]),
+        scores=beam_scores[parents] + chosen,
+    )
+
+
+def _finish(
+    trie: CatalogueTrie, candidates: _Candidates, stop_at_unique: bool, found: _Found
+) -> np.ndarray:
+    """Record the items the candidates finish; return the candidates that go on decoding."""
+    whole = candidates.is_unique if stop_at_unique else np.zeros_like(candidates.is_unique)
+    ends = np.where(whole, candidates.stops, candidates.starts + candidates.num_ended)
+    rows = _ranges(candidates.starts, ends)
+    found.add(trie.order[rows], np.repeat(candidates.scores, ends - candidates.starts))
+    return np.flatnonzero(ends < candidates.stops)
+
+
+def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """The concatenated ranges starts[i]:stops[i]."""
+    lengths = stops - starts
+    offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.arange(int(lengths.sum())) - offsets + np.repeat(starts, lengths)
+
+
+def _best(found: _Found, excluded: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best non-excluded items and their float32 scores, ties to the lower index."""
+    if not found.items:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    items = np.concatenate(found.items)
+    scores = np.concatenate(found.scores).astype(np.float32)  # ties judged as they are returned
+    kept = ~excluded[items]
+    items, scores = items[kept], scores[kept]
+    order = np.lexsort((items, -scores))[:k]
+    return items[order], scores[order]
