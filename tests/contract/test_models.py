@@ -23,7 +23,11 @@ TINY_CONFIGS = {
     },
 }
 # Other ranking paths of the same model kind: "kind:variant" -> config changes.
-VARIANTS = {"calrec:dense": {"retrieval": "dense"}, "calrec:hybrid": {"retrieval": "hybrid"}}
+VARIANTS = {
+    "calrec:dense": {"retrieval": "dense"},
+    "calrec:hybrid": {"retrieval": "hybrid"},
+    "calrec:constrained": {"retrieval": "constrained", "constrained": {"max_new_tokens": 8}},
+}
 
 
 def test_every_registered_model_has_a_tiny_config() -> None:

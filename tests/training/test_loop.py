@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ class Regression(nn.Module):
             raise KeyboardInterrupt  # what a user's Ctrl-C or a killed job looks like
         inputs, targets = batch
         loss = ((self.layers(inputs).squeeze(-1) - targets) ** 2).mean()
-        return LossOutput(loss, {"mse": loss.detach()})
+        return LossOutput(loss, {"mse": loss.detach()}, num_tokens=len(targets))
 
 
 class Batches:
@@ -70,19 +71,65 @@ def test_loss_decreases(tmp_path: Path) -> None:
     assert after < 0.5 * before
 
 
+def _scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return {
+        tag: [(event.step, event.value) for event in events.Scalars(tag)]
+        for tag in events.Tags()["scalars"]
+    }
+
+
+def _log_records(run_dir: Path) -> list[dict]:
+    text = (run_dir / "train_log.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_logs_losses_lr_throughput_and_metrics(tmp_path: Path) -> None:
+    scores = iter([0.1, 0.2])
+    config = TrainConfig(epochs=2, batch_size=8, lr=1e-2, log_every=2)
+    validate = lambda network: {"ndcg@10": next(scores), "recall@10": 0.5}  # noqa: E731
+    train(Regression(), Batches(), validate, config, tmp_path, seed=0, show_progress=False)
+    records = _log_records(tmp_path)
+    assert [r["step"] for r in records] == [2, 4, 6, 8, 10]
+    assert set(records[0]) == {"epoch", "step", "loss", "mse", "lr", "tokens_per_s"}
+    assert all(r["tokens_per_s"] > 0 and r["loss"] == r["mse"] for r in records)
+    scalars = _scalars(tmp_path)
+    assert set(scalars) == {
+        "train/loss",
+        "train/mse",
+        "train/lr",
+        "train/tokens_per_s",
+        "valid/ndcg@10",
+        "valid/recall@10",
+    }
+    assert scalars["train/loss"] == [(r["step"], pytest.approx(r["loss"])) for r in records]
+    assert scalars["valid/ndcg@10"] == [(5, pytest.approx(0.1)), (10, pytest.approx(0.2))]
+
+    quiet = TrainConfig(epochs=1, batch_size=8, tensorboard=False)
+    train(Regression(), Batches(), None, quiet, tmp_path / "quiet", show_progress=False)
+    assert not (tmp_path / "quiet" / "tensorboard").exists()
+
+
 def test_killed_run_resumes_to_identical_weights(tmp_path: Path) -> None:
     uninterrupted = Regression()
     train(uninterrupted, Batches(), None, CONFIG, tmp_path / "full", seed=1, show_progress=False)
 
-    crashing = Regression(crash_at_call=13)  # mid-epoch 3 (5 batches per epoch)
+    # checkpoints at steps 4, 5 (epoch end), 8, 10, 12; killed in step 14, mid-epoch 3, after
+    # logging step 13, which the resumed run trains and logs again
+    config = CONFIG.model_copy(update={"checkpoint_every": 4})
+    crashing = Regression(crash_at_call=14)
     with pytest.raises(KeyboardInterrupt):
-        train(crashing, Batches(), None, CONFIG, tmp_path / "killed", seed=1, show_progress=False)
+        train(crashing, Batches(), None, config, tmp_path / "killed", seed=1, show_progress=False)
+    assert _log_records(tmp_path / "killed")[-1]["step"] == 13
     resumed = Regression()
     train(
         resumed,
         Batches(),
         None,
-        CONFIG,
+        config,
         tmp_path / "killed",
         seed=1,
         resume=True,
@@ -91,6 +138,10 @@ def test_killed_run_resumes_to_identical_weights(tmp_path: Path) -> None:
     for name, tensor in _weights(uninterrupted).items():
         torch.testing.assert_close(_weights(resumed)[name], tensor, rtol=0, atol=0)
     assert not (tmp_path / "killed" / "checkpoints" / "last.tmp").exists()
+    # the logs read as one run: what the killed run logged after its checkpoint is dropped
+    steps = [record["step"] for record in _log_records(tmp_path / "killed")]
+    assert steps == list(range(1, 21))
+    assert [step for step, _ in _scalars(tmp_path / "killed")["train/loss"]] == steps
 
 
 def test_early_stopping_keeps_the_best_weights(tmp_path: Path) -> None:

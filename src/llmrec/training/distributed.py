@@ -3,7 +3,15 @@
 Every process builds the same batches (a `BatchSource` depends only on the seed and the epoch) and
 trains on its own rows of each one: rows `index::count`. DDP then averages the processes'
 gradients, and `global_loss_scale` weights each process' mean loss so that this average is the
-gradient of the mean over the whole batch, as in a one-process run.
+gradient of the mean over the whole batch, as in a one-process run. It is exact for a loss that
+is a mean of per-row or per-token terms, given `LossOutput.num_terms` (one term per row when it
+is None).
+
+choice: a contrastive loss with in-batch negatives (CALRec's InfoNCE) sees only its own
+process' rows as negatives; embeddings are not gathered across processes, as in most
+implementations. Such a loss changes with the number of processes (fewer negatives per anchor),
+so a multi-process run matches the one-process run only when it is off (CALRec with
+alpha = beta = 0, whose token loss is then exact with num_terms = its target tokens).
 """
 
 from __future__ import annotations

@@ -3,13 +3,17 @@
 A model's `fit` hands it an `nn.Module` whose `forward(batch)` returns a `LossOutput`, a
 `BatchSource` that yields the same batches for the same (seed, epoch) on every process, and a
 validation callback. The loop knows nothing of any model's losses.
+
+Under `accelerate launch` with several processes, each optimizer step still trains on one whole
+batch of the `BatchSource`: every process takes its rows of it and weighs its loss so that the
+averaged gradient is the one-process gradient (training/distributed.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +22,7 @@ from typing import Any, Protocol
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -31,6 +36,7 @@ from llmrec.training.checkpoint import (
     save_weights,
 )
 from llmrec.training.config import TrainConfig
+from llmrec.training.distributed import batch_rows, global_loss_scale, local_batch, rng_states
 from llmrec.training.optim import build_optimizer, build_scheduler
 from llmrec.training.seed import set_seed
 
@@ -38,14 +44,24 @@ logger = logging.getLogger(__name__)
 
 Validate = Callable[[nn.Module], dict[str, float]]
 
+LOG_FILE = "train_log.jsonl"
+TENSORBOARD_FOLDER = "tensorboard"
+
 
 @dataclass
 class LossOutput:
-    """The loss to minimise and its named parts (logged separately)."""
+    """The loss to minimise, its named parts (logged separately) and what it is a mean of.
+
+    `num_terms`: how many terms `total` averages (SASRec: real positions; a token loss: target
+    tokens); None counts one term per batch row. With several processes it weighs each
+    process' loss so that their average is the mean over the whole batch (see
+    `training.distributed.global_loss_scale`); a one-process run does not use it.
+    """
 
     total: torch.Tensor
     parts: dict[str, torch.Tensor] = field(default_factory=dict)
     num_tokens: int = 0  # items or tokens in the batch, for throughput
+    num_terms: int | None = None
 
 
 class BatchSource(Protocol):
@@ -76,29 +92,35 @@ def train(
     resume: bool = False,
     show_progress: bool = True,
 ) -> TrainResult:
-    """Train `module` in place; on return it holds the best validated weights (or the last)."""
+    """Train `module` in place; on return it holds the best validated weights (or the last).
+
+    choice: process p seeds its RNG with seed + p, so dropout differs between the rows of
+    different processes (one seed would repeat the same masks on every process' rows).
+    choice: `validate` runs on the main process only, on the unwrapped model, and its metrics
+    are broadcast: every process then takes the same early-stopping decisions.
+    """
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
     accelerator = Accelerator(
         mixed_precision=cfg.precision, gradient_accumulation_steps=cfg.grad_accum
     )
-    set_seed(seed)
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    checkpoints = Path(run_dir) / "checkpoints"
-    steps_per_epoch = math.ceil(len(batches.epoch_batches(0)) / accelerator.num_processes)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    set_seed(seed + rank)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints = run_dir / "checkpoints"
+    steps_per_epoch = len(batches.epoch_batches(0))  # every process takes part in every batch
     total_steps = cfg.max_steps or cfg.epochs * max(1, steps_per_epoch // cfg.grad_accum)
     optimizer = build_optimizer(module, cfg)
     scheduler = build_scheduler(optimizer, cfg, total_steps)
     model, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
     state = LoopState()
-    log_path = Path(run_dir) / "train_log.jsonl"
     if resume:
         if not (checkpoints / "last").is_dir():
             raise ConfigError(f"cannot resume: {checkpoints / 'last'} does not exist")
-        state = load_checkpoint(checkpoints / "last", module, optimizer, scheduler)
+        state = load_checkpoint(checkpoints / "last", module, optimizer, scheduler, rank)
         logger.info("resumed from %s at epoch %d step %d", checkpoints, state.epoch, state.step)
-    else:
-        log_path.unlink(missing_ok=True)
+    log = RunLog(run_dir, cfg.tensorboard, state.step if resume else None, accelerator)
     epoch_seconds: list[float] = []
     started = time.perf_counter()
     progress = tqdm(
@@ -108,41 +130,48 @@ def train(
         unit="epoch",
         disable=not (show_progress and accelerator.is_main_process),
     )
-    while state.epoch < cfg.epochs and not _is_done(state, cfg):
-        epoch_start = time.perf_counter()
-        epoch_batches = batches.epoch_batches(state.epoch)
-        own = epoch_batches[accelerator.process_index :: accelerator.num_processes]
-        model.train()
-        for batch in own[state.batches_done :]:
-            with accelerator.accumulate(model):
-                out = model(batch)
-                accelerator.backward(out.total)
-                if cfg.grad_clip is not None and accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            state.batches_done += 1
-            if accelerator.sync_gradients:
-                state.step += 1
-                if state.step % cfg.log_every == 0 and accelerator.is_main_process:
-                    _log(log_path, state, out, scheduler)
-                    progress.set_postfix(loss=f"{out.total.item():.4f}")
-                if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
-                    _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state)
-            if _is_done(state, cfg):
-                break
-        epoch_seconds.append(time.perf_counter() - epoch_start)
-        finished_epoch = state.batches_done >= len(own)
-        if finished_epoch:
-            state.epoch += 1
-            state.batches_done = 0
-            progress.update(1)
-        if validate is not None and (state.epoch % cfg.eval_every == 0 or _is_done(state, cfg)):
-            _validate_and_track(accelerator, validate, module, state, cfg, checkpoints)
-            progress.set_postfix({cfg.metric: f"{state.history[-1][cfg.metric]:.4f}"})
-        _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state)
-    progress.close()
+    try:
+        while state.epoch < cfg.epochs and not _is_done(state, cfg):
+            epoch_start = time.perf_counter()
+            epoch_batches = batches.epoch_batches(state.epoch)
+            model.train()
+            for batch in epoch_batches[state.batches_done :]:
+                step_start = time.perf_counter()
+                local, stand_in = local_batch(batch, rank, world) if world > 1 else (batch, False)
+                with accelerator.accumulate(model):
+                    out = model(local)
+                    loss, scale, tokens = _weighted_loss(accelerator, out, local, stand_in)
+                    accelerator.backward(loss)
+                    if cfg.grad_clip is not None and accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                state.batches_done += 1
+                log.count(tokens, time.perf_counter() - step_start)
+                if accelerator.sync_gradients:
+                    state.step += 1
+                    if state.step % cfg.log_every == 0:
+                        losses = _batch_losses(accelerator, out, scale)
+                        log.train(state, losses, scheduler.get_last_lr()[0])
+                        progress.set_postfix(loss=f"{losses['loss']:.4f}")
+                    if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
+                        _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state)
+                if _is_done(state, cfg):
+                    break
+            epoch_seconds.append(time.perf_counter() - epoch_start)
+            if state.batches_done >= len(epoch_batches):
+                state.epoch += 1
+                state.batches_done = 0
+                progress.update(1)
+            if validate is not None and (state.epoch % cfg.eval_every == 0 or _is_done(state, cfg)):
+                _validate_and_track(accelerator, validate, module, state, cfg, checkpoints, log)
+                progress.set_postfix({cfg.metric: f"{state.history[-1][cfg.metric]:.4f}"})
+            _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state)
+    finally:
+        progress.close()
+        log.close()
+    accelerator.wait_for_everyone()  # the main process has written checkpoints/best
     if validate is not None and (checkpoints / "best" / MODEL_FILE).is_file():
         load_weights(module, checkpoints / "best" / MODEL_FILE)
     return TrainResult(
@@ -154,6 +183,34 @@ def train(
         time.perf_counter() - started,
         epoch_seconds,
     )
+
+
+def _weighted_loss(
+    accelerator: Accelerator, out: LossOutput, local: Any, stand_in: bool
+) -> tuple[torch.Tensor, float, int]:
+    """(loss to back-propagate, its weight, tokens of the whole batch)."""
+    if accelerator.num_processes == 1:
+        return out.total, 1.0, out.num_tokens
+    terms = out.num_terms if out.num_terms is not None else batch_rows(local)
+    if stand_in:  # no rows of its own: the graph takes part in DDP, the loss weighs nothing
+        terms, tokens = 0, 0
+    else:
+        tokens = out.num_tokens
+    scale, global_tokens = global_loss_scale(accelerator, terms, tokens)
+    return out.total * scale, scale, global_tokens
+
+
+def _batch_losses(accelerator: Accelerator, out: LossOutput, scale: float) -> dict[str, float]:
+    """The loss and its parts over the whole batch (an all-reduce when there are processes).
+
+    The total is exact; a part is weighted like the total, so a part that averages a different
+    number of terms (CALRec's InfoNCE next to its token loss) is the mean of weighted means.
+    """
+    names = ["loss", *out.parts]
+    values = torch.stack([v.detach().float() for v in (out.total, *out.parts.values())]) * scale
+    if accelerator.num_processes > 1:
+        values = accelerator.reduce(values.to(accelerator.device), reduction="mean")
+    return dict(zip(names, values.tolist(), strict=True))
 
 
 def _is_done(state: LoopState, cfg: TrainConfig) -> bool:
@@ -169,15 +226,21 @@ def _validate_and_track(
     state: LoopState,
     cfg: TrainConfig,
     checkpoints: Path,
+    log: RunLog,
 ) -> None:
     """Validate on the main process' unwrapped model; keep the best weights; count patience."""
-    module.eval()
-    with torch.no_grad():
-        metrics = validate(accelerator.unwrap_model(module))
-    module.train()
+    metrics = None
+    if accelerator.is_main_process:
+        module.eval()
+        with torch.no_grad():
+            metrics = validate(accelerator.unwrap_model(module))
+        module.train()
+    if accelerator.num_processes > 1:
+        metrics = broadcast_object_list([metrics])[0]
     if cfg.metric not in metrics:
         raise KeyError(f"validation returned {sorted(metrics)}, not the metric {cfg.metric!r}")
     state.history.append({"epoch": state.epoch, "step": state.step, **metrics})
+    log.validation(state.step, metrics)
     value = metrics[cfg.metric]
     if state.best_metric is None or value > state.best_metric:
         state.best_metric, state.best_step, state.best_epoch = value, state.step, state.epoch
@@ -191,20 +254,77 @@ def _validate_and_track(
 
 
 def _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state) -> None:
+    """The main process writes; every process' RNG goes in; nobody runs ahead of the write."""
+    rng = rng_states(accelerator)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         save_checkpoint(
-            checkpoints / "last", accelerator.unwrap_model(module), optimizer, scheduler, state
+            checkpoints / "last", accelerator.unwrap_model(module), optimizer, scheduler, state, rng
         )
+    accelerator.wait_for_everyone()
 
 
-def _log(path: Path, state: LoopState, out: LossOutput, scheduler) -> None:
-    record = {
-        "epoch": state.epoch,
-        "step": state.step,
-        "loss": out.total.item(),
-        "lr": scheduler.get_last_lr()[0],
-        **{name: value.item() for name, value in out.parts.items()},
-    }
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
+class RunLog:
+    """`train_log.jsonl` and TensorBoard scalars in `RUN_DIR/tensorboard/`, main process only.
+
+    Each training record holds the loss, its parts, the learning rate and tokens/s (tokens of
+    the whole batch over the seconds spent in training steps since the previous record);
+    TensorBoard also gets the validation metrics (`valid/<name>`). A fresh run clears both; a
+    resumed run drops what the interrupted run logged after its checkpoint's step.
+    """
+
+    def __init__(
+        self, run_dir: Path, tensorboard: bool, resume_step: int | None, accelerator: Accelerator
+    ) -> None:
+        self.path = run_dir / LOG_FILE
+        self.enabled = accelerator.is_main_process
+        self.tokens, self.seconds = 0, 0.0
+        self.writer = None
+        if not self.enabled:
+            return
+        if resume_step is None:
+            self.path.unlink(missing_ok=True)
+            shutil.rmtree(run_dir / TENSORBOARD_FOLDER, ignore_errors=True)
+        elif self.path.is_file():
+            lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [line for line in lines if json.loads(line)["step"] <= resume_step]
+            self.path.write_text("".join(kept), encoding="utf-8")
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # only when used: a heavy import
+
+            purge = None if resume_step is None else resume_step + 1
+            self.writer = SummaryWriter(str(run_dir / TENSORBOARD_FOLDER), purge_step=purge)
+
+    def count(self, tokens: int, seconds: float) -> None:
+        self.tokens += tokens
+        self.seconds += seconds
+
+    def train(self, state: LoopState, losses: dict[str, float], lr: float) -> None:
+        tokens_per_s = self.tokens / self.seconds if self.seconds > 0 else 0.0
+        self.tokens, self.seconds = 0, 0.0
+        if not self.enabled:
+            return
+        record = {
+            "epoch": state.epoch,
+            "step": state.step,
+            **losses,
+            "lr": lr,
+            "tokens_per_s": tokens_per_s,
+        }
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for name, value in losses.items():
+                self.writer.add_scalar(f"train/{name}", value, state.step)
+            self.writer.add_scalar("train/lr", lr, state.step)
+            self.writer.add_scalar("train/tokens_per_s", tokens_per_s, state.step)
+
+    def validation(self, step: int, metrics: dict[str, float]) -> None:
+        if self.writer is not None:
+            for name, value in metrics.items():
+                self.writer.add_scalar(f"valid/{name}", value, step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -32,6 +32,7 @@ from llmrec.models.base import (
     top_k,
 )
 from llmrec.models.calrec.batches import ExampleBatches, TrainingTargets, build_examples
+from llmrec.models.calrec.constrained import ConstrainedConfig, constrained_ranking
 from llmrec.models.calrec.generate import GenerationConfig, stop_token_ids
 from llmrec.models.calrec.losses import (
     combine,
@@ -41,6 +42,7 @@ from llmrec.models.calrec.losses import (
 )
 from llmrec.models.calrec.ranking import generation_rankings, to_recommendations
 from llmrec.retrieval.bm25 import BM25Index
+from llmrec.retrieval.constrained import CatalogueTrie
 from llmrec.retrieval.dense import DenseIndex, reciprocal_rank_fusion
 from llmrec.text.templates import ItemLines, TextConfig
 from llmrec.training.config import TrainConfig
@@ -50,7 +52,7 @@ from llmrec.training.validation import sample_eval_set
 BACKBONE_FOLDER = "backbone"
 BM25_FOLDER = "bm25"
 DENSE_FOLDER = "dense"
-Retrieval = Literal["bm25", "dense", "hybrid"]
+Retrieval = Literal["bm25", "dense", "hybrid", "constrained"]
 
 
 class StageOneConfig(BaseModel):
@@ -88,7 +90,11 @@ class CALRecConfig(ModelConfig):
     retrieval: Retrieval = Field(
         "bm25",
         description="bm25: generations grounded by BM25, merged quasi-round-robin (the paper); "
-        "dense: cos(v_U, v_T) over the catalogue; hybrid: reciprocal rank fusion of both",
+        "dense: cos(v_U, v_T) over the catalogue; hybrid: reciprocal rank fusion of both; "
+        "constrained: beam search over a prefix trie of item lines (only real items)",
+    )
+    constrained: ConstrainedConfig = Field(
+        default_factory=ConstrainedConfig, description="settings of constrained decoding"
     )
     hybrid_depth: PositiveInt = Field(100, description="items taken from each ranking for fusion")
     encode_batch_size: PositiveInt = Field(32, description="lines per forward pass when encoding")
@@ -146,6 +152,7 @@ class CALRec(Recommender):
         self._lines: ItemLines | None = None
         self._index: BM25Index | None = None
         self._dense: DenseIndex | None = None
+        self._trie: CatalogueTrie | None = None
         self.backbone_identity: dict = {}
 
     # --- lazy state: the backbone is loaded on first use, from the config or a saved folder ---
@@ -178,6 +185,13 @@ class CALRec(Recommender):
         if self._index is None:
             self._index = BM25Index.build(self.lines.texts, self.config.bm25_k1, self.config.bm25_b)
         return self._index
+
+    @property
+    def trie(self) -> CatalogueTrie:
+        """Prefix trie of every item line (+ newline), for constrained decoding."""
+        if self._trie is None:
+            self._trie = CatalogueTrie(self.lines.ids, self.lines.newline)
+        return self._trie
 
     @property
     def dense(self) -> DenseIndex:
@@ -299,6 +313,15 @@ class CALRec(Recommender):
             return super().recommend(histories, k, exclude)
         self.network.eval()
         prompts = [self.lines.prompt_ids(history) for history in histories]
+        if self.config.retrieval == "constrained":
+            return constrained_ranking(
+                self.network.language_model,
+                prompts,
+                self.trie,
+                k,
+                exclude,
+                **self.config.constrained.model_dump(),
+            )
         depth = k if self.config.retrieval == "bm25" else max(k, self.config.hybrid_depth)
         rankings = generation_rankings(
             self.network.language_model,

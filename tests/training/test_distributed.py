@@ -1,0 +1,274 @@
+"""Two processes (Accelerate, gloo on CPU) train to the weights of one process.
+
+Every optimizer step consumes the same global batch whatever the number of processes: each
+process takes its rows, and its mean loss is weighted by its share of the loss terms. The
+parity run goes through `accelerate launch` in subprocesses, so it runs as a user's job would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from llmrec.training.distributed import batch_rows, local_batch, split_batch
+
+# One script, run once by `accelerate launch` with 2 processes and once by plain python. Each
+# scenario writes the main process' final weights to OUT/<name>.safetensors.
+SCRIPT = textwrap.dedent(
+    '''
+    import gc
+    import json
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+    from accelerate import PartialState
+    from safetensors.torch import save_file
+    from torch import nn
+
+    from llmrec.models.sasrec import SASRecConfig, SASRecNetwork, SequenceBatches
+    from llmrec.training.config import TrainConfig
+    from llmrec.training.loop import LossOutput, train
+
+    torch.set_num_threads(1)
+    OUT = Path(sys.argv[1])
+
+
+    class Regression(nn.Module):
+        def __init__(self, dropout, crash_at_call=None):
+            super().__init__()
+            torch.manual_seed(0)
+            self.layers = nn.Sequential(nn.Linear(4, 8), nn.Dropout(dropout), nn.Linear(8, 1))
+            self.calls, self.crash_at_call = 0, crash_at_call
+
+        def forward(self, batch):
+            self.calls += 1
+            if self.calls == self.crash_at_call:
+                raise KeyboardInterrupt
+            inputs, targets = batch
+            loss = ((self.layers(inputs).squeeze(-1) - targets) ** 2).mean()
+            return LossOutput(loss, {"mse": loss.detach()}, num_tokens=len(targets))
+
+
+    class Batches:
+        """33 rows in batches of 8: the last batch has one row, fewer than the processes."""
+
+        def __init__(self):
+            generator = torch.Generator().manual_seed(0)
+            self.inputs = torch.randn(33, 4, generator=generator)
+            self.targets = self.inputs.sum(dim=1)
+
+        def epoch_batches(self, epoch):
+            order = torch.randperm(33, generator=torch.Generator().manual_seed(epoch))
+            return [
+                (self.inputs[order[i : i + 8]], self.targets[order[i : i + 8]])
+                for i in range(0, 33, 8)
+            ]
+
+
+    class CountedSASRec(SASRecNetwork):
+        """SASRec's CE is a mean over its real positions: as many terms as num_tokens."""
+
+        def forward(self, batch):
+            out = super().forward(batch)
+            out.num_terms = out.num_tokens
+            return out
+
+
+    class RowWeightedSASRec(SASRecNetwork):
+        """The same loss weighted per row: not the global mean when positions vary."""
+
+        def forward(self, batch):
+            out = super().forward(batch)
+            out.num_terms = None
+            return out
+
+
+    def save(name, module, **extra):
+        if PartialState().is_main_process:
+            weights = {k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}
+            save_file(weights, str(OUT / f"{name}.safetensors"))
+            (OUT / f"{name}.json").write_text(json.dumps(extra))
+
+
+    def toy_parity():
+        module, batches = Regression(dropout=0.0), Batches()
+
+        def validate(network):
+            error = ((network.layers(batches.inputs).squeeze(-1) - batches.targets) ** 2).mean()
+            return {"ndcg@10": -error.item()}
+
+        config = TrainConfig(
+            epochs=4, batch_size=8, lr=1e-2, log_every=1, patience=2, checkpoint_every=3,
+            num_threads=1,
+        )
+        run_dir = OUT / "runs" / "toy"
+        result = train(module, batches, validate, config, run_dir, seed=0, show_progress=False)
+        log = []
+        if PartialState().is_main_process:
+            lines = (run_dir / "train_log.jsonl").read_text().splitlines()
+            log = [json.loads(line) for line in lines]
+        save("toy", module, best_step=result.best_step, history=result.history, log=log)
+
+
+    def toy_resume():
+        config = TrainConfig(epochs=3, batch_size=8, lr=1e-2, checkpoint_every=1, num_threads=1)
+        full = Regression(dropout=0.3)
+        train(full, Batches(), None, config, OUT / "runs" / "full", seed=1, show_progress=False)
+        save("full", full)
+        crashing = Regression(dropout=0.3, crash_at_call=8)  # epoch 2, batch 3
+        try:
+            train(crashing, Batches(), None, config, OUT / "runs" / "killed", seed=1,
+                  show_progress=False)
+        except KeyboardInterrupt:
+            pass
+        del crashing
+        gc.collect()
+        resumed = Regression(dropout=0.3)
+        train(resumed, Batches(), None, config, OUT / "runs" / "killed", seed=1, resume=True,
+              show_progress=False)
+        save("resumed", resumed)
+
+
+    def sasrec(name, network_class):
+        rng = np.random.default_rng(0)
+        sequences = [rng.integers(0, 20, size=length) for length in (2, 3, 4, 6, 7, 9, 11, 13)]
+        config = SASRecConfig(hidden_size=16, num_layers=1, num_heads=2, dropout=0.0, max_length=5)
+        torch.manual_seed(0)
+        network = network_class(config, num_items=20)
+        batches = SequenceBatches(sequences, config, num_items=20, batch_size=5, seed=0)
+        train_config = TrainConfig(epochs=3, batch_size=5, lr=1e-2, num_threads=1)
+        train(network, batches, None, train_config, OUT / "runs" / name, seed=0,
+              show_progress=False)
+        save(name, network)
+
+
+    toy_parity()
+    toy_resume()
+    sasrec("sasrec", CountedSASRec)
+    sasrec("sasrec_rows", RowWeightedSASRec)
+    '''
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _run(command: list[str], tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "ACCELERATE_USE_CPU": "true",  # gloo on CPU, even on a machine with GPUs
+        "HF_HOME": str(tmp_path / "hf"),  # no user accelerate config
+    }
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(one-process outputs, two-process outputs) of SCRIPT."""
+    tmp_path = tmp_path_factory.mktemp("distributed")
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT, encoding="utf-8")
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    _run([sys.executable, str(script), str(one)], tmp_path)
+    # `accelerate launch --cpu --num_processes 2` starts one process (it needs mpirun for more
+    # on CPU); --multi_gpu launches through torchrun, and ACCELERATE_USE_CPU selects gloo.
+    accelerate = str(Path(sys.executable).parent / "accelerate")
+    launch = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    launch += ["--mixed_precision", "no", "--dynamo_backend", "no"]
+    launch += ["--main_process_port", str(_free_port()), str(script), str(two)]
+    _run(launch, tmp_path)
+    return one, two
+
+
+# The gradient of the attention's key bias is zero in exact arithmetic (a softmax ignores a
+# shift shared by all keys); AdamW divides its rounding noise by its own size and takes steps
+# of about lr in a random direction. Those 16 values differ between any two summation orders.
+KEY_BIAS = "encoder.layers.0.self_attn.in_proj_bias"
+
+
+def _assert_same_weights(
+    first: Path, second: Path, rtol: float, atol: float, hidden: int | None = None
+) -> None:
+    left, right = load_file(str(first)), load_file(str(second))
+    assert left.keys() == right.keys()
+    if hidden is not None:  # SASRec: leave out the attention's key bias
+        for weights in (left, right):
+            weights["key_bias"] = weights[KEY_BIAS][hidden : 2 * hidden].clone()
+            weights[KEY_BIAS][hidden : 2 * hidden] = 0.0
+    for name in left:
+        if name != "key_bias":
+            torch.testing.assert_close(right[name], left[name], rtol=rtol, atol=atol, msg=name)
+
+
+def test_two_processes_train_the_toy_model_to_the_same_weights(runs) -> None:
+    one, two = runs
+    _assert_same_weights(one / "toy.safetensors", two / "toy.safetensors", 1e-5, 1e-6)
+    single = json.loads((one / "toy.json").read_text())
+    double = json.loads((two / "toy.json").read_text())
+    assert double["best_step"] == single["best_step"]
+    assert [h["step"] for h in double["history"]] == [h["step"] for h in single["history"]]
+    for first, second in zip(single["log"], double["log"], strict=True):
+        assert first["step"] == second["step"]
+        assert second["loss"] == pytest.approx(first["loss"], rel=1e-5)  # the whole batch's loss
+
+
+def test_two_processes_resume_exactly_with_dropout(runs) -> None:
+    for outputs in runs:
+        _assert_same_weights(outputs / "full.safetensors", outputs / "resumed.safetensors", 0, 0)
+
+
+def test_sasrec_positions_are_weighted_exactly(runs) -> None:
+    one, two = runs
+    _assert_same_weights(one / "sasrec.safetensors", two / "sasrec.safetensors", 1e-5, 1e-6, 16)
+    # the control: a mean per process weighted by rows is not the mean over all positions
+    with pytest.raises(AssertionError):
+        _assert_same_weights(
+            one / "sasrec_rows.safetensors", two / "sasrec_rows.safetensors", 1e-5, 1e-6, 16
+        )
+
+
+def test_split_batch_takes_strided_rows_of_dicts_and_tuples() -> None:
+    batch = {"x": torch.arange(10).view(5, 2), "y": torch.arange(5), "scale": torch.tensor(2.0)}
+    first = split_batch(batch, 0, 2)
+    assert first["x"].tolist() == [[0, 1], [4, 5], [8, 9]]
+    assert first["y"].tolist() == [0, 2, 4]
+    assert first["scale"].item() == 2.0  # no batch dimension: passed through
+    inputs, targets = split_batch((torch.arange(5), torch.arange(5) * 10), 1, 2)
+    assert inputs.tolist() == [1, 3] and targets.tolist() == [10, 30]
+    assert split_batch(torch.arange(3), 2, 3).tolist() == [2]
+    assert batch_rows(batch) == 5 and batch_rows(((torch.zeros(4, 1),),)) == 4
+
+
+def test_split_batch_rejects_bad_indices_and_ragged_batches() -> None:
+    with pytest.raises(ValueError, match="not in"):
+        split_batch(torch.arange(3), 2, 2)
+    with pytest.raises(ValueError, match="leading size"):
+        split_batch({"a": torch.zeros(4), "b": torch.zeros(3)}, 0, 2)
+    with pytest.raises(ValueError, match="no tensor"):
+        batch_rows({"a": 1})
+
+
+def test_a_process_without_rows_gets_a_stand_in_row() -> None:
+    batch = (torch.tensor([[1.0, 2.0]]), torch.tensor([3.0]))
+    mine, stand_in = local_batch(batch, 0, 2)
+    assert not stand_in and mine[1].tolist() == [3.0]
+    other, stand_in = local_batch(batch, 1, 2)
+    assert stand_in and other[0].tolist() == [[1.0, 2.0]]  # the first row, to be weighted 0
