@@ -83,7 +83,8 @@ class SASRecNetwork(nn.Module):
         loss = full_softmax_cross_entropy(
             hidden[is_target], self.item_table(), batch["targets"][is_target]
         )
-        return LossOutput(loss, {"ce": loss.detach()}, int(is_target.sum()))
+        positions = int(is_target.sum())
+        return LossOutput(loss, {"ce": loss.detach()}, positions, num_terms=positions)
 
     def last_hidden(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         hidden = self.encode(items, lengths)

@@ -24,7 +24,8 @@ def info_nce(
 
     For each positive i (an item alone), the softmax runs over all anchors j (context-side
     vectors), as in CALRec's L_TT / L_UT. choice: an anchor j != i whose example has the same
-    target (`keys[j] == keys[i]`) is not a negative for i; it is masked out.
+    target (`keys[j] == keys[i]`) is not a negative for i; it is masked out. choice: under
+    several processes the negatives are that process's rows only (training/distributed.py).
     """
     similarity = F.normalize(anchors, dim=-1) @ F.normalize(positives, dim=-1).T  # (N, N) a x p
     logits = similarity.T / temperature  # row i: positive i against every anchor j

@@ -139,7 +139,10 @@ class CALRecNetwork(nn.Module):
                 parts["ut"] = info_nce(user, alone, batch["keys"], self.temperature)
         total = combine(parts["nig"], parts.get("tt"), parts.get("ut"), self.alpha, self.beta)
         tokens = int(batch["attention_mask"].sum() + batch["item_mask"].sum())
-        return LossOutput(total, {k: v.detach() for k, v in parts.items()}, tokens)
+        # Exact under DDP for the token loss (NIG); InfoNCE negatives stay per process.
+        generated = int(batch["label_mask"][:, 1:].sum())
+        detached = {k: v.detach() for k, v in parts.items()}
+        return LossOutput(total, detached, tokens, num_terms=generated)
 
 
 class CALRec(Recommender):
