@@ -296,3 +296,36 @@ def _sha256(path: Path) -> str:
         while chunk := file.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class LoraSettings(BaseModel):
+    """Low-rank adapters (peft) on the backbone's attention and MLP projections."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rank: PositiveInt = Field(16, description="adapter rank r")
+    alpha: PositiveInt = Field(32, description="adapter scaling numerator (scale = alpha / r)")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="dropout on the adapter input")
+    target_modules: tuple[str, ...] = Field(
+        ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        description="names of the linear layers that get adapters (Llama naming)",
+    )
+
+
+def add_lora(model: PreTrainedModel, settings: LoraSettings) -> PreTrainedModel:
+    """Wrap `model` so that only the adapters train; the base weights are frozen."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=list(settings.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def merge_lora(model: PreTrainedModel) -> PreTrainedModel:
+    """Fold trained adapters into the base weights: a plain model that loads without peft."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model

@@ -88,3 +88,27 @@ def test_stage_one_mixes_other_data_sets_before_stage_two(beauty_mini, llm_cache
 def test_weights_must_leave_room_for_the_generation_loss(llm_cache_dir) -> None:
     with pytest.raises(ValidationError, match="alpha \\+ beta"):
         _config(llm_cache_dir, alpha=0.6, beta=0.4)
+
+
+def test_lora_trains_adapters_only_and_merges_into_a_plain_model(
+    beauty_mini, llm_cache_dir, tmp_path
+) -> None:
+    import torch
+
+    config = _config(llm_cache_dir, lora={"rank": 4, "alpha": 8, "dropout": 0.0})
+    model = CALRec(config, beauty_mini.catalogue)
+    before = {n: p.detach().clone() for n, p in model.network.language_model.named_parameters()}
+    run = RunContext(
+        tmp_path, TrainConfig(epochs=2, batch_size=4, lr=1e-2), seed=0, show_progress=False
+    )
+    model.fit(beauty_mini.train[:8], None, run)
+    after = dict(model.network.language_model.named_parameters())
+    assert set(after) == set(before)  # merged: no adapter parameters left, no peft wrapper
+    assert not torch.equal(
+        after["model.layers.0.self_attn.q_proj.weight"],
+        before["model.layers.0.self_attn.q_proj.weight"],
+    )
+    # Embeddings had no adapter, so they did not change.
+    assert torch.equal(after["model.embed_tokens.weight"], before["model.embed_tokens.weight"])
+    model.save(tmp_path / "saved")
+    assert (tmp_path / "saved" / "backbone" / "model.safetensors").is_file()

@@ -20,7 +20,13 @@ from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import EvalSet
 from llmrec.evaluation.metrics import compute_metrics
 from llmrec.evaluation.ranking import ranks_from_recommendations
-from llmrec.models.backbone import BackboneConfig, load_backbone
+from llmrec.models.backbone import (
+    BackboneConfig,
+    LoraSettings,
+    add_lora,
+    load_backbone,
+    merge_lora,
+)
 from llmrec.models.base import (
     Exclusions,
     FitResult,
@@ -92,6 +98,9 @@ class CALRecConfig(ModelConfig):
         description="bm25: generations grounded by BM25, merged quasi-round-robin (the paper); "
         "dense: cos(v_U, v_T) over the catalogue; hybrid: reciprocal rank fusion of both; "
         "constrained: beam search over a prefix trie of item lines (only real items)",
+    )
+    lora: LoraSettings | None = Field(
+        None, description="train low-rank adapters instead of every weight (merged after fit)"
     )
     constrained: ConstrainedConfig = Field(
         default_factory=ConstrainedConfig, description="settings of constrained decoding"
@@ -230,6 +239,8 @@ class CALRec(Recommender):
             with tempfile.TemporaryDirectory(prefix="llmrec-calrec-") as scratch:
                 return self.fit(train_sequences, valid, RunContext(Path(scratch)))
         torch.manual_seed(run.seed)
+        if self.config.lora is not None:  # choice: adapters train, then merge into the weights
+            self.network.language_model = add_lora(self.network.language_model, self.config.lora)
         history: list[dict[str, float]] = []
         result = None
         if self.config.stage_one is not None:
@@ -250,6 +261,7 @@ class CALRec(Recommender):
             )
             result = self._train_stage("stage_two", batches, run.train, valid, run)
             history += [{**h, "stage": 2} for h in result.history]
+        self.network.language_model = merge_lora(self.network.language_model)
         self.network.eval()
         self._dense = None  # item vectors are stale after training
         if result is None:
