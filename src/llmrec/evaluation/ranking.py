@@ -150,6 +150,7 @@ def evaluate_model(
             model.num_items, eval_set.histories, eval_set.targets, config.num_negatives, config.seed
         )
     batches = []
+    model.reset_diagnostics()
     starts = range(0, len(eval_set), batch_size)
     with torch.no_grad():
         for start in tqdm(starts, desc="evaluate", unit="batch", disable=not show_progress):
@@ -166,6 +167,9 @@ def evaluate_model(
         ranked_by=batches[0].ranked_by,
         rank_cutoff=min(cutoffs) if cutoffs else None,
     )
+    diagnostics = model.diagnostics()
+    if diagnostics:  # e.g. CALRec's grounding of its generations
+        protocol["diagnostics"] = diagnostics
     ranks = np.concatenate([batch.ranks for batch in batches])
     return EvalResult.from_ranks(ranks, eval_set.user_ids, protocol)
 

@@ -99,7 +99,13 @@ class EvalResult:
             interval = self.ci.get(key)
             shown = "n/a" if interval is None else f"{interval.low:.4f} - {interval.high:.4f}"
             lines.append(f"| {key} | {value:.4f} | {shown} |")
-        return "\n".join(lines) + "\n\n" + describe_protocol(self.protocol) + "\n"
+        text = "\n".join(lines) + "\n\n" + describe_protocol(self.protocol) + "\n"
+        if self.protocol.get("diagnostics"):
+            shown = ", ".join(
+                f"{key} {value:.4g}" for key, value in self.protocol["diagnostics"].items()
+            )
+            text += f"Diagnostics: {shown}.\n"
+        return text
 
 
 def build_protocol(

@@ -107,6 +107,14 @@ class Recommender(ABC):
             raise NotImplementedError(f"{self.name} must implement recommend() or score()")
         return top_k(scores, k, exclude)
 
+    def reset_diagnostics(self) -> None:
+        """Forget the counts behind `diagnostics` (the evaluator calls it before ranking)."""
+        return None
+
+    def diagnostics(self) -> dict[str, float]:
+        """Model-specific counts gathered while ranking (e.g. CALRec's grounding); {} if none."""
+        return {}
+
     # --- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         path = Path(path)

@@ -60,6 +60,7 @@ def test_twenty_users_are_memorised_through_generation(beauty_mini, llm_cache_di
     result = evaluate_model(model, memorised, show_progress=False)
     assert result.metrics["recall@1"] == 1.0
     assert result.protocol["ranked_by"] == "recommend"
+    assert result.protocol["diagnostics"]["exact_match_share"] == 1.0  # every line is real
 
     # The contrastive terms aligned v_U with v_T: dense retrieval finds the targets too.
     model.config = model.config.model_copy(update={"retrieval": "dense"})
@@ -112,3 +113,14 @@ def test_lora_trains_adapters_only_and_merges_into_a_plain_model(
     assert torch.equal(after["model.embed_tokens.weight"], before["model.embed_tokens.weight"])
     model.save(tmp_path / "saved")
     assert (tmp_path / "saved" / "backbone" / "model.safetensors").is_file()
+
+
+def test_grounding_diagnostics_are_reported_by_the_evaluator(beauty_mini, llm_cache_dir) -> None:
+    config = _config(llm_cache_dir, generation={"num_samples": 3, "max_new_tokens": 6})
+    model = CALRec(config, beauty_mini.catalogue)
+    result = evaluate_model(model, beauty_mini.test.subset(range(4)), show_progress=False)
+    diagnostics = result.protocol["diagnostics"]
+    assert diagnostics["generations"] == 12
+    assert 0.0 <= diagnostics["exact_match_share"] <= 1.0
+    assert 0.0 <= diagnostics["duplicate_share"] <= 1.0
+    assert "Diagnostics: generations 12" in result.format_table()

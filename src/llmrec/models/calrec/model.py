@@ -46,7 +46,11 @@ from llmrec.models.calrec.losses import (
     mean_pool,
     next_item_generation_loss,
 )
-from llmrec.models.calrec.ranking import generation_rankings, to_recommendations
+from llmrec.models.calrec.ranking import (
+    GroundingStats,
+    generation_rankings,
+    to_recommendations,
+)
 from llmrec.retrieval.bm25 import BM25Index
 from llmrec.retrieval.constrained import CatalogueTrie
 from llmrec.retrieval.dense import DenseIndex, reciprocal_rank_fusion
@@ -165,6 +169,7 @@ class CALRec(Recommender):
         self._index: BM25Index | None = None
         self._dense: DenseIndex | None = None
         self._trie: CatalogueTrie | None = None
+        self._grounding = GroundingStats()
         self.backbone_identity: dict = {}
 
     # --- lazy state: the backbone is loaded on first use, from the config or a saved folder ---
@@ -347,6 +352,8 @@ class CALRec(Recommender):
             depth,
             exclude,
             self._stop_ids,
+            self.lines.texts,
+            self._grounding,
         )
         if self.config.retrieval == "hybrid":
             dense = top_k(self.dense_scores(histories), depth, exclude).item_indices
@@ -355,6 +362,13 @@ class CALRec(Recommender):
                 for generated, dense_row in zip(rankings, dense, strict=True)
             ]
         return to_recommendations(rankings, k, self.num_items, exclude)
+
+    def reset_diagnostics(self) -> None:
+        self._grounding = GroundingStats()
+
+    def diagnostics(self) -> dict[str, float]:
+        """Grounding of the generations since the last reset (CALRec issue, item 5)."""
+        return self._grounding.summary()
 
     def score(self, histories: Histories) -> torch.Tensor | None:
         """Dense scores cos(v_U, v_T) for every item when retrieval is dense; else None (the

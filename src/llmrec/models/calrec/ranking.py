@@ -8,13 +8,45 @@ score -inf, which the evaluator counts as misses (no item gains from a model tha
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from llmrec.models.base import Exclusions, Recommendations
 from llmrec.models.calrec.generate import GenerationConfig, sample_generations
 from llmrec.retrieval.bm25 import BM25Index
-from llmrec.retrieval.merge import order_generations, rank_items, round_robin_merge
+from llmrec.retrieval.merge import (
+    duplicate_share,
+    exact_match_share,
+    normalize_text,
+    order_generations,
+    rank_items,
+    round_robin_merge,
+)
+
+
+@dataclass
+class GroundingStats:
+    """Running counts over sampled generations: how many name a catalogue line exactly (their
+    BM25 top-1 document equals them) and how many repeat another sample of the same user."""
+
+    generations: int = 0
+    exact_matches: float = 0.0
+    duplicates: float = 0.0
+
+    def add(self, texts: Sequence[str], top_documents: Sequence[str | None]) -> None:
+        self.generations += len(texts)
+        self.exact_matches += exact_match_share(texts, top_documents) * len(texts)
+        self.duplicates += duplicate_share(texts) * len(texts)
+
+    def summary(self) -> dict[str, float]:
+        if not self.generations:
+            return {}
+        return {
+            "generations": self.generations,
+            "exact_match_share": self.exact_matches / self.generations,
+            "duplicate_share": self.duplicates / self.generations,
+        }
 
 
 def generation_rankings(
@@ -26,8 +58,11 @@ def generation_rankings(
     depth: int,
     exclude: Exclusions = None,
     stop_ids: Collection[int] | None = None,
+    documents: Sequence[str] | None = None,
+    stats: GroundingStats | None = None,
 ) -> list[list[int]]:
-    """Per prompt, up to `depth` items: BM25 lists of its distinct generations, merged."""
+    """Per prompt, up to `depth` items: BM25 lists of its distinct generations, merged.
+    With `documents` (the indexed texts) and `stats`, grounding counts are accumulated."""
     sampled = sample_generations(language_model, tokenizer, prompts, config, stop_ids)
     rankings = []
     for row, generations in enumerate(sampled):
@@ -35,6 +70,12 @@ def generation_rankings(
         groups = order_generations(generations.texts, generations.mean_logprobs)
         lists = [rank_items(index.scores(group.text), depth + len(excluded)) for group in groups]
         rankings.append(round_robin_merge(lists, depth, excluded).item_indices)
+        if stats is not None and documents is not None:
+            top = {
+                g.text: (documents[int(r[0])] if len(r) else None)
+                for g, r in zip(groups, lists, strict=True)
+            }
+            stats.add(generations.texts, [top[normalize_text(t)] for t in generations.texts])
     return rankings
 
 
