@@ -67,3 +67,10 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
 def test_quickstart_config_is_valid() -> None:
     config = load_config(Path(__file__).parents[1] / "configs" / "quickstart.yaml")
     assert config.model.name == "sasrec"
+
+
+def test_every_shipped_config_is_valid() -> None:
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert len(configs) >= 5
+    for path in configs:
+        load_config(path)
