@@ -288,3 +288,20 @@ def test_empty_eval_set_raises() -> None:
     empty = EvalSet((), (), np.array([], dtype=np.int64))
     with pytest.raises(ValueError, match="empty"):
         evaluate_model(MatrixScorer(HAND_MATRIX), empty, QUIET, show_progress=False)
+
+
+def test_user_sample_is_seeded_recorded_and_shared_across_models() -> None:
+    rng = np.random.default_rng(0)
+    matrix = rng.random((6, 6))
+    histories = tuple(np.array([i % 6]) for i in range(30))
+    eval_set = EvalSet(tuple(f"u{i}" for i in range(30)), histories, np.arange(30) % 6)
+    config = EvalConfig(sample_users=10, seed=3, bootstrap_resamples=0)
+    first = evaluate_model(MatrixScorer(matrix), eval_set, config, show_progress=False)
+    second = evaluate_model(MatrixRecommender(matrix), eval_set, config, show_progress=False)
+    assert len(first.user_ids) == 10 and first.user_ids == second.user_ids
+    assert first.protocol["user_sample"] == "10 of 30 users (seed 3)"
+    assert "10 of 30 users (seed 3)" in first.format_table()
+    assert (
+        "user_sample"
+        not in evaluate_model(MatrixScorer(matrix), eval_set, show_progress=False).protocol
+    )

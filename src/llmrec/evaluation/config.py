@@ -57,7 +57,12 @@ class EvalConfig(BaseModel):
     )
     seed: NonNegativeInt = Field(
         default=0,
-        description="Seed of the bootstrap resamples and of the sampled negatives.",
+        description="Seed of the bootstrap resamples, the sampled negatives and the user sample.",
+    )
+    sample_users: PositiveInt | None = Field(
+        default=None,
+        description="Evaluate a seeded random sample of this many users (None: every user); "
+        "the sample is recorded in the protocol. For costly generative models only.",
     )
 
     @field_validator("ks")

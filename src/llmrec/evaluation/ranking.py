@@ -143,6 +143,12 @@ def evaluate_model(
     config = config or EvalConfig()
     if len(eval_set) == 0:
         raise ValueError("the evaluation set is empty")
+    total_users = len(eval_set)
+    if config.sample_users is not None and config.sample_users < total_users:
+        rows = np.random.default_rng(config.seed).choice(
+            total_users, config.sample_users, replace=False
+        )
+        eval_set = eval_set.subset(np.sort(rows))
     batch_size = batch_size or config.batch_size
     negatives = None
     if config.protocol == "sampled":
@@ -167,6 +173,8 @@ def evaluate_model(
         ranked_by=batches[0].ranked_by,
         rank_cutoff=min(cutoffs) if cutoffs else None,
     )
+    if len(eval_set) < total_users:
+        protocol["user_sample"] = f"{len(eval_set)} of {total_users} users (seed {config.seed})"
     diagnostics = model.diagnostics()
     if diagnostics:  # e.g. CALRec's grounding of its generations
         protocol["diagnostics"] = diagnostics

@@ -153,7 +153,7 @@ def describe_protocol(protocol: dict[str, Any]) -> str:
         ranking,
         f"history filter {'on' if protocol['filter_history'] else 'off'}",
         f"split {protocol['split'] or 'unnamed'}",
-        f"{protocol['num_users']} users",
+        protocol.get("user_sample") or f"{protocol['num_users']} users",
         f"seed {protocol['seed']}",
         f"ranked by {protocol['ranked_by']}",
     ]
