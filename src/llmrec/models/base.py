@@ -54,6 +54,7 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     train_seconds: float = 0.0
     epoch_seconds: list[float] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # e.g. CALRec's two stages
 
 
 @dataclass(frozen=True)

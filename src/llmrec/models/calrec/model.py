@@ -247,6 +247,7 @@ class CALRec(Recommender):
         if self.config.lora is not None:  # choice: adapters train, then merge into the weights
             self.network.language_model = add_lora(self.network.language_model, self.config.lora)
         history: list[dict[str, float]] = []
+        stage_seconds: dict[str, float] = {}
         result = None
         if self.config.stage_one is not None:
             result = self._train_stage(
@@ -257,6 +258,7 @@ class CALRec(Recommender):
                 run,
             )
             history += [{**h, "stage": 1} for h in result.history]
+            stage_seconds["stage_one"] = result.train_seconds
         if self.config.stage_two:
             batches = ExampleBatches(
                 [build_examples(train_sequences, self.lines, self.config.training_targets)],
@@ -266,6 +268,7 @@ class CALRec(Recommender):
             )
             result = self._train_stage("stage_two", batches, run.train, valid, run)
             history += [{**h, "stage": 2} for h in result.history]
+            stage_seconds["stage_two"] = result.train_seconds
         self.network.language_model = merge_lora(self.network.language_model)
         self.network.eval()
         self._dense = None  # item vectors are stale after training
@@ -278,6 +281,7 @@ class CALRec(Recommender):
             history=history,
             train_seconds=result.train_seconds,
             epoch_seconds=result.epoch_seconds,
+            stage_seconds=stage_seconds,
         )
 
     def _stage_one_batches(self, train_sequences, run: RunContext) -> ExampleBatches:
