@@ -111,9 +111,6 @@ class CALRecConfig(ModelConfig):
     )
     hybrid_depth: PositiveInt = Field(100, description="items taken from each ranking for fusion")
     encode_batch_size: PositiveInt = Field(32, description="lines per forward pass when encoding")
-    validation_users: int = Field(
-        0, ge=0, description="validate by generation on this many valid users (0: no validation)"
-    )
 
     @model_validator(mode="after")
     def _weights_leave_room_for_generation(self) -> CALRecConfig:
@@ -309,18 +306,22 @@ class CALRec(Recommender):
         )
 
     def _train_stage(self, name, batches, cfg: TrainConfig, valid, run) -> TrainResult:
+        """One stage on the shared loop; validation (by generation, costly: set
+        `train.eval_users`) as for every model. A resumed run restarts each stage from its own
+        last checkpoint, and a stage that never started starts afresh."""
         validate = None
-        if valid is not None and self.config.validation_users > 0:
-            subset = sample_eval_set(valid, self.config.validation_users, run.seed)
+        if valid is not None:
+            subset = sample_eval_set(valid, cfg.eval_users, run.seed)
             validate = lambda network: self._validate(subset)  # noqa: E731
+        stage_dir = run.run_dir / name
         return train(
             self.network,
             batches,
             validate,
             cfg,
-            run.run_dir / name,
+            stage_dir,
             seed=run.seed,
-            resume=run.resume,
+            resume=run.resume and (stage_dir / "checkpoints" / "last").is_dir(),
             show_progress=run.show_progress,
         )
 
