@@ -152,6 +152,16 @@ def machine() -> dict[str, str | int]:
     return {"cpu": cpu, "cores": os.cpu_count() or 0, "python": platform.python_version()}
 
 
+def metric_cells(row: dict, keys: tuple[str, ...]) -> list[str]:
+    """'value [low, high]' per metric, from a result's metrics and bootstrap intervals."""
+    cells = []
+    for key in keys:
+        interval = row["ci"].get(key)
+        ci = f" [{interval['low']:.4f}, {interval['high']:.4f}]" if interval else ""
+        cells.append(f"{row['metrics'][key]:.4f}{ci}")
+    return cells
+
+
 def write_markdown(record: dict, path: Path) -> None:
     lines = [
         "# Baselines: Pop, BM25, SASRec-CE (full ranking, leave-one-out, no history filter)",
@@ -164,11 +174,7 @@ def write_markdown(record: dict, path: Path) -> None:
         "|" + "---|" * (len(METRICS) + 6),
     ]
     for run in record["runs"]:
-        cells = []
-        for key in METRICS:
-            interval = run["ci"].get(key)
-            ci = f" [{interval['low']:.4f}, {interval['high']:.4f}]" if interval else ""
-            cells.append(f"{run['metrics'][key]:.4f}{ci}")
+        cells = metric_cells(run, METRICS)
         epoch_s = "" if run["median_epoch_s"] is None else f"{run['median_epoch_s']:.1f}"
         lines.append(
             f"| {run['dataset']} | {run['model']} | "

@@ -22,7 +22,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from baselines import RESULTS, machine, run_measured
+from baselines import RESULTS, machine, metric_cells, run_measured
 
 from llmrec.config import load_config
 from llmrec.data.registry import load_dataset
@@ -138,11 +138,7 @@ def write_markdown(record: dict, path: Path) -> None:
         "|" + "---|" * (len(METRICS) + 2),
     ]
     for row in record["rows"]:
-        cells = []
-        for key in METRICS:
-            interval = row["ci"].get(key)
-            ci = f" [{interval['low']:.4f}, {interval['high']:.4f}]" if interval else ""
-            cells.append(f"{row['metrics'][key]:.4f}{ci}")
+        cells = metric_cells(row, METRICS)
         lines.append(
             f"| {row['name']} | "
             + " | ".join(cells)
