@@ -185,9 +185,15 @@ def write_markdown(record: dict, path: Path) -> None:
     lines += [
         "",
         "Cells: test value [95% bootstrap CI over users]. s/epoch: median training "
-        "epoch time (validation excluded).",
+        "epoch time (validation excluded). Wall s: the whole `llmrec run` (data, training, "
+        "refit, valid + test evaluation, report).",
         "",
     ]
+    lines += [
+        f"- {run['dataset']} / {run['model']}: test split `{run['protocol']['split']}`."
+        for run in record["runs"]
+    ]
+    lines.append("")
     if record["recbole"]:
         lines += [
             "## SASRec epoch time against RecBole 1.2.1 (same data, same run, same threads)",
