@@ -27,6 +27,8 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log at INF
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    # bm25s sets its own logger to DEBUG; keep it at the level the user asked for.
+    logging.getLogger("bm25s").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def entry() -> None:
