@@ -9,7 +9,7 @@ from llmrec.data.sequences import Dataset, EvalSet
 from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.ranking import evaluate_model
 from llmrec.experiment import run_experiment
-from llmrec.models.base import Recommendations, Recommender
+from llmrec.models.base import Recommendations, RecommenderModel
 from llmrec.models.registry import MODELS, load_model
 
 load = load_model
@@ -22,7 +22,7 @@ __all__ = [
     "EvalSet",
     "Item",
     "Recommendations",
-    "Recommender",
+    "RecommenderModel",
     "RunConfig",
     "__version__",
     "evaluate_model",

@@ -17,7 +17,7 @@ from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.ranking import evaluate_model
 from llmrec.evaluation.report import write_report
 from llmrec.evaluation.result import EvalResult
-from llmrec.models.base import FitResult, Recommender, RunContext
+from llmrec.models.base import FitResult, RecommenderModel, RunContext
 from llmrec.models.registry import build_model, load_model
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def evaluate_saved_model(
 
 def train_model(
     config: RunConfig, *, resume: bool = False, show_progress: bool = True
-) -> tuple[Recommender, Dataset, FitResult, Path]:
+) -> tuple[RecommenderModel, Dataset, FitResult, Path]:
     """Fit the configured model on the configured data; save it under RUN_DIR/model."""
     run_dir = prepare_run_dir(config)
     dataset = load_run_data(config, run_dir)
@@ -124,7 +124,7 @@ def run_experiment(
 
 def refit_before_test(
     config: RunConfig, dataset: Dataset, fit: FitResult, run_dir: Path, show_progress: bool
-) -> tuple[Recommender, int]:
+) -> tuple[RecommenderModel, int]:
     """Train a fresh model on everything before each user's test target, for the number of
     epochs early stopping chose on valid; it replaces RUN_DIR/model. No test item is seen."""
     epochs = fit.best_epoch or config.train.epochs

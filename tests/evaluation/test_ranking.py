@@ -27,7 +27,7 @@ from llmrec.models.base import (
     Histories,
     ModelConfig,
     Recommendations,
-    Recommender,
+    RecommenderModel,
     RunContext,
     top_k,
 )
@@ -37,7 +37,7 @@ class MatrixConfig(ModelConfig):
     name: Literal["matrix"] = "matrix"
 
 
-class MatrixScorer(Recommender):
+class MatrixScorer(RecommenderModel):
     """Scores item j after a history ending in item i as matrix[i, j]: a fixed transition table."""
 
     name: ClassVar[str] = "matrix_scorer"

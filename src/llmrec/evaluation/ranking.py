@@ -17,7 +17,13 @@ from tqdm import tqdm
 from llmrec.data.sequences import EvalSet
 from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.result import EvalResult, build_protocol
-from llmrec.models.base import Exclusions, Histories, Recommendations, Recommender, mask_excluded
+from llmrec.models.base import (
+    Exclusions,
+    Histories,
+    Recommendations,
+    RecommenderModel,
+    mask_excluded,
+)
 
 
 def ranks_from_scores(
@@ -128,7 +134,7 @@ class BatchRanks:
 
 
 def evaluate_model(
-    model: Recommender,
+    model: RecommenderModel,
     eval_set: EvalSet,
     config: EvalConfig | None = None,
     batch_size: int | None = None,
@@ -183,7 +189,7 @@ def evaluate_model(
 
 
 def _rank_batch(
-    model: Recommender,
+    model: RecommenderModel,
     eval_set: EvalSet,
     rows: slice,
     config: EvalConfig,

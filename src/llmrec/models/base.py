@@ -1,4 +1,4 @@
-"""The one model contract: Pop, BM25, SASRec, CALRec and CLLM4Rec all subclass `Recommender`.
+"""The one model contract: Pop, BM25, SASRec, CALRec and CLLM4Rec all subclass `RecommenderModel`.
 
 Models are built from (config, catalogue), rank any history of internal item indices, and save to a
 self-contained directory (config.json + items.jsonl + safetensors), never pickle.
@@ -72,7 +72,7 @@ Histories = Sequence[Sequence[int] | np.ndarray]
 Exclusions = Sequence[Collection[int] | np.ndarray] | None
 
 
-class Recommender(ABC):
+class RecommenderModel(ABC):
     """Base class of every model. Subclasses set `name`, `Config` and implement the hooks."""
 
     name: ClassVar[str]

@@ -11,14 +11,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from llmrec.data.sequences import EvalSet
-from llmrec.models.base import FitResult, Histories, ModelConfig, Recommender, RunContext
+from llmrec.models.base import FitResult, Histories, ModelConfig, RecommenderModel, RunContext
 
 
 class PopConfig(ModelConfig):
     name: Literal["pop"] = "pop"
 
 
-class Popularity(Recommender):
+class Popularity(RecommenderModel):
     name = "pop"
     Config = PopConfig
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 from llmrec.data.catalogue import Catalogue
 from llmrec.errors import ConfigError
-from llmrec.models.base import ModelConfig, Recommender, read_model_meta
+from llmrec.models.base import ModelConfig, RecommenderModel, read_model_meta
 from llmrec.models.bm25 import BM25Config, BM25Recommender
 from llmrec.models.calrec.model import CALRec, CALRecConfig
 from llmrec.models.pop import PopConfig, Popularity
 from llmrec.models.sasrec import SASRec, SASRecConfig
 
-MODELS: dict[str, type[Recommender]] = {
+MODELS: dict[str, type[RecommenderModel]] = {
     "pop": Popularity,
     "bm25": BM25Recommender,
     "sasrec": SASRec,
@@ -22,14 +22,14 @@ MODELS: dict[str, type[Recommender]] = {
 AnyModelConfig = PopConfig | BM25Config | SASRecConfig | CALRecConfig
 
 
-def build_model(config: ModelConfig, catalogue: Catalogue) -> Recommender:
+def build_model(config: ModelConfig, catalogue: Catalogue) -> RecommenderModel:
     name = getattr(config, "name", None)
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
     return MODELS[name](config, catalogue)
 
 
-def load_model(path: str | Path) -> Recommender:
+def load_model(path: str | Path) -> RecommenderModel:
     """Load any saved model directory, dispatching on the name in its config.json."""
     meta = read_model_meta(Path(path))
     if meta["model"] not in MODELS:

@@ -19,7 +19,7 @@ from pydantic import Field, PositiveInt
 from torch import nn
 
 from llmrec.data.sequences import EvalSet
-from llmrec.models.base import FitResult, Histories, ModelConfig, Recommender, RunContext
+from llmrec.models.base import FitResult, Histories, ModelConfig, RecommenderModel, RunContext
 from llmrec.models.losses import full_softmax_cross_entropy
 from llmrec.training.checkpoint import load_weights, save_weights
 from llmrec.training.loop import LossOutput, train
@@ -158,7 +158,7 @@ def _windows(sequence: np.ndarray, size: int) -> list[np.ndarray]:
     return windows
 
 
-class SASRec(Recommender):
+class SASRec(RecommenderModel):
     name = "sasrec"
     Config = SASRecConfig
 

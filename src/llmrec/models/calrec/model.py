@@ -33,7 +33,7 @@ from llmrec.models.base import (
     Histories,
     ModelConfig,
     Recommendations,
-    Recommender,
+    RecommenderModel,
     RunContext,
     top_k,
 )
@@ -155,7 +155,7 @@ class CALRecNetwork(nn.Module):
         return LossOutput(total, detached, tokens, num_terms=generated)
 
 
-class CALRec(Recommender):
+class CALRec(RecommenderModel):
     name = "calrec"
     Config = CALRecConfig
 
