@@ -99,6 +99,14 @@ def main(
     dataset = load_dataset(run_config.data.source, data_dir=data_dir).dataset
     eval_config = EvalConfig(sample_users=test_users, seed=seed)
     model = load_model(run_dir / "model")
+    sample = dataset.test.subset(
+        np.sort(
+            np.random.default_rng(seed).choice(
+                len(dataset.test), min(test_users, len(dataset.test)), replace=False
+            )
+        )
+    )
+    held_out_loss = model.target_loss(sample)  # token CE of the test targets' lines
     rows = []
     for mode in modes.split(","):
         model.config = model.config.model_copy(update={"retrieval": mode})
@@ -117,6 +125,7 @@ def main(
         "train": trained,
         "stage_seconds": fit.get("stage_seconds"),
         "tokens_per_s": stage_throughput(run_dir),
+        "test_target_token_loss": held_out_loss,
         "rows": rows,
     }
     (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
@@ -132,7 +141,8 @@ def write_markdown(record: dict, path: Path) -> None:
         f"Command: `{record['command']}`",
         "",
         f"Training: {record['train']}; stage seconds {record['stage_seconds']}; "
-        f"median tokens/s {record['tokens_per_s']}.",
+        f"median tokens/s {record['tokens_per_s']}; held-out target-line token loss "
+        f"{record['test_target_token_loss']:.3f}.",
         "",
         "| model | " + " | ".join(METRICS) + " | latency p50 / p95 (s) |",
         "|" + "---|" * (len(METRICS) + 2),

@@ -13,7 +13,9 @@ def test_public_api_is_exactly_all() -> None:
         "evaluation",
         "experiment",
         "models",
+        "recommender",
         "retrieval",
+        "serving",
         "text",
         "training",
     }

@@ -11,6 +11,7 @@ from llmrec.evaluation.ranking import evaluate_model
 from llmrec.experiment import run_experiment
 from llmrec.models.base import Recommendations, RecommenderModel
 from llmrec.models.registry import MODELS, load_model
+from llmrec.recommender import RecommendedItem, Recommender
 
 load = load_model
 
@@ -22,6 +23,8 @@ __all__ = [
     "EvalSet",
     "Item",
     "Recommendations",
+    "RecommendedItem",
+    "Recommender",
     "RecommenderModel",
     "RunConfig",
     "__version__",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -90,8 +91,15 @@ def train_model(
     context = RunContext(run_dir, config.train, config.seed, show_progress, resume)
     fit = model.fit(dataset.train, dataset.valid, context)
     model.save(run_dir / MODEL_FOLDER)
+    copy_run_records(run_dir, run_dir / MODEL_FOLDER)
     (run_dir / "fit.json").write_text(json.dumps(asdict(fit), indent=1) + "\n", encoding="utf-8")
     return model, dataset, fit, run_dir
+
+
+def copy_run_records(run_dir: Path, model_dir: Path) -> None:
+    """Copy the resolved config and library versions into the model folder: self-contained."""
+    for name in ("config.resolved.yaml", "versions.json"):
+        shutil.copyfile(run_dir / name, model_dir / name)
 
 
 def run_experiment(
@@ -154,9 +162,11 @@ def write_model_card(
         "",
         f"- Data: `{config.data.source}` ({dataset.num_users} users, {dataset.num_items} items),"
         f" split `{dataset.split}`.",
-        f"- Seed {config.seed}; resolved config in `../config.resolved.yaml`.",
-        "- Load it with `llmrec.load(PATH)`; this folder holds weights (safetensors), config.json"
-        " and items.jsonl.",
+        f"- Seed {config.seed}; resolved config in `config.resolved.yaml`, library versions in"
+        " `versions.json`.",
+        "- Load it with `llmrec.Recommender.load(PATH)` (or `llmrec.load(PATH)` for the bare"
+        " model), or serve it with `llmrec serve PATH`; this folder holds weights (safetensors),"
+        " config.json and items.jsonl.",
         "",
     ]
     for split, result in results.items():

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from llmrec.cli import compare, data, run
+from llmrec.cli import compare, data, recommend, run, serve
 from llmrec.errors import LlmrecError
 
 app = typer.Typer(
@@ -19,6 +19,8 @@ app.command("train")(run.train)
 app.command("evaluate")(run.evaluate)
 app.command("run")(run.run)
 app.command("compare")(compare.compare)
+app.command("recommend")(recommend.recommend)
+app.command("serve")(serve.serve)
 
 
 @app.callback()

@@ -37,7 +37,12 @@ from llmrec.models.base import (
     RunContext,
     top_k,
 )
-from llmrec.models.calrec.batches import ExampleBatches, TrainingTargets, build_examples
+from llmrec.models.calrec.batches import (
+    ExampleBatches,
+    TrainingTargets,
+    build_examples,
+    collate,
+)
 from llmrec.models.calrec.constrained import ConstrainedConfig, constrained_ranking
 from llmrec.models.calrec.generate import GenerationConfig, stop_token_ids
 from llmrec.models.calrec.losses import (
@@ -324,6 +329,29 @@ class CALRec(RecommenderModel):
             resume=run.resume and (stage_dir / "checkpoints" / "last").is_dir(),
             show_progress=run.show_progress,
         )
+
+    def target_loss(self, eval_set: EvalSet, batch_size: int = 16) -> float:
+        """Mean token cross-entropy of held-out target lines given their histories (L_NIG on
+        evaluation data): a smooth measure of how well the model writes the next item, where
+        small runs give rankings too sparse to compare (e.g. the CPU recipe's cuts)."""
+        sequences = [
+            np.append(h, t) for h, t in zip(eval_set.histories, eval_set.targets, strict=True)
+        ]
+        examples = build_examples(sequences, self.lines, "last")
+        network = self.network.eval()
+        head = network.language_model.get_output_embeddings()
+        total, tokens = 0.0, 0
+        with torch.no_grad():
+            for start in range(0, len(examples), batch_size):
+                batch = collate(examples[start : start + batch_size], self.tokenizer.pad_token_id)
+                hidden = network.hidden_states(batch["input_ids"], batch["attention_mask"])
+                count = int(batch["label_mask"][:, 1:].sum())
+                loss = next_item_generation_loss(
+                    hidden, head, batch["input_ids"], batch["label_mask"]
+                )
+                total += loss.item() * count
+                tokens += count
+        return total / max(tokens, 1)
 
     def _validate(self, subset: EvalSet) -> dict[str, float]:
         recs = self.recommend(subset.histories, k=21)

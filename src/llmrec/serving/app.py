@@ -1,0 +1,85 @@
+"""`create_app(model_dir)`: the FastAPI app behind `llmrec serve` (POST /recommend, GET /health,
+GET /items/{item_id}, OpenAPI docs at /docs). Every answer comes from `llmrec.Recommender`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from llmrec import __version__
+from llmrec.errors import LlmrecError
+from llmrec.recommender import Query, Recommender
+from llmrec.serving.batcher import MicroBatcher
+from llmrec.serving.limits import BodySizeLimit
+from llmrec.serving.schemas import (
+    ErrorResponse,
+    HealthResponse,
+    ItemResponse,
+    RecommendRequest,
+    RecommendResponse,
+    ServeSettings,
+)
+
+ERRORS = {
+    400: {"model": ErrorResponse, "description": "an entry or candidate is not in the catalogue"},
+    413: {"model": ErrorResponse, "description": "the request body is too large"},
+}
+
+
+def create_app(source: str | Path | Recommender, settings: ServeSettings | None = None) -> FastAPI:
+    recommender = source if isinstance(source, Recommender) else Recommender.load(source)
+    settings = settings or ServeSettings()
+    batcher = MicroBatcher(recommender, settings.max_batch, settings.batch_wait_ms / 1000)
+    _ = recommender.title_index  # built before the first request, not during it
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        batcher.start()
+        yield
+        await batcher.stop()  # uvicorn has finished the in-flight requests by now
+
+    app = FastAPI(title="llmrec", version=__version__, lifespan=lifespan)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(LlmrecError)
+    async def bad_input(request: Request, error: LlmrecError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=400)
+
+    @app.get("/health")
+    async def health() -> HealthResponse:
+        """Model kind, catalogue size and llmrec version."""
+        model = recommender.model
+        return HealthResponse(
+            model=model.name, num_items=model.num_items, llmrec_version=__version__
+        )
+
+    @app.get("/items/{item_id}", responses={404: {"model": ErrorResponse}})
+    async def get_item(item_id: str) -> ItemResponse:
+        """One catalogue item's fields."""
+        try:
+            item = recommender.item(item_id)
+        except LlmrecError as error:
+            raise HTTPException(404, str(error)) from None
+        return ItemResponse.model_validate(item.to_json())
+
+    @app.post("/recommend", responses=ERRORS)
+    async def recommend(request: RecommendRequest) -> RecommendResponse:
+        """Top-k items after a history of item ids or titles, and how each entry was read."""
+        mapping = await asyncio.to_thread(recommender.resolve_history, request.history)
+        query = Query(mapping.item_ids, request.exclude, request.candidates)
+        items = await batcher.submit(query, request.k)
+        return RecommendResponse.model_validate(
+            {
+                "model": recommender.model.name,
+                "items": [asdict(item) for item in items],
+                "history": [asdict(match) for match in mapping.matches],
+            }
+        )
+
+    return app
