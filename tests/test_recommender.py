@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,8 @@ def test_history_by_item_id_excludes_it_and_unpacks_as_tuples(recommender) -> No
         ("d", 1.0, "Vitamin C serum for face with hyaluronic acid"),
     ]
     item_id, score, title = items[0]
-    assert isinstance(items[0], RecommendedItem) and (item_id, score) == ("c", 3.0)
+    assert isinstance(items[0], RecommendedItem) and (item_id, score, title) == tuple(items[0])
+    assert (items[0].item_id, items[0].score) == ("c", 3.0)
 
 
 def test_keeping_the_history_lets_its_items_rank(recommender) -> None:
@@ -108,8 +110,8 @@ class _Generative(Popularity):
         return None
 
     def recommend(self, histories, k, exclude=None) -> Recommendations:
-        items = np.array([[1] + [index for index in range(5) if index != 1][: k - 1]])
-        scores = np.array([[1.0] + [-np.inf] * (k - 1)], dtype=np.float32)
+        items = np.array([[1, 0, 2, 3, 4][:k]])
+        scores = np.array([[1.0, *[-np.inf] * (k - 1)]], dtype=np.float32)
         return Recommendations(items.repeat(len(histories), 0), scores.repeat(len(histories), 0))
 
 
@@ -118,3 +120,19 @@ def test_items_the_model_did_not_rank_are_left_out() -> None:
     assert [tuple(item) for item in recommender.recommend(["a"], k=3)] == [
         ("b", 1.0, "Black eyeliner pencil")
     ]
+
+
+def test_the_python_example_in_docs_serving_runs(beauty_mini, tmp_path: Path, capsys) -> None:
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "serving.md").read_text("utf-8")
+    snippet = re.search(r"```python\n(.*?)```", docs, re.DOTALL).group(1)
+    model = Popularity(PopConfig(), beauty_mini.catalogue)
+    model.fit(beauty_mini.train)
+    model.save(tmp_path / "model")
+    exec(snippet.replace("runs/quickstart/model", str(tmp_path / "model")), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 11 and "B00812ZWOS" in printed[-1] and "'bm25'" in printed[-1]
+
+
+def test_a_bare_string_is_not_taken_for_a_history(recommender) -> None:
+    with pytest.raises(DataError, match="not one string"):
+        recommender.recommend("abc")

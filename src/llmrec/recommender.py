@@ -76,7 +76,7 @@ class Recommender:
         self.model = model
         self.catalogue: Catalogue = model.catalogue
         self._title_index: BM25Index | None = None
-        self._index_of_title: dict[str, int] | None = None
+        self._index_of_title: dict[str, int] = {}
 
     @classmethod
     def load(cls, model_dir: str | Path) -> Recommender:
@@ -117,6 +117,8 @@ class Recommender:
             entry if isinstance(entry, Query) else Query(entry, exclude_history, candidates)
             for entry in histories
         ]
+        if any(isinstance(query.history, str) for query in queries):
+            raise DataError("a history is a list of item ids or titles, not one string")
         indices = [list(self.resolve_history(query.history).item_indices) for query in queries]
         excluded = [self._excluded(q, h) for q, h in zip(queries, indices, strict=True)]
         allowed = max((len(self.catalogue) - len(e) for e in excluded), default=0)
@@ -142,7 +144,7 @@ class Recommender:
                 matches.append(match)
         if unknown:
             raise DataError(
-                f"no catalogue item matches {', '.join(map(repr, unknown))} "
+                f"no catalogue item matches {_listed(unknown)} "
                 "(neither an item id nor a title with a word in common)",
                 field="history",
             )
@@ -153,11 +155,12 @@ class Recommender:
         index = self.catalogue.get_index(entry)
         if index is not None:
             return HistoryMatch(entry, entry, self.catalogue.items[index].title, "id")
-        index = self._titles().get(_normalize(entry))
+        title_index = self.title_index
+        index = self._index_of_title.get(_normalize(entry))
         if index is not None:
             item = self.catalogue.items[index]
             return HistoryMatch(entry, item.item_id, item.title, "title")
-        scores = self.title_index.scores(entry)
+        scores = title_index.scores(entry)
         best = int(np.argmax(scores)) if len(scores) else 0  # argmax: ties to the lower index
         if not len(scores) or scores[best] <= 0:
             return None
@@ -166,20 +169,17 @@ class Recommender:
 
     @property
     def title_index(self) -> BM25Index:
-        """BM25 over item titles (the id stands in for a missing title), built on first use."""
+        """BM25 over item titles (the id stands in for a missing title), built on first use
+        together with the exact-title lookup."""
         if self._title_index is None:
-            documents = [item.title or item.item_id for item in self.catalogue.items]
-            self._title_index = BM25Index.build(documents)
-        return self._title_index
-
-    def _titles(self) -> dict[str, int]:
-        if self._index_of_title is None:
             index_of: dict[str, int] = {}
             for index, item in enumerate(self.catalogue.items):
                 index_of.setdefault(_normalize(item.title), index)  # first item wins a tie
             index_of.pop("", None)
             self._index_of_title = index_of
-        return self._index_of_title
+            documents = [item.title or item.item_id for item in self.catalogue.items]
+            self._title_index = BM25Index.build(documents)
+        return self._title_index
 
     def _excluded(self, query: Query, history: list[int]) -> set[int]:
         excluded = set(history) if query.exclude_history else set()
@@ -191,8 +191,7 @@ class Recommender:
     def _candidate_indices(self, candidates: Collection[ItemId]) -> set[int]:
         unknown = [item_id for item_id in candidates if item_id not in self.catalogue]
         if unknown:
-            shown = ", ".join(map(repr, unknown[:10])) + (" ..." if len(unknown) > 10 else "")
-            raise DataError(f"unknown candidate item ids: {shown}", field="candidates")
+            raise DataError(f"unknown candidate item ids: {_listed(unknown)}", field="candidates")
         if not candidates:
             raise DataError("candidates is empty: give at least one item id", field="candidates")
         return {self.catalogue.index(item_id) for item_id in candidates}
@@ -211,3 +210,9 @@ class Recommender:
 
 def _normalize(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+def _listed(entries: Sequence[str], limit: int = 10) -> str:
+    """The first `limit` entries, quoted; '... (N in all)' when there are more."""
+    shown = ", ".join(map(repr, entries[:limit]))
+    return shown + (f" ... ({len(entries)} in all)" if len(entries) > limit else "")

@@ -12,7 +12,7 @@ from llmrec.models.registry import MODELS
 from llmrec.recommender import Recommender
 from llmrec.serving.app import create_app
 from llmrec.serving.schemas import ServeSettings
-from tests.serving.conftest import save_tiny_model
+from tests.serving.helpers import save_tiny_model
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

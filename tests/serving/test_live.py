@@ -53,12 +53,9 @@ def test_serve_answers_over_http_and_shuts_down_gracefully(pop_dir: Path) -> Non
         assert status == 200 and len(answer["items"]) == 4
         assert [entry["item_id"] for entry in answer["history"]] == ["i1", "i0"]
 
-        in_flight: dict = {}
-        thread = threading.Thread(
-            target=lambda: in_flight.update(
-                zip(("status", "answer"), _post(url + "/recommend", {"history": ["i3"], "k": 2}))
-            )
-        )
+        in_flight: list[tuple[int, dict]] = []
+        body = {"history": ["i3"], "k": 2}
+        thread = threading.Thread(target=lambda: in_flight.append(_post(url + "/recommend", body)))
         thread.start()
         time.sleep(0.4)
         process.send_signal(signal.SIGTERM)
@@ -68,7 +65,8 @@ def test_serve_answers_over_http_and_shuts_down_gracefully(pop_dir: Path) -> Non
         if process.poll() is None:
             process.kill()
             process.communicate()
-    assert in_flight["status"] == 200 and len(in_flight["answer"]["items"]) == 2
+    status, answer = in_flight[0]
+    assert status == 200 and len(answer["items"]) == 2
     # uvicorn re-raises SIGTERM after its graceful shutdown, the usual exit of a stopped server.
     assert process.returncode in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in stderr and "Traceback" not in stderr
