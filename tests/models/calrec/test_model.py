@@ -125,3 +125,44 @@ def test_grounding_diagnostics_are_reported_by_the_evaluator(beauty_mini, llm_ca
     assert 0.0 <= diagnostics["exact_match_share"] <= 1.0
     assert 0.0 <= diagnostics["duplicate_share"] <= 1.0
     assert "Diagnostics: generations 12" in result.format_table()
+
+
+def test_killed_calrec_run_resumes_to_the_same_weights(beauty_mini, llm_cache_dir, tmp_path):
+    import torch
+
+    from llmrec.models.calrec.model import CALRecNetwork
+
+    train = beauty_mini.train[:16]
+    loop = TrainConfig(epochs=2, batch_size=4, lr=1e-3, checkpoint_every=1)
+
+    def fit(folder: Path, resume: bool = False) -> CALRec:
+        model = CALRec(_config(llm_cache_dir), beauty_mini.catalogue)
+        model.fit(train, None, RunContext(folder, loop, seed=0, show_progress=False, resume=resume))
+        return model
+
+    uninterrupted = fit(tmp_path / "whole")
+    forward, calls = CALRecNetwork.forward, []
+
+    def crash_on_sixth_step(self, batch):
+        calls.append(1)
+        if len(calls) == 6:  # mid-epoch 2 of 2 (4 steps per epoch)
+            raise KeyboardInterrupt
+        return forward(self, batch)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CALRecNetwork, "forward", crash_on_sixth_step)
+        with pytest.raises(KeyboardInterrupt):
+            fit(tmp_path / "killed")
+    resumed_calls = []
+
+    def count(self, batch):
+        resumed_calls.append(1)
+        return forward(self, batch)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CALRecNetwork, "forward", count)
+        resumed = fit(tmp_path / "killed", resume=True)
+    assert len(resumed_calls) == 3  # steps 6-8 only: it continued from the step-5 checkpoint
+    expected = dict(uninterrupted.network.language_model.named_parameters())
+    for name, parameter in resumed.network.language_model.named_parameters():
+        torch.testing.assert_close(parameter, expected[name], rtol=0, atol=0, msg=name)
