@@ -8,7 +8,8 @@ from llmrec.data.catalogue import Catalogue
 from llmrec.errors import ConfigError
 from llmrec.models.base import ModelConfig, RecommenderModel, read_model_meta
 from llmrec.models.bm25 import BM25Config, BM25Recommender
-from llmrec.models.calrec.model import CALRec, CALRecConfig
+from llmrec.models.calrec.config import CALRecConfig
+from llmrec.models.calrec.model import CALRec
 from llmrec.models.pop import PopConfig, Popularity
 from llmrec.models.sasrec import SASRec, SASRecConfig
 

@@ -9,11 +9,9 @@ import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 from torch import nn
 
 from llmrec.data.catalogue import Catalogue
@@ -22,7 +20,6 @@ from llmrec.evaluation.metrics import compute_metrics
 from llmrec.evaluation.ranking import ranks_from_recommendations
 from llmrec.models.backbone import (
     BackboneConfig,
-    LoraSettings,
     add_lora,
     load_backbone,
     merge_lora,
@@ -31,7 +28,6 @@ from llmrec.models.base import (
     Exclusions,
     FitResult,
     Histories,
-    ModelConfig,
     Recommendations,
     RecommenderModel,
     RunContext,
@@ -39,12 +35,12 @@ from llmrec.models.base import (
 )
 from llmrec.models.calrec.batches import (
     ExampleBatches,
-    TrainingTargets,
     build_examples,
     collate,
 )
-from llmrec.models.calrec.constrained import ConstrainedConfig, constrained_ranking
-from llmrec.models.calrec.generate import GenerationConfig, stop_token_ids
+from llmrec.models.calrec.config import CALRecConfig, StageOneConfig  # noqa: F401 (re-export)
+from llmrec.models.calrec.constrained import constrained_ranking
+from llmrec.models.calrec.generate import stop_token_ids
 from llmrec.models.calrec.losses import (
     combine,
     info_nce,
@@ -59,7 +55,7 @@ from llmrec.models.calrec.ranking import (
 from llmrec.retrieval.bm25 import BM25Index
 from llmrec.retrieval.constrained import CatalogueTrie
 from llmrec.retrieval.dense import DenseIndex, reciprocal_rank_fusion
-from llmrec.text.templates import ItemLines, TextConfig
+from llmrec.text.templates import ItemLines
 from llmrec.training.config import TrainConfig
 from llmrec.training.loop import LossOutput, TrainResult, train
 from llmrec.training.validation import sample_eval_set
@@ -67,61 +63,6 @@ from llmrec.training.validation import sample_eval_set
 BACKBONE_FOLDER = "backbone"
 BM25_FOLDER = "bm25"
 DENSE_FOLDER = "dense"
-Retrieval = Literal["bm25", "dense", "hybrid", "constrained"]
-
-
-class StageOneConfig(BaseModel):
-    """Stage I: multi-category finetuning on a mixture of data sets (CALRec sec. 3.3)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    sources: tuple[str, ...] = Field((), description="named data sets or folders mixed in")
-    data_dir: Path | None = Field(None, description="root of named data sets ($LLMREC_DATA)")
-    include_target: bool = Field(True, description="mix in the target's own training part")
-    exponent: float = Field(0.3, ge=0.0, description="data set sampled with p ~ users ** exponent")
-    examples_per_epoch: PositiveInt | None = Field(
-        None, description="examples drawn per Stage I epoch (None: the mixture's total)"
-    )
-    train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(epochs=1), description="Stage I loop settings"
-    )
-
-
-class CALRecConfig(ModelConfig):
-    name: Literal["calrec"] = "calrec"
-    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
-    text: TextConfig = Field(default_factory=TextConfig)
-    alpha: float = Field(0.1, ge=0.0, le=1.0, description="weight of L_TT (in context vs alone)")
-    beta: float = Field(0.1, ge=0.0, le=1.0, description="weight of L_UT (history vs target alone)")
-    temperature: PositiveFloat = Field(0.05, description="InfoNCE temperature tau (cosine / tau)")
-    training_targets: TrainingTargets = Field(
-        "last", description="last: one example per user; all: every training transition"
-    )
-    stage_one: StageOneConfig | None = Field(None, description="Stage I mixture; None skips it")
-    stage_two: bool = Field(True, description="Stage II on the target data set (run's train)")
-    generation: GenerationConfig = Field(default_factory=GenerationConfig)
-    bm25_k1: PositiveFloat = Field(1.5, description="BM25 k1 of the grounding index")
-    bm25_b: float = Field(0.75, ge=0.0, le=1.0, description="BM25 b of the grounding index")
-    retrieval: Retrieval = Field(
-        "bm25",
-        description="bm25: generations grounded by BM25, merged quasi-round-robin (the paper); "
-        "dense: cos(v_U, v_T) over the catalogue; hybrid: reciprocal rank fusion of both; "
-        "constrained: beam search over a prefix trie of item lines (only real items)",
-    )
-    lora: LoraSettings | None = Field(
-        None, description="train low-rank adapters instead of every weight (merged after fit)"
-    )
-    constrained: ConstrainedConfig = Field(
-        default_factory=ConstrainedConfig, description="settings of constrained decoding"
-    )
-    hybrid_depth: PositiveInt = Field(100, description="items taken from each ranking for fusion")
-    encode_batch_size: PositiveInt = Field(32, description="lines per forward pass when encoding")
-
-    @model_validator(mode="after")
-    def _weights_leave_room_for_generation(self) -> CALRecConfig:
-        if self.alpha + self.beta >= 1.0:
-            raise ValueError("alpha + beta must be below 1 (the generation loss keeps the rest)")
-        return self
 
 
 class CALRecNetwork(nn.Module):

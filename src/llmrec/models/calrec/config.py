@@ -1,0 +1,72 @@
+"""CALRec's typed configuration: backbone, text templates, loss weights, stages, ranking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+from llmrec.models.backbone import BackboneConfig, LoraSettings
+from llmrec.models.base import ModelConfig
+from llmrec.models.calrec.batches import TrainingTargets
+from llmrec.models.calrec.constrained import ConstrainedConfig
+from llmrec.models.calrec.generate import GenerationConfig
+from llmrec.text.templates import TextConfig
+from llmrec.training.config import TrainConfig
+
+Retrieval = Literal["bm25", "dense", "hybrid", "constrained"]
+
+
+class StageOneConfig(BaseModel):
+    """Stage I: multi-category finetuning on a mixture of data sets (CALRec sec. 3.3)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sources: tuple[str, ...] = Field((), description="named data sets or folders mixed in")
+    data_dir: Path | None = Field(None, description="root of named data sets ($LLMREC_DATA)")
+    include_target: bool = Field(True, description="mix in the target's own training part")
+    exponent: float = Field(0.3, ge=0.0, description="data set sampled with p ~ users ** exponent")
+    examples_per_epoch: PositiveInt | None = Field(
+        None, description="examples drawn per Stage I epoch (None: the mixture's total)"
+    )
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(epochs=1), description="Stage I loop settings"
+    )
+
+
+class CALRecConfig(ModelConfig):
+    name: Literal["calrec"] = "calrec"
+    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
+    text: TextConfig = Field(default_factory=TextConfig)
+    alpha: float = Field(0.1, ge=0.0, le=1.0, description="weight of L_TT (in context vs alone)")
+    beta: float = Field(0.1, ge=0.0, le=1.0, description="weight of L_UT (history vs target alone)")
+    temperature: PositiveFloat = Field(0.05, description="InfoNCE temperature tau (cosine / tau)")
+    training_targets: TrainingTargets = Field(
+        "last", description="last: one example per user; all: every training transition"
+    )
+    stage_one: StageOneConfig | None = Field(None, description="Stage I mixture; None skips it")
+    stage_two: bool = Field(True, description="Stage II on the target data set (run's train)")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    bm25_k1: PositiveFloat = Field(1.5, description="BM25 k1 of the grounding index")
+    bm25_b: float = Field(0.75, ge=0.0, le=1.0, description="BM25 b of the grounding index")
+    retrieval: Retrieval = Field(
+        "bm25",
+        description="bm25: generations grounded by BM25, merged quasi-round-robin (the paper); "
+        "dense: cos(v_U, v_T) over the catalogue; hybrid: reciprocal rank fusion of both; "
+        "constrained: beam search over a prefix trie of item lines (only real items)",
+    )
+    lora: LoraSettings | None = Field(
+        None, description="train low-rank adapters instead of every weight (merged after fit)"
+    )
+    constrained: ConstrainedConfig = Field(
+        default_factory=ConstrainedConfig, description="settings of constrained decoding"
+    )
+    hybrid_depth: PositiveInt = Field(100, description="items taken from each ranking for fusion")
+    encode_batch_size: PositiveInt = Field(32, description="lines per forward pass when encoding")
+
+    @model_validator(mode="after")
+    def _weights_leave_room_for_generation(self) -> CALRecConfig:
+        if self.alpha + self.beta >= 1.0:
+            raise ValueError("alpha + beta must be below 1 (the generation loss keeps the rest)")
+        return self
