@@ -74,3 +74,19 @@ def test_every_shipped_config_is_valid() -> None:
     assert len(configs) >= 5
     for path in configs:
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model.alpha=0", "model.beta=0"],
+        ["model.beta=0"],
+        ["model.alpha=0"],
+        ["model.stage_two=false"],
+        ["model.stage_one=null"],
+    ],
+)
+def test_calrec_ablations_documented_in_docs_are_valid_overrides(overrides: list[str]) -> None:
+    path = Path(__file__).parents[1] / "configs" / "calrec_cpu_beauty.yaml"
+    config = load_config(path, overrides)
+    assert config.model.name == "calrec"
