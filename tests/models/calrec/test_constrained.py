@@ -114,6 +114,36 @@ def test_stopping_at_a_unique_prefix_decodes_fewer_tokens(
     assert (scores[True] >= scores[False] - 1e-4).all()
 
 
+def test_renormalised_scores_make_stopping_at_a_unique_prefix_exact(
+    tiny: Backbone, trie: CatalogueTrie, prompts
+) -> None:
+    """Over the allowed tokens only, a forced remainder adds log 1 = 0: same ranking, same
+    scores, fewer tokens decoded."""
+    results, decoded = {}, {}
+    for stop_at_unique in (False, True):
+        model = CountingModel(tiny.model)
+        results[stop_at_unique] = constrained_ranking(
+            model,
+            prompts,
+            trie,
+            5,
+            beam_width=5,
+            stop_at_unique=stop_at_unique,
+            renormalise=True,
+        )
+        decoded[stop_at_unique] = model.decoded
+    full, early = results[False], results[True]
+    np.testing.assert_array_equal(early.item_indices, full.item_indices)
+    np.testing.assert_allclose(early.scores, full.scores, atol=1e-5)
+    assert decoded[True] < decoded[False]
+    # Renormalised line probabilities over the distinct lines sum to 1 (item 4 repeats item 2).
+    distinct = full.item_indices != 4
+    totals = np.array(
+        [np.exp(row[mask]).sum() for row, mask in zip(full.scores, distinct, strict=True)]
+    )
+    np.testing.assert_allclose(totals, 1.0, atol=1e-4)
+
+
 def test_rankings_are_catalogue_items_sorted_unique_and_exclusions_honoured(
     tiny: Backbone, trie: CatalogueTrie, prompts
 ) -> None:

@@ -32,6 +32,11 @@ class ConstrainedConfig(BaseModel):
         True, description="finish a prefix once it names one line, scored by its tokens so far"
     )
     max_new_tokens: PositiveInt = Field(64, description="tokens decoded per prompt at most")
+    renormalise: bool = Field(
+        False,
+        description="score tokens by the model's softmax over the trie's allowed tokens only; "
+        "then a forced remainder adds 0 and stop_at_unique ranks exactly as full decoding",
+    )
 
 
 @dataclass
@@ -67,6 +72,7 @@ def constrained_ranking(
     beam_width: int,
     stop_at_unique: bool = True,
     max_new_tokens: int = 64,
+    renormalise: bool = False,
 ) -> Recommendations:
     """Top-k catalogue items per prompt (token ids) by beam search over `trie`.
 
@@ -93,6 +99,7 @@ def constrained_ranking(
             beam_width,
             stop_at_unique,
             max_new_tokens,
+            renormalise,
         )
         chosen, scores = _best(found, excluded, k)
         item_rows[row, : len(chosen)] = chosen
@@ -124,6 +131,7 @@ def _search(
     beam_width: int,
     stop_at_unique: bool,
     max_new_tokens: int,
+    renormalise: bool = False,
 ) -> _Found:
     """Items finished by the beam search for one prompt, with their scores.
 
@@ -153,7 +161,7 @@ def _search(
     cache, logits = outputs.cache, outputs.logits[:, -1]  # (A, V), A = beams decoding
     beams, beam_scores = [root], np.zeros(1)
     for step in range(max_new_tokens):
-        candidates = _expand(trie, beams, beam_scores, logits.float())
+        candidates = _expand(trie, beams, beam_scores, logits.float(), renormalise)
         live = _finish(trie, candidates, stop_at_unique, found)
         if not len(live):
             break
@@ -179,7 +187,11 @@ def _search(
 
 
 def _expand(
-    trie: CatalogueTrie, beams: list[TrieNode], beam_scores: np.ndarray, logits: torch.Tensor
+    trie: CatalogueTrie,
+    beams: list[TrieNode],
+    beam_scores: np.ndarray,
+    logits: torch.Tensor,
+    renormalise: bool = False,
 ) -> _Candidates:
     """The trie children of every beam, scored: the constraint is that only children exist.
 
@@ -190,7 +202,11 @@ def _expand(
     tokens = np.concatenate([part.tokens for part in parts])
     parents = np.repeat(np.arange(len(beams)), [len(part.tokens) for part in parts])
     index = torch.as_tensor(np.stack([parents, tokens]), device=logits.device)
-    chosen = logits[index[0], index[1]] - logits.logsumexp(dim=-1)[index[0]]  # (C,)
+    child_logits = logits[index[0], index[1]]  # (C,)
+    if renormalise:  # log-softmax over each beam's allowed children only
+        chosen = child_logits - _group_logsumexp(child_logits, index[0], len(beams))[index[0]]
+    else:
+        chosen = child_logits - logits.logsumexp(dim=-1)[index[0]]
     chosen = chosen.double().cpu().numpy()
     return _Candidates(
         parents=parents,
@@ -240,3 +256,12 @@ def _best(found: _Found, excluded: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     items, scores = items[kept], scores[kept]
     order = np.lexsort((items, -scores))[:k]
     return items[order], scores[order]
+
+
+def _group_logsumexp(values: torch.Tensor, groups: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """(G,) logsumexp of `values` (C,) within each group id in `groups` (C,)."""
+    maxima = torch.full((num_groups,), float("-inf"), dtype=values.dtype, device=values.device)
+    maxima = maxima.scatter_reduce(0, groups, values, reduce="amax")
+    sums = torch.zeros(num_groups, dtype=values.dtype, device=values.device)
+    sums = sums.index_add(0, groups, torch.exp(values - maxima[groups]))
+    return maxima + torch.log(sums)
