@@ -15,7 +15,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from llmrec.models.base import Exclusions, Recommendations
-from llmrec.models.calrec.ranking import _padding
+from llmrec.models.calrec.ranking import unused_items
 from llmrec.retrieval.constrained import CatalogueTrie, TrieNode
 
 if TYPE_CHECKING:
@@ -242,8 +242,8 @@ def _pad(used: set[int], excluded: np.ndarray, count: int) -> list[int]:
     """The lowest-index unused items; excluded ones only when too few others are left, last, as
     `top_k` ranks them (excluded at -inf)."""
     num_items = len(excluded)
-    padding = _padding(used | set(np.flatnonzero(excluded).tolist()), count, num_items)
-    return padding + _padding(used | set(padding), count - len(padding), num_items)
+    padding = unused_items(used | set(np.flatnonzero(excluded).tolist()), count, num_items)
+    return padding + unused_items(used | set(padding), count - len(padding), num_items)
 
 
 def _best(found: _Found, excluded: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

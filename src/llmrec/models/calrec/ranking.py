@@ -91,7 +91,7 @@ def to_recommendations(
         items[row, : len(chosen)] = chosen
         scores[row, : len(chosen)] = 1.0 / np.arange(1, len(chosen) + 1)
         used = set(chosen) | _excluded(exclude, row)
-        items[row, len(chosen) :] = _padding(used, k - len(chosen), num_items)
+        items[row, len(chosen) :] = unused_items(used, k - len(chosen), num_items)
     return Recommendations(items, scores)
 
 
@@ -99,7 +99,8 @@ def _excluded(exclude: Exclusions, row: int) -> set[int]:
     return {int(item) for item in exclude[row]} if exclude is not None else set()
 
 
-def _padding(used: set[int], count: int, num_items: int) -> list[int]:
+def unused_items(used: set[int], count: int, num_items: int) -> list[int]:
+    """The `count` lowest item indices not in `used` (padding of short rankings)."""
     padding: list[int] = []
     for item in range(num_items):
         if len(padding) == count:
