@@ -106,10 +106,10 @@ def test_batch_equals_one_by_one_with_per_history_options(recommender) -> None:
 class _Generative(Popularity):
     """Names only item 1 and pads with -inf, as a generative model that found little does."""
 
-    def score(self, histories) -> torch.Tensor | None:
+    def score(self, histories, users=None) -> torch.Tensor | None:
         return None
 
-    def recommend(self, histories, k, exclude=None) -> Recommendations:
+    def recommend(self, histories, k, exclude=None, users=None) -> Recommendations:
         items = np.array([[1, 0, 2, 3, 4][:k]])
         scores = np.array([[1.0, *[-np.inf] * (k - 1)]], dtype=np.float32)
         return Recommendations(items.repeat(len(histories), 0), scores.repeat(len(histories), 0))

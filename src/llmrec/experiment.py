@@ -89,7 +89,7 @@ def train_model(
     dataset = load_run_data(config, run_dir)
     model = build_model(config.model, dataset.catalogue)
     context = RunContext(run_dir, config.train, config.seed, show_progress, resume)
-    fit = model.fit(dataset.train, dataset.valid, context)
+    fit = model.fit(dataset.train, dataset.valid, context, user_ids=dataset.user_ids)
     model.save(run_dir / MODEL_FOLDER)
     copy_run_records(run_dir, run_dir / MODEL_FOLDER)
     (run_dir / "fit.json").write_text(json.dumps(asdict(fit), indent=1) + "\n", encoding="utf-8")
@@ -139,7 +139,7 @@ def refit_before_test(
     train = config.train.model_copy(update={"epochs": epochs})
     model = build_model(config.model, dataset.catalogue)
     context = RunContext(run_dir / "refit", train, config.seed, show_progress)
-    model.fit(before_test_sequences(dataset), None, context)
+    model.fit(before_test_sequences(dataset), None, context, user_ids=dataset.user_ids)
     model.save(run_dir / MODEL_FOLDER)
     return model, epochs
 

@@ -57,7 +57,7 @@ class MatrixScorer(RecommenderModel):
     ) -> FitResult:
         return FitResult()
 
-    def score(self, histories: Histories) -> torch.Tensor | None:
+    def score(self, histories: Histories, users=None) -> torch.Tensor | None:
         return torch.as_tensor(self.matrix[[int(history[-1]) for history in histories]])
 
     def _save_state(self, path: Path) -> None:
@@ -72,11 +72,11 @@ class MatrixRecommender(MatrixScorer):
 
     name: ClassVar[str] = "matrix_recommender"
 
-    def score(self, histories: Histories) -> torch.Tensor | None:
+    def score(self, histories: Histories, users=None) -> torch.Tensor | None:
         return None
 
     def recommend(
-        self, histories: Histories, k: int, exclude: Exclusions = None
+        self, histories: Histories, k: int, exclude: Exclusions = None, users=None
     ) -> Recommendations:
         return top_k(super().score(histories), k, exclude)
 

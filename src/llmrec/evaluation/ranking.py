@@ -199,7 +199,8 @@ def _rank_batch(
     targets = eval_set.targets[rows]
     # The history filter is the evaluator's choice, never the model's (anchors sec. 4.4, item 3).
     exclude = histories if config.filter_history else None
-    scores = model.score(histories)
+    users = eval_set.user_ids[rows]  # models with per-user parameters (CLLM4Rec) use them
+    scores = model.score(histories, users)
     if scores is not None:
         if tuple(scores.shape) != (len(histories), model.num_items):
             raise ValueError(
@@ -215,7 +216,7 @@ def _rank_batch(
             f"the sampled protocol needs scores of chosen items, but {model.name}.score gives none"
         )
     # One slot past max(ks) tells whether ties with the target continue beyond the list.
-    recommendations = model.recommend(histories, k=max(config.ks) + 1, exclude=exclude)
+    recommendations = model.recommend(histories, k=max(config.ks) + 1, exclude=exclude, users=users)
     list_length = recommendations.item_indices.shape[1]
     rank_cutoff = None if list_length >= model.num_items else list_length - 1
     ranks = ranks_from_recommendations(recommendations, targets)

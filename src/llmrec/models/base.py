@@ -70,6 +70,9 @@ class RunContext:
 
 Histories = Sequence[Sequence[int] | np.ndarray]
 Exclusions = Sequence[Collection[int] | np.ndarray] | None
+# Who each history belongs to (user ids of the data set), for models with per-user parameters
+# (CLLM4Rec's user tokens); None, or a None entry, is a user the model has not seen.
+Users = Sequence[str | None] | None
 
 
 class RecommenderModel(ABC):
@@ -92,18 +95,20 @@ class RecommenderModel(ABC):
         train: Sequence[np.ndarray],
         valid: EvalSet | None = None,
         run: RunContext | None = None,
+        user_ids: Sequence[str] | None = None,
     ) -> FitResult:
-        """Fit on training sequences; `valid` is for early stopping only."""
+        """Fit on training sequences; `valid` is for early stopping only. `user_ids[u]` names
+        the owner of `train[u]` (models without per-user parameters ignore it)."""
 
-    def score(self, histories: Histories) -> torch.Tensor | None:
+    def score(self, histories: Histories, users: Users = None) -> torch.Tensor | None:
         """(B, n_items) scores for every catalogue item, or None if the model cannot score all."""
         return None
 
     def recommend(
-        self, histories: Histories, k: int, exclude: Exclusions = None
+        self, histories: Histories, k: int, exclude: Exclusions = None, users: Users = None
     ) -> Recommendations:
         """Top-k items per history. Models without full scores override this."""
-        scores = self.score(histories)
+        scores = self.score(histories, users)
         if scores is None:
             raise NotImplementedError(f"{self.name} must implement recommend() or score()")
         return top_k(scores, k, exclude)

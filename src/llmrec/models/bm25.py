@@ -11,7 +11,14 @@ import torch
 from pydantic import Field, PositiveInt
 
 from llmrec.data.sequences import EvalSet
-from llmrec.models.base import FitResult, Histories, ModelConfig, RecommenderModel, RunContext
+from llmrec.models.base import (
+    FitResult,
+    Histories,
+    ModelConfig,
+    RecommenderModel,
+    RunContext,
+    Users,
+)
 from llmrec.retrieval.bm25 import BM25Index
 from llmrec.text.templates import DEFAULT_FIELDS, ItemField, item_text
 
@@ -42,12 +49,13 @@ class BM25Recommender(RecommenderModel):
         train: Sequence[np.ndarray],
         valid: EvalSet | None = None,
         run: RunContext | None = None,
+        user_ids: Sequence[str] | None = None,
     ) -> FitResult:
         """Index the catalogue; interactions are not used (a pure content baseline)."""
         self.index = BM25Index.build(self.documents, self.config.k1, self.config.b)
         return FitResult()
 
-    def score(self, histories: Histories) -> torch.Tensor:
+    def score(self, histories: Histories, users: Users = None) -> torch.Tensor:
         if self.index is None:
             self.fit([])
         rows = [self.index.scores(self.query(history)) for history in histories]

@@ -11,7 +11,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from llmrec.data.sequences import EvalSet
-from llmrec.models.base import FitResult, Histories, ModelConfig, RecommenderModel, RunContext
+from llmrec.models.base import (
+    FitResult,
+    Histories,
+    ModelConfig,
+    RecommenderModel,
+    RunContext,
+    Users,
+)
 
 
 class PopConfig(ModelConfig):
@@ -31,13 +38,14 @@ class Popularity(RecommenderModel):
         train: Sequence[np.ndarray],
         valid: EvalSet | None = None,
         run: RunContext | None = None,
+        user_ids: Sequence[str] | None = None,
     ) -> FitResult:
         items = np.concatenate([np.asarray(s, dtype=np.int64) for s in train] or [np.zeros(0, int)])
         counts = np.bincount(items, minlength=self.num_items).astype(np.float32)
         self.counts = torch.from_numpy(counts)
         return FitResult()
 
-    def score(self, histories: Histories) -> torch.Tensor:
+    def score(self, histories: Histories, users: Users = None) -> torch.Tensor:
         return self.counts.expand(len(histories), -1).clone()
 
     def _save_state(self, path: Path) -> None:

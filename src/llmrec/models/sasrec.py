@@ -19,7 +19,14 @@ from pydantic import Field, PositiveInt
 from torch import nn
 
 from llmrec.data.sequences import EvalSet
-from llmrec.models.base import FitResult, Histories, ModelConfig, RecommenderModel, RunContext
+from llmrec.models.base import (
+    FitResult,
+    Histories,
+    ModelConfig,
+    RecommenderModel,
+    RunContext,
+    Users,
+)
 from llmrec.models.losses import full_softmax_cross_entropy
 from llmrec.training.checkpoint import load_weights, save_weights
 from llmrec.training.loop import LossOutput, train
@@ -171,6 +178,7 @@ class SASRec(RecommenderModel):
         train_sequences: Sequence[np.ndarray],
         valid: EvalSet | None = None,
         run: RunContext | None = None,
+        user_ids: Sequence[str] | None = None,
     ) -> FitResult:
         if run is None:  # no run folder given: checkpoints are disposable
             with tempfile.TemporaryDirectory(prefix="llmrec-sasrec-") as scratch:
@@ -206,7 +214,7 @@ class SASRec(RecommenderModel):
             epoch_seconds=result.epoch_seconds,
         )
 
-    def score(self, histories: Histories) -> torch.Tensor:
+    def score(self, histories: Histories, users: Users = None) -> torch.Tensor:
         self.network.eval()
         with torch.no_grad():
             parts = [

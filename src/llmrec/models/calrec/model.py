@@ -31,6 +31,7 @@ from llmrec.models.base import (
     Recommendations,
     RecommenderModel,
     RunContext,
+    Users,
     top_k,
 )
 from llmrec.models.calrec.batches import (
@@ -182,6 +183,7 @@ class CALRec(RecommenderModel):
         train_sequences: Sequence[np.ndarray],
         valid: EvalSet | None = None,
         run: RunContext | None = None,
+        user_ids: Sequence[str] | None = None,
     ) -> FitResult:
         if run is None:
             with tempfile.TemporaryDirectory(prefix="llmrec-calrec-") as scratch:
@@ -300,11 +302,11 @@ class CALRec(RecommenderModel):
 
     # --- ranking ----------------------------------------------------------------------------
     def recommend(
-        self, histories: Histories, k: int, exclude: Exclusions = None
+        self, histories: Histories, k: int, exclude: Exclusions = None, users: Users = None
     ) -> Recommendations:
         """Top-k by the configured retrieval (see `CALRecConfig.retrieval`)."""
         if self.config.retrieval == "dense":
-            return super().recommend(histories, k, exclude)
+            return super().recommend(histories, k, exclude, users)
         self.network.eval()
         prompts = [self.lines.prompt_ids(history) for history in histories]
         if self.config.retrieval == "constrained":
@@ -344,7 +346,7 @@ class CALRec(RecommenderModel):
         """Grounding of the generations since the last reset (CALRec issue, item 5)."""
         return self._grounding.summary()
 
-    def score(self, histories: Histories) -> torch.Tensor | None:
+    def score(self, histories: Histories, users: Users = None) -> torch.Tensor | None:
         """Dense scores cos(v_U, v_T) for every item when retrieval is dense; else None (the
         generative rankings cover only the items the generations name)."""
         if self.config.retrieval != "dense":
