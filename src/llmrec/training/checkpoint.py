@@ -40,12 +40,38 @@ class LoopState:
 
 
 def save_weights(module: nn.Module, path: Path) -> None:
-    """safetensors' save_model keeps one copy of tied weights (an LLM's embedding and head)."""
-    save_model(module, str(path))
+    """safetensors' save_model keeps one copy of tied weights (an LLM's embedding and head).
+
+    A module with `checkpoint_trainable_only = True` (CLLM4Rec: a frozen LLM under small ID
+    tables) saves only the parameters that train; the frozen rest is rebuilt from its source.
+    """
+    if getattr(module, "checkpoint_trainable_only", False):
+        save_file(_trainable(module), str(path))
+    else:
+        save_model(module, str(path))
 
 
 def load_weights(module: nn.Module, path: Path) -> None:
-    load_model(module, str(path))
+    if not getattr(module, "checkpoint_trainable_only", False):
+        load_model(module, str(path))
+        return
+    saved, expected = load_file(str(path)), _trainable(module)
+    if saved.keys() != expected.keys():
+        raise ValueError(
+            f"{path} holds {sorted(saved)}, but the trainable parameters are {sorted(expected)}"
+        )
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            if name in saved:
+                parameter.copy_(saved[name])
+
+
+def _trainable(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {
+        name: parameter.detach().contiguous()
+        for name, parameter in module.named_parameters()
+        if parameter.requires_grad
+    }
 
 
 def save_checkpoint(

@@ -1,0 +1,98 @@
+"""CLLM4Rec's typed configuration: backbone, ID tables, documents, losses and the schedule.
+
+Defaults follow the paper where it speaks and the official code where only it does (notes:
+`docs/cllm4rec.md`, which lists every choice); the switches keep the other reading available.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveInt
+
+from llmrec.models.backbone import BackboneConfig, LoraSettings
+from llmrec.models.base import ModelConfig
+from llmrec.training.config import TrainConfig
+
+ContentField = Literal["title", "categories", "brand"]
+MutualMode = Literal["sum", "mean"]
+TargetSet = Literal["heldout", "all_train"]
+
+
+class PretrainConfig(BaseModel):
+    """Pretraining: content warm-up epochs, then rounds of one collaborative + one content epoch."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    warmup_epochs: NonNegativeInt = Field(
+        10, description="content-only epochs before the rounds (official 10), no MR"
+    )
+    rounds: NonNegativeInt = Field(
+        100, description="rounds of {collaborative epoch, content epoch} (official 100)"
+    )
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(
+            lr=1e-3, batch_size=20, grad_clip=None, patience=1_000_000
+        ),
+        description="loop settings of both pretraining phases (official: Adam, lr 1e-3, "
+        "batch 20 per process); `epochs` is ignored (warmup_epochs / rounds count instead)",
+    )
+
+
+class CLLM4RecConfig(ModelConfig):
+    name: Literal["cllm4rec"] = "cllm4rec"
+    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
+    lora: LoraSettings | None = Field(
+        None,
+        description="beyond the paper: also train low-rank adapters on the backbone (merged "
+        "after fit); None keeps the backbone frozen, as the paper and official code do",
+    )
+    init_std: float | None = Field(
+        None, gt=0.0, description="std of the ID tables' normal init; None = std of the base table"
+    )
+    # --- documents ---
+    content_fields: tuple[ContentField, ...] = Field(
+        ("title", "categories", "brand"),
+        description="item metadata documents, one per non-empty field (no reviews are staged)",
+    )
+    max_content_tokens: PositiveInt = Field(
+        48, description="tokens kept of a content document's main text"
+    )
+    max_history_items: PositiveInt = Field(
+        100, description="most recent items kept in a prompt or collaborative document"
+    )
+    user_content_documents: bool = Field(
+        False,
+        description="also write `user_i has bought items titled:` -> titles of training items "
+        "(off: it repeats the collaborative signal; notes 8.1)",
+    )
+    # --- losses ---
+    permute_history: bool = Field(
+        True, description="shuffle a document's items each epoch (paper; the official code doesn't)"
+    )
+    first_main_token_target: bool = Field(
+        True, description="predict the first main token from the prompt (paper; code: off)"
+    )
+    mr_lambda: NonNegativeFloat = Field(1.0, description="mutual regularisation weight (lambda_V)")
+    mr_mode: MutualMode = Field(
+        "sum", description="sum over ID occurrences (official) or their mean"
+    )
+    mr_users: bool = Field(
+        False,
+        description="regularise user tables too; off since users have no content documents "
+        "unless user_content_documents",
+    )
+    mr_include_targets: bool = Field(
+        False, description="finetuning MR also over the held-out target items (official: no)"
+    )
+    mask_ratio: float = Field(0.2, gt=0.0, lt=1.0, description="share of items held out")
+    target_set: TargetSet = Field(
+        "heldout",
+        description="finetuning targets: the masked items (paper) or all training items (code)",
+    )
+    # --- schedule ---
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    finetune_content_epochs: bool = Field(
+        True, description="follow every finetuning epoch with a content epoch (with MR)"
+    )
+    score_batch_size: PositiveInt = Field(64, description="prompts per forward pass when ranking")

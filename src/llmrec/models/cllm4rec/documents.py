@@ -1,0 +1,253 @@
+"""CLLM4Rec's documents as token ids, and their deterministic padded batches.
+
+A document is a prompt (ID tokens + words; no loss) and a homogeneous main text (only item tokens,
+or only vocabulary tokens; all the loss), the paper's "soft + hard" prompting (notes sec. 2.3):
+- collaborative: `user_i has interacted with` -> the user's items (an item-only softmax);
+- content: `item_j has the title:` -> the title (vocabulary-only softmax); likewise categories
+  and brand. No reviews are staged, so content documents are item metadata only (notes 8.1).
+- recommendation (finetuning): `user_i has interacted with <visible>, user_i will interact with`,
+  scored against every item at the last prompt token; targets are the masked items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from llmrec.data.catalogue import Item
+from llmrec.models.cllm4rec.config import CLLM4RecConfig, ContentField
+from llmrec.models.cllm4rec.vocab import IdVocabulary, Segment, encode_document
+
+Task = Literal["collaborative", "content", "recommend"]
+CONTENT_PROMPTS: dict[ContentField, str] = {
+    "title": " has the title:",
+    "categories": " belongs to the categories:",
+    "brand": " is made by the brand:",
+}
+# Rows of a length pool sorted together, so batches hold documents of similar length.
+POOL_BATCHES = 50
+
+
+@dataclass(frozen=True)
+class Document:
+    """Token ids: `prompt` gets no loss; `main` holds the targets (item or vocabulary ids)."""
+
+    prompt: tuple[int, ...]
+    main: tuple[int, ...] = ()
+    targets: tuple[int, ...] = ()  # recommendation: item indices of the multinomial target
+
+
+class Templates:
+    """The fixed text pieces, tokenized once, and the documents built from them."""
+
+    def __init__(self, tokenizer, vocabulary: IdVocabulary, config: CLLM4RecConfig) -> None:
+        self.vocabulary, self.config = vocabulary, config
+
+        def words(text: str) -> tuple[int, ...]:
+            return tuple(encode_document([("text", text)], tokenizer, vocabulary))
+
+        self.words = words
+        self.interacted = words(" has interacted with")
+        self.comma = words(",")
+        self.will_interact = words(" will interact with")
+        self.content_prompts = {name: words(text) for name, text in CONTENT_PROMPTS.items()}
+        self.bought_titled = words(" has bought items titled:")
+        self.tokenizer = tokenizer
+
+    def recent(self, items: Sequence[int]) -> list[int]:
+        return [int(i) for i in items[-self.config.max_history_items :]]
+
+    def collaborative(self, user: int, items: Sequence[int]) -> Document:
+        vocab = self.vocabulary
+        return Document(
+            (vocab.user_id(user), *self.interacted), tuple(vocab.item_id(int(i)) for i in items)
+        )
+
+    def recommendation(
+        self, user: int, visible: Sequence[int], targets: Sequence[int] = ()
+    ) -> Document:
+        """`user_i has interacted with <visible>, user_i will interact with` (official wording)."""
+        vocab = self.vocabulary
+        user_token = vocab.user_id(user)
+        prompt = (
+            user_token,
+            *self.interacted,
+            *(vocab.item_id(int(i)) for i in visible),
+            *self.comma,
+            user_token,
+            *self.will_interact,
+        )
+        return Document(prompt, (), tuple(int(t) for t in targets))
+
+    def item_documents(self, items: Sequence[Item]) -> list[Document]:
+        """One document per item and non-empty configured field (item metadata leaks nothing)."""
+        documents = []
+        for index, item in enumerate(items):
+            for name in self.config.content_fields:
+                text = _field(item, name)
+                if text:
+                    documents.append(self._content(("item", index), name, text))
+        return documents
+
+    def user_documents(self, train: Sequence[np.ndarray], items: Sequence[Item]) -> list[Document]:
+        """`user_i has bought items titled:` -> titles of training items (off by default)."""
+        documents = []
+        for user, sequence in enumerate(train):
+            titles = "; ".join(items[i].title for i in self.recent(sequence) if items[i].title)
+            if titles:
+                prompt = (self.vocabulary.user_id(user), *self.bought_titled)
+                main = self.words(" " + titles)[: self.config.max_content_tokens]
+                documents.append(Document(prompt, main))
+        return documents
+
+    def _content(self, owner: Segment, name: ContentField, text: str) -> Document:
+        prompt = (self.vocabulary.item_id(owner[1]), *self.content_prompts[name])
+        return Document(prompt, self.words(" " + text)[: self.config.max_content_tokens])
+
+
+def _field(item: Item, name: ContentField) -> str:
+    if name == "title":
+        return item.title.strip()
+    if name == "categories":
+        return ", ".join(c.strip() for c in item.categories if c.strip())
+    return (item.brand or "").strip()
+
+
+def masked_split(
+    items: Sequence[int], ratio: float, rng: np.random.Generator
+) -> tuple[list[int], list[int]]:
+    """(visible, masked): max(1, floor(ratio * n)) items masked uniformly (notes 4.1)."""
+    count = max(1, int(np.floor(ratio * len(items))))
+    chosen = set(rng.choice(len(items), size=count, replace=False).tolist())
+    visible = [item for position, item in enumerate(items) if position not in chosen]
+    masked = [item for position, item in enumerate(items) if position in chosen]
+    return visible, masked
+
+
+class DocumentBatches:
+    """Deterministic batches per (seed, epoch) for the shared loop: one phase after another.
+
+    `phases` name the tasks of one loop epoch in order, e.g. ("collaborative", "content") for a
+    pretraining round (one full epoch of each, as the official alternation). Documents that
+    depend on randomness (permuted histories, masked items) are rebuilt each epoch.
+    """
+
+    def __init__(
+        self,
+        phases: Sequence[Task],
+        templates: Templates,
+        train: Sequence[np.ndarray],
+        item_documents: Sequence[Document],
+        batch_size: int,
+        seed: int,
+        mutual: bool = True,
+    ) -> None:
+        self.phases = tuple(phases)
+        self.mutual = mutual
+        self.templates = templates
+        self.train = [templates.recent(sequence) for sequence in train]
+        self.item_documents = list(item_documents)
+        self.batch_size, self.seed = batch_size, seed
+        self.config = templates.config
+
+    def epoch_batches(self, epoch: int) -> list[dict]:
+        batches = []
+        for number, task in enumerate(self.phases):
+            rng = np.random.default_rng([self.seed, epoch, number])
+            documents = self._documents(task, rng)
+            for group in length_pooled(documents, self.batch_size, rng):
+                batch = collate(task, group, self.templates.vocabulary, self.config)
+                batches.append({**batch, "mutual": self.mutual})
+        return batches
+
+    def _documents(self, task: Task, rng: np.random.Generator) -> list[Document]:
+        if task == "content":
+            return self.item_documents
+        documents = []
+        for user, items in enumerate(self.train):
+            if not items:
+                continue
+            if task == "collaborative":
+                order = rng.permutation(items) if self.config.permute_history else items
+                documents.append(self.templates.collaborative(user, order))
+                continue
+            visible, masked = masked_split(items, self.config.mask_ratio, rng)
+            if self.config.permute_history:
+                visible = list(rng.permutation(visible)) if visible else []
+            targets = masked if self.config.target_set == "heldout" else items
+            documents.append(self.templates.recommendation(user, visible, targets))
+        return documents
+
+
+def length_pooled(
+    documents: Sequence[Document], batch_size: int, rng: np.random.Generator
+) -> list[list[Document]]:
+    """Shuffled batches of similar length: shuffle, sort within pools of POOL_BATCHES batches,
+    cut into batches, shuffle the batches (less padding, still a random order)."""
+    order = rng.permutation(len(documents))
+    pool = batch_size * POOL_BATCHES
+    batches = []
+    for start in range(0, len(order), pool):
+        rows = sorted(order[start : start + pool], key=lambda r: _length(documents[r]))
+        batches += [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+    return [[documents[r] for r in batches[b]] for b in rng.permutation(len(batches))]
+
+
+def _length(document: Document) -> int:
+    return len(document.prompt) + len(document.main)
+
+
+def collate(
+    task: Task, documents: Sequence[Document], vocabulary: IdVocabulary, config: CLLM4RecConfig
+) -> dict:
+    """Right-padded [prompt; main] ids with the masks the losses need.
+
+    - `next_targets` (B, T): at position p the id the model must predict next (main token p+1;
+      -1 where nothing is predicted); the first main token is predicted from the last prompt
+      token when `first_main_token_target` is on.
+    - `mr_mask` (B, T): ID positions under mutual regularisation (collaborative: prompt + main;
+      content and recommendation: prompt; items only unless `mr_users`).
+    - `last` (B,): position of the last real token (the recommendation head reads it), and
+      `target_items` (B, J) the multinomial target counts.
+    """
+    rows = [(*d.prompt, *d.main) for d in documents]
+    size, width = len(rows), max(len(r) for r in rows)
+    input_ids = torch.zeros((size, width), dtype=torch.long)  # pad 0: masked out, no loss
+    attention_mask = torch.zeros((size, width), dtype=torch.bool)
+    next_targets = torch.full((size, width), -1, dtype=torch.long)
+    for row, (document, ids) in enumerate(zip(documents, rows, strict=True)):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention_mask[row, : len(ids)] = True
+        first = len(document.prompt) - (1 if config.first_main_token_target else 0)
+        for position in range(max(first, 0), len(ids) - 1):
+            next_targets[row, position] = ids[position + 1]
+    batch = {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "next_targets": next_targets,
+        "mr_mask": _mr_mask(task, documents, input_ids, vocabulary, config),
+        "last": attention_mask.sum(1) - 1,
+        "task": task,
+    }
+    if task == "recommend":
+        targets = torch.zeros((size, vocabulary.num_items), dtype=torch.float32)
+        for row, document in enumerate(documents):
+            for item in document.targets:
+                targets[row, item] += 1.0
+        batch["target_items"] = targets
+    return batch
+
+
+def _mr_mask(task, documents, input_ids, vocabulary: IdVocabulary, config) -> torch.Tensor:
+    is_item = input_ids >= vocabulary.item_range.start
+    is_user = (input_ids >= vocabulary.user_range.start) & ~is_item
+    mask = is_item | is_user if config.mr_users else is_item
+    if task != "collaborative":  # content and recommendation: prompt IDs only
+        prompt_lengths = torch.tensor([len(d.prompt) for d in documents])
+        positions = torch.arange(input_ids.shape[1])
+        mask &= positions[None, :] < prompt_lengths[:, None]
+    return mask

@@ -1,0 +1,253 @@
+"""CLLM4Rec (Zhu et al., WWW 2024): user and item ID tokens read by a frozen LLM, learned by a
+collaborative and a content language model tied by mutual regularisation, then finetuned with an
+item head (multinomial likelihood) that scores the whole catalogue in one forward pass.
+
+Schedule (notes sec. 3.3, 4): content warm-up; rounds of {collaborative epoch, content epoch};
+finetuning epochs of {recommendation epoch, content epoch}, the best epoch chosen on validation.
+Every phase runs on the shared Accelerate loop. The saved model is the four ID tables, the user
+ids, the config and the backbone's identity (the frozen LLM is reloaded from its source and its
+hash checked), all safetensors / JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from llmrec.data.catalogue import Catalogue
+from llmrec.data.sequences import EvalSet
+from llmrec.errors import ModelFormatError
+from llmrec.models.backbone import BackboneConfig, add_lora, load_backbone, merge_lora
+from llmrec.models.base import FitResult, Histories, RecommenderModel, RunContext, Users
+from llmrec.models.cllm4rec.config import CLLM4RecConfig
+from llmrec.models.cllm4rec.documents import Document, DocumentBatches, Task, Templates, collate
+from llmrec.models.cllm4rec.network import CLLM4RecNetwork
+from llmrec.models.cllm4rec.vocab import VIEWS, IdVocabulary
+from llmrec.training.config import TrainConfig
+from llmrec.training.loop import TrainResult, train
+from llmrec.training.validation import full_ranking_metrics, sample_eval_set
+
+TABLES_FILE = "id_tables.safetensors"
+USERS_FILE = "users.json"
+IDENTITY_FILE = "backbone_identity.json"
+BACKBONE_FOLDER = "backbone"  # only with LoRA: the merged backbone differs from its source
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One run of the shared loop: the tasks of each of its epochs, in order."""
+
+    name: str
+    phases: tuple[Task, ...]
+    train: TrainConfig
+    mutual: bool = True  # mutual regularisation on (off in the content warm-up)
+    validated: bool = True  # validate each epoch and keep the best (ours in pretraining)
+
+
+class CLLM4Rec(RecommenderModel):
+    name = "cllm4rec"
+    Config = CLLM4RecConfig
+
+    def __init__(self, config: CLLM4RecConfig, catalogue: Catalogue) -> None:
+        super().__init__(config, catalogue)
+        self._network: CLLM4RecNetwork | None = None
+        self.user_index: dict[str, int] = {}
+        self.backbone_identity: dict = {}
+
+    def _build(
+        self, user_ids: Sequence[str], backbone: BackboneConfig, show_progress: bool = True
+    ) -> None:
+        """Load the backbone and make fresh ID tables for these users (+ one anonymous user)."""
+        loaded = load_backbone(backbone, show_progress=show_progress)
+        self.backbone_identity = loaded.identity
+        self.user_index = {str(user): index for index, user in enumerate(user_ids)}
+        if len(self.user_index) != len(user_ids):
+            raise ValueError("user ids must be distinct")
+        # choice: the last user row stands for users the model never saw (the mean user).
+        vocabulary = IdVocabulary(len(loaded.tokenizer), len(user_ids) + 1, self.num_items)
+        self._network = CLLM4RecNetwork(loaded.model, vocabulary, self.config)
+        self.templates = Templates(loaded.tokenizer, vocabulary, self.config)
+
+    @property
+    def network(self) -> CLLM4RecNetwork:
+        if self._network is None:
+            raise RuntimeError("CLLM4Rec has no ID tables yet: fit or load it first")
+        return self._network
+
+    @property
+    def anonymous_user(self) -> int:
+        return len(self.user_index)
+
+    # --- training ---------------------------------------------------------------------------
+    def fit(
+        self,
+        train_sequences: Sequence[np.ndarray],
+        valid: EvalSet | None = None,
+        run: RunContext | None = None,
+        user_ids: Sequence[str] | None = None,
+    ) -> FitResult:
+        if run is None:
+            with tempfile.TemporaryDirectory(prefix="llmrec-cllm4rec-") as scratch:
+                return self.fit(train_sequences, valid, RunContext(Path(scratch)), user_ids)
+        if user_ids is None:  # choice: anonymous data: users are named by their position
+            user_ids = [str(position) for position in range(len(train_sequences))]
+        if len(user_ids) != len(train_sequences):
+            raise ValueError(f"{len(user_ids)} user ids for {len(train_sequences)} sequences")
+        torch.manual_seed(run.seed)
+        self._build(user_ids, self.config.backbone, run.show_progress)
+        if self.config.lora is not None:
+            self.network.language_model = add_lora(self.network.language_model, self.config.lora)
+        content = self.templates.item_documents(self.catalogue.items)
+        if self.config.user_content_documents:
+            content += self.templates.user_documents(train_sequences, self.catalogue.items)
+        history, stage_seconds, result = [], {}, None
+        for stage in self._stages(run.train):
+            batches = DocumentBatches(
+                stage.phases,
+                self.templates,
+                train_sequences,
+                content,
+                stage.train.batch_size,
+                run.seed,
+                mutual=stage.mutual,
+            )
+            result = self._train_stage(
+                stage.name, batches, stage.train, valid if stage.validated else None, run
+            )
+            history += [{**entry, "stage": stage.name} for entry in result.history]
+            stage_seconds[stage.name] = result.train_seconds
+        self.network.language_model = merge_lora(self.network.language_model)
+        self.network.eval()
+        self._set_anonymous_user()
+        return FitResult(
+            best_step=result.best_step,
+            best_epoch=result.best_epoch,
+            best_metric=result.best_metric,
+            history=history,
+            train_seconds=sum(stage_seconds.values()),
+            epoch_seconds=result.epoch_seconds,
+            stage_seconds=stage_seconds,
+        )
+
+    def _stages(self, finetune: TrainConfig) -> list[Stage]:
+        """Content warm-up (no MR, nothing to validate yet), pretraining rounds, finetuning."""
+        pretrain = self.config.pretrain
+        stages = []
+        if pretrain.warmup_epochs:
+            cfg = pretrain.train.model_copy(update={"epochs": pretrain.warmup_epochs})
+            stages.append(Stage("warmup", ("content",), cfg, mutual=False, validated=False))
+        if pretrain.rounds:
+            cfg = pretrain.train.model_copy(update={"epochs": pretrain.rounds})
+            stages.append(Stage("pretrain", ("collaborative", "content"), cfg))
+        content = ("content",) if self.config.finetune_content_epochs else ()
+        stages.append(Stage("finetune", ("recommend", *content), finetune))
+        return stages
+
+    def _train_stage(self, name, batches, cfg: TrainConfig, valid, run) -> TrainResult:
+        validate = None
+        if valid is not None:
+            subset = sample_eval_set(valid, cfg.eval_users, run.seed)
+            validate = lambda network: self._validate(subset)  # noqa: E731
+        stage_dir = run.run_dir / name
+        return train(
+            self.network,
+            batches,
+            validate,
+            cfg,
+            stage_dir,
+            seed=run.seed,
+            resume=run.resume and (stage_dir / "checkpoints" / "last").is_dir(),
+            show_progress=run.show_progress,
+        )
+
+    def _validate(self, subset: EvalSet) -> dict[str, float]:
+        """The library's validation metrics of the item head on known users (no history filter)."""
+        users = iter(subset.user_ids)
+        return full_ranking_metrics(
+            lambda histories: self.score(histories, [next(users) for _ in histories]), subset
+        )
+
+    def _set_anonymous_user(self) -> None:
+        """The anonymous user's rows: the mean of the trained users' rows, in both views."""
+        with torch.no_grad():
+            for view in VIEWS:
+                table = self.network.ids.user_weight(view)
+                table[self.anonymous_user] = table[: self.anonymous_user].mean(0)
+
+    # --- ranking ----------------------------------------------------------------------------
+    def score(self, histories: Histories, users: Users = None) -> torch.Tensor:
+        """(B, J) item-head scores of `user_i has interacted with <history>, user_i will interact
+        with`; history order as given (choice: no shuffle at inference, so scores are
+        deterministic; training permutes), the most recent `max_history_items` kept."""
+        users = list(users) if users is not None else [None] * len(histories)
+        if len(users) != len(histories):
+            raise ValueError(f"{len(users)} users for {len(histories)} histories")
+        documents = [
+            self.templates.recommendation(
+                self.user_index.get(str(user), self.anonymous_user)
+                if user is not None
+                else self.anonymous_user,
+                self.templates.recent(history),
+            )
+            for user, history in zip(users, histories, strict=True)
+        ]
+        network, size = self.network.eval(), self.config.score_batch_size
+        parts = []
+        with torch.no_grad():
+            for start in range(0, len(documents), size):
+                parts.append(self._score_documents(network, documents[start : start + size]))
+        return torch.cat(parts) if parts else torch.zeros(0, self.num_items)
+
+    def _score_documents(self, network, documents: Sequence[Document]) -> torch.Tensor:
+        batch = collate("recommend", documents, network.vocabulary, self.config)
+        return network.rank_scores(batch["input_ids"], batch["attention_mask"]).float()
+
+    # --- persistence ------------------------------------------------------------------------
+    def _save_state(self, path: Path) -> None:
+        network = self.network
+        tables = {
+            f"{kind}.{view}": getattr(network.ids, kind)[view].weight.detach().contiguous()
+            for kind in ("users", "items")
+            for view in VIEWS
+        }
+        save_file(tables, str(path / TABLES_FILE))
+        users = json.dumps(list(self.user_index)) + "\n"
+        (path / USERS_FILE).write_text(users, encoding="utf-8")
+        identity = json.dumps(self.backbone_identity, indent=1) + "\n"
+        (path / IDENTITY_FILE).write_text(identity, encoding="utf-8")
+        if self.config.lora is not None:
+            network.language_model.save_pretrained(path / BACKBONE_FOLDER)
+            self.templates.tokenizer.save_pretrained(path / BACKBONE_FOLDER)
+
+    def _load_state(self, path: Path) -> None:
+        saved_identity = json.loads((path / IDENTITY_FILE).read_text(encoding="utf-8"))
+        users = json.loads((path / USERS_FILE).read_text(encoding="utf-8"))
+        backbone = self.config.backbone
+        if self.config.lora is not None:
+            backbone = BackboneConfig(source=str(path / BACKBONE_FOLDER))
+        self._build(users, backbone, show_progress=False)
+        if self.config.lora is None:
+            _check_identity(saved_identity, self.backbone_identity, path)
+        self.backbone_identity = saved_identity
+        tables = load_file(str(path / TABLES_FILE))
+        with torch.no_grad():
+            for key, tensor in tables.items():
+                kind, view = key.split(".")
+                getattr(self.network.ids, kind)[view].weight.copy_(tensor)
+
+
+def _check_identity(saved: dict, loaded: dict, path: Path) -> None:
+    """The frozen backbone must be the one the ID tables were learned with."""
+    for key in ("sha256", "kept_layers"):
+        if saved.get(key) != loaded.get(key):
+            raise ModelFormatError(
+                f"{path / IDENTITY_FILE}: the backbone's {key} was {saved.get(key)!r} when the "
+                f"model was trained but is {loaded.get(key)!r} now (backbone {loaded['source']})"
+            )

@@ -1,0 +1,124 @@
+"""The CLLM4Rec network: a frozen decoder read through ID-aware input embeddings, and its losses.
+
+One forward pass over [prompt; main] per document (not the official two-pass KV cache, notes
+sec. 2.3). Heads are restricted: item logits are H · V_viewᵀ through the view's own item table
+(tied, no bias), vocabulary logits are H · W_lmᵀ over the N base rows only (frozen).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llmrec.models.cllm4rec.config import CLLM4RecConfig
+from llmrec.models.cllm4rec.vocab import VIEWS, IdEmbedding, IdVocabulary, View
+from llmrec.training.loop import LossOutput
+
+# The view each task trains; mutual regularisation pulls it toward the other (held fixed).
+TASK_VIEW: dict[str, View] = {
+    "collaborative": "collaborative",
+    "recommend": "collaborative",
+    "content": "content",
+}
+
+
+class CLLM4RecNetwork(nn.Module):
+    """Backbone (frozen unless LoRA) + the four ID tables; `forward(batch)` is one task's loss."""
+
+    checkpoint_trainable_only = True  # checkpoints hold the ID tables (and adapters), not the LLM
+
+    def __init__(
+        self, language_model: nn.Module, vocabulary: IdVocabulary, config: CLLM4RecConfig
+    ) -> None:
+        super().__init__()
+        language_model.requires_grad_(False)
+        self.language_model = language_model
+        self.ids = IdEmbedding(language_model.get_input_embeddings(), vocabulary, config.init_std)
+        self.config = config
+
+    @property
+    def vocabulary(self) -> IdVocabulary:
+        return self.ids.vocabulary
+
+    def hidden_states(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, view: View
+    ) -> torch.Tensor:
+        """(B, T, H) last hidden states (after the final norm) of ids read through `view`."""
+        decoder = self.language_model.get_decoder()
+        embeddings = self.ids(input_ids, view)
+        return decoder(inputs_embeds=embeddings, attention_mask=attention_mask).last_hidden_state
+
+    def item_logits(self, hidden: torch.Tensor, view: View = "collaborative") -> torch.Tensor:
+        """(..., J) scores of every item: the tied item head of `view`."""
+        return hidden @ self.ids.item_weight(view).T
+
+    def vocabulary_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., N) scores over the base vocabulary only: ID tokens can never be written."""
+        return self.language_model.get_output_embeddings()(hidden)
+
+    def rank_scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, J) item scores at the last real token of recommendation prompts."""
+        hidden = self.hidden_states(input_ids, attention_mask, "collaborative")
+        last = attention_mask.sum(1) - 1
+        return self.item_logits(hidden[torch.arange(len(last)), last])
+
+    def forward(self, batch: dict) -> LossOutput:
+        task = batch["task"]
+        view = TASK_VIEW[task]
+        hidden = self.hidden_states(batch["input_ids"], batch["attention_mask"], view)
+        if task == "recommend":
+            rows = torch.arange(len(batch["last"]))
+            scores = self.item_logits(hidden[rows, batch["last"]])
+            main = multinomial_nll(scores, batch["target_items"])
+            terms = len(rows)
+        else:
+            positions = batch["next_targets"] >= 0
+            targets = batch["next_targets"][positions]
+            chosen = hidden[positions]
+            if task == "collaborative":
+                logits = self.item_logits(chosen, view)
+                targets = targets - self.vocabulary.item_range.start
+            else:
+                logits = self.vocabulary_logits(chosen)
+            main = F.cross_entropy(logits.float(), targets) if len(targets) else hidden.sum() * 0
+            terms = len(targets)
+        parts = {task: main.detach()}
+        total = main
+        if self.config.mr_lambda > 0 and batch.get("mutual", True):
+            extra = batch.get("target_items") if self.config.mr_include_targets else None
+            mr = self.mutual_regularisation(batch["input_ids"], batch["mr_mask"], view, extra)
+            parts["mr"] = mr.detach()
+            total = main + self.config.mr_lambda * mr
+        tokens = int(batch["attention_mask"].sum())
+        return LossOutput(total, parts, tokens, num_terms=terms)
+
+    def mutual_regularisation(
+        self,
+        input_ids: torch.Tensor,
+        mask: torch.Tensor,
+        view: View,
+        target_counts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Σ ‖e_view(x) − sg(e_other(x))‖² over the masked ID occurrences (and, if given, the
+        target items weighted by their counts); `mean` mode divides by the occurrences."""
+        other = VIEWS[1 - VIEWS.index(view)]
+        ids = input_ids[mask]
+        own = self.ids(ids[None], view)[0]
+        with torch.no_grad():
+            fixed = self.ids(ids[None], other)[0]
+        total = ((own - fixed) ** 2).sum()
+        occurrences = float(len(ids))
+        if target_counts is not None:
+            gap = self.ids.item_weight(view) - self.ids.item_weight(other).detach()
+            weights = target_counts.sum(0)  # (J,) occurrences of each target item in the batch
+            total = total + (weights[:, None] * gap**2).sum()
+            occurrences += float(weights.sum())
+        if self.config.mr_mode == "mean":
+            return total / max(occurrences, 1.0)
+        return total
+
+
+def multinomial_nll(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """−(1/B) Σ_b Σ_j t_bj log softmax(s_b)_j: Mult-VAE's likelihood, not normalised by |t|."""
+    return -(F.log_softmax(scores.float(), dim=-1) * targets).sum(-1).mean()

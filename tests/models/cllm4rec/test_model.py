@@ -1,0 +1,326 @@
+"""CLLM4Rec on the tiny backbone: documents, heads, losses, gradients, schedule, save/load.
+
+Follows the checklist of the implementer's notes (sec. 8.6): (b) gradients only in the intended
+tables and a bit-identical backbone, (c) head shapes, (d) padding/prompt invariance and the first
+main token, (e) mutual regularisation, (f) masking, (g) batched = per-example, (i) overfit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from llmrec.data.catalogue import Catalogue, Item
+from llmrec.errors import ModelFormatError
+from llmrec.models.base import RunContext
+from llmrec.models.cllm4rec.config import CLLM4RecConfig
+from llmrec.models.cllm4rec.documents import DocumentBatches, collate, masked_split
+from llmrec.models.cllm4rec.model import CLLM4Rec
+from llmrec.models.cllm4rec.network import multinomial_nll
+from llmrec.training.config import TrainConfig
+
+NUM_ITEMS, NUM_USERS = 40, 16
+
+
+def _catalogue() -> Catalogue:
+    return Catalogue.from_items(
+        Item(
+            f"i{j}",
+            title=f"widget {j} model item_{j}",
+            categories=("tools", f"c{j % 4}"),
+            brand=f"brand{j % 5}",
+        )
+        for j in range(NUM_ITEMS)
+    )
+
+
+def _sequences(seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [
+        rng.choice(NUM_ITEMS, size=int(rng.integers(3, 9)), replace=False) for _ in range(NUM_USERS)
+    ]
+
+
+def _config(cache: Path, **fields) -> CLLM4RecConfig:
+    raw = {
+        "backbone": {"source": "tiny", "cache_dir": str(cache)},
+        "pretrain": {"warmup_epochs": 0, "rounds": 0},
+        **fields,
+    }
+    return CLLM4RecConfig.model_validate(raw)
+
+
+def _built(cache: Path, **fields) -> CLLM4Rec:
+    """A model with fresh tables for NUM_USERS users (no training)."""
+    model = CLLM4Rec(_config(cache, **fields), _catalogue())
+    torch.manual_seed(0)
+    model._build([f"u{u}" for u in range(NUM_USERS)], model.config.backbone, show_progress=False)
+    return model
+
+
+def _batch(model: CLLM4Rec, task: str, epoch: int = 0) -> dict:
+    content = model.templates.item_documents(model.catalogue.items)
+    batches = DocumentBatches((task,), model.templates, _sequences(), content, 64, seed=0)
+    return batches.epoch_batches(epoch)[0]
+
+
+@pytest.fixture()
+def model(llm_cache_dir: Path) -> CLLM4Rec:
+    return _built(llm_cache_dir)
+
+
+def test_id_tokens_in_documents_are_atomic_and_titles_stay_text(model) -> None:
+    vocabulary = model.network.vocabulary
+    document = model.templates.collaborative(3, [5, 7])
+    assert document.prompt[0] == vocabulary.user_id(3)
+    assert document.main == (vocabulary.item_id(5), vocabulary.item_id(7))
+    (title,) = [d for d in model.templates.item_documents(model.catalogue.items[:1])][:1]
+    assert title.prompt[0] == vocabulary.item_id(0)
+    # "item_0" inside the title is text: every main token is a base-vocabulary token.
+    assert all(token < vocabulary.base_vocab_size for token in title.main)
+    prompt = model.templates.recommendation(2, [4, 9]).prompt
+    assert prompt.count(vocabulary.user_id(2)) == 2
+    assert [t for t in prompt if t in vocabulary.item_range] == [
+        vocabulary.item_id(4),
+        vocabulary.item_id(9),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("task", "view"),
+    [("collaborative", "collaborative"), ("content", "content"), ("recommend", "collaborative")],
+)
+def test_gradients_reach_only_the_task_view_and_the_backbone_stays_bit_identical(
+    model, task, view
+) -> None:
+    network = model.network
+    frozen = {n: p.detach().clone() for n, p in network.language_model.named_parameters()}
+    trainable = [p for p in network.parameters() if p.requires_grad]
+    assert {id(p) for p in trainable} == {
+        id(getattr(network.ids, kind)[v].weight)
+        for kind in ("users", "items")
+        for v in ("collaborative", "content")
+    }
+    optimizer = torch.optim.Adam(trainable, lr=0.1)
+    network(_batch(model, task)).total.backward()
+    for kind in ("users", "items"):
+        for other in ("collaborative", "content"):
+            grad = getattr(network.ids, kind)[other].weight.grad
+            if other != view:
+                assert grad is None or not grad.any(), (kind, other)
+    assert network.ids.items[view].weight.grad.abs().sum() > 0
+    optimizer.step()
+    for name, parameter in network.language_model.named_parameters():
+        assert torch.equal(parameter, frozen[name]), name
+
+
+def test_heads_are_items_only_and_vocabulary_only(model) -> None:
+    network = model.network
+    hidden = torch.randn(3, 5, network.ids.base.embedding_dim)
+    assert network.item_logits(hidden).shape == (3, 5, NUM_ITEMS)
+    torch.testing.assert_close(
+        network.item_logits(hidden), hidden @ network.ids.item_weight("collaborative").T
+    )
+    assert network.vocabulary_logits(hidden).shape == (3, 5, network.vocabulary.base_vocab_size)
+
+
+def test_first_main_token_is_a_target_only_when_asked(llm_cache_dir) -> None:
+    for flag in (True, False):
+        model = _built(llm_cache_dir, first_main_token_target=flag)
+        document = model.templates.collaborative(0, [5, 7, 9])
+        batch = collate("collaborative", [document], model.network.vocabulary, model.config)
+        last_prompt = len(document.prompt) - 1
+        targets = batch["next_targets"][0]
+        assert (targets[last_prompt].item() == document.main[0]) is flag
+        assert (targets[:last_prompt] == -1).all()  # prompt tokens are never targets
+        assert targets[last_prompt + 1 : last_prompt + 3].tolist() == list(document.main[1:])
+
+
+@pytest.mark.parametrize("task", ["collaborative", "content", "recommend"])
+def test_batched_loss_is_the_term_weighted_mean_of_per_example_losses(model, task) -> None:
+    model = _built(model.config.backbone.cache_dir, mr_lambda=0.0)
+    network, vocabulary = model.network.eval(), model.network.vocabulary
+    content = model.templates.item_documents(model.catalogue.items)
+    source = DocumentBatches((task,), model.templates, _sequences(), content, 64, seed=0)
+    documents = source._documents(task, np.random.default_rng(0))[:4]
+    with torch.no_grad():
+        together = network(collate(task, documents, vocabulary, model.config))
+        alone = [network(collate(task, [d], vocabulary, model.config)) for d in documents]
+    weights = torch.tensor([float(out.num_terms) for out in alone])
+    expected = (torch.stack([out.total for out in alone]) * weights).sum() / weights.sum()
+    torch.testing.assert_close(together.total, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_batched_scores_equal_per_example_scores(model) -> None:
+    histories = [np.array([1, 2, 3, 4, 5, 6]), np.array([7]), np.array([8, 9])]
+    users = ["u0", "u1", "u2"]
+    together = model.score(histories, users)
+    alone = torch.cat([model.score([h], [u]) for h, u in zip(histories, users, strict=True)])
+    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
+
+
+def test_mutual_regularisation_is_zero_for_equal_views_and_pulls_only_the_active_view(
+    model,
+) -> None:
+    network = model.network
+    with torch.no_grad():
+        for kind in ("users", "items"):
+            getattr(network.ids, kind)["content"].weight.copy_(
+                getattr(network.ids, kind)["collaborative"].weight
+            )
+    batch = _batch(model, "collaborative")
+    mr = network.mutual_regularisation(batch["input_ids"], batch["mr_mask"], "collaborative")
+    assert mr.item() == 0.0
+    with torch.no_grad():
+        network.ids.items["content"].weight.add_(0.5)
+    mr = network.mutual_regularisation(batch["input_ids"], batch["mr_mask"], "collaborative")
+    occurrences = int(batch["mr_mask"].sum())
+    hidden = network.ids.base.embedding_dim
+    torch.testing.assert_close(mr, torch.tensor(0.25 * hidden * occurrences), rtol=1e-4, atol=0)
+    mr.backward()
+    assert network.ids.items["collaborative"].weight.grad.abs().sum() > 0
+    assert network.ids.items["content"].weight.grad is None
+
+
+def test_mutual_regularisation_mean_mode_and_item_only_mask(llm_cache_dir) -> None:
+    model = _built(llm_cache_dir, mr_mode="mean")
+    batch = _batch(model, "collaborative")
+    vocabulary = model.network.vocabulary
+    masked = batch["input_ids"][batch["mr_mask"]]
+    assert (masked >= vocabulary.item_range.start).all()  # users excluded by default
+    with torch.no_grad():
+        model.network.ids.items["content"].weight.copy_(
+            model.network.ids.items["collaborative"].weight + 1.0
+        )
+    mr = model.network.mutual_regularisation(batch["input_ids"], batch["mr_mask"], "collaborative")
+    torch.testing.assert_close(mr, torch.tensor(float(model.network.ids.base.embedding_dim)))
+
+
+@pytest.mark.parametrize("length", [1, 2, 4, 5, 9, 10, 23])
+def test_masked_count_and_split(length: int) -> None:
+    items = list(range(100, 100 + length))
+    visible, masked = masked_split(items, 0.2, np.random.default_rng(length))
+    assert len(masked) == max(1, int(np.floor(0.2 * length)))
+    assert sorted(visible + masked) == items
+    assert not set(visible) & set(masked)
+
+
+@pytest.mark.parametrize("target_set", ["heldout", "all_train"])
+def test_recommendation_targets_follow_the_mode(llm_cache_dir, target_set) -> None:
+    model = _built(llm_cache_dir, target_set=target_set)
+    sequences = _sequences()
+    batches = DocumentBatches(("recommend",), model.templates, sequences, [], 64, seed=0)
+    documents = batches._documents("recommend", np.random.default_rng(1))
+    vocabulary = model.network.vocabulary
+    for document, sequence in zip(documents, sequences, strict=True):
+        shown = {vocabulary.item_index(t) for t in document.prompt if t in vocabulary.item_range}
+        targets = set(document.targets)
+        if target_set == "heldout":
+            assert len(targets) == max(1, len(sequence) // 5)
+            assert not shown & targets and shown | targets == set(sequence.tolist())
+        else:
+            assert targets == set(sequence.tolist())
+
+
+def test_multinomial_nll_by_hand() -> None:
+    scores = torch.tensor([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]])
+    targets = torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    log_p = torch.log_softmax(scores, -1)
+    expected = -((log_p[0, 1] + log_p[0, 2]) + log_p[1, 0]) / 2
+    torch.testing.assert_close(multinomial_nll(scores, targets), expected)
+
+
+def _fit(model: CLLM4Rec, folder: Path, epochs: int, resume: bool = False, **train):
+    cfg = TrainConfig(epochs=epochs, lr=0.05, batch_size=8, log_every=1000, **train)
+    run = RunContext(folder, cfg, seed=0, show_progress=False, resume=resume)
+    users = [f"u{u}" for u in range(NUM_USERS)]
+    return model.fit(_sequences(), None, run, user_ids=users)
+
+
+def test_overfit_recommends_each_users_items_far_above_random(llm_cache_dir, tmp_path) -> None:
+    model = CLLM4Rec(
+        _config(
+            llm_cache_dir, target_set="all_train", mr_lambda=0.0, finetune_content_epochs=False
+        ),
+        _catalogue(),
+    )
+    _fit(model, tmp_path, epochs=60)  # 2 batches per epoch: 120 steps
+    sequences = _sequences()
+    users = [f"u{u}" for u in range(NUM_USERS)]
+    top = model.recommend([s[:-1] for s in sequences], k=5, users=users).item_indices
+    # Share of the top 5 that are the user's own items; 5 random items score len(s) / J.
+    hits = [len(set(row) & set(s.tolist())) / 5 for row, s in zip(top, sequences, strict=True)]
+    random = np.mean([len(s) / NUM_ITEMS for s in sequences])
+    assert np.mean(hits) > 4 * random, (np.mean(hits), random)
+
+
+def test_schedule_runs_every_stage_and_saves_only_the_id_tables(llm_cache_dir, tmp_path) -> None:
+    config = _config(
+        llm_cache_dir, pretrain={"warmup_epochs": 1, "rounds": 1, "train": {"batch_size": 64}}
+    )
+    model = CLLM4Rec(config, _catalogue())
+    fit = _fit(model, tmp_path / "run", epochs=1)
+    assert set(fit.stage_seconds) == {"warmup", "pretrain", "finetune"}
+    assert [entry["stage"] for entry in fit.history] == []  # no validation set given
+    model.save(tmp_path / "saved")
+    names = {path.name for path in (tmp_path / "saved").iterdir()}
+    assert {"id_tables.safetensors", "users.json", "backbone_identity.json"} <= names
+    assert "backbone" not in names  # frozen: reloaded from its source, hash checked
+    loaded = CLLM4Rec.load(tmp_path / "saved")
+    histories, users = [np.array([1, 2]), np.array([3])], ["u1", "never-seen"]
+    torch.testing.assert_close(model.score(histories, users), loaded.score(histories, users))
+    checkpoint = tmp_path / "run" / "finetune" / "checkpoints" / "last" / "model.safetensors"
+    assert checkpoint.stat().st_size < 1_000_000  # ID tables, not the LLM
+
+
+def test_unknown_users_get_the_mean_user(model) -> None:
+    model._set_anonymous_user()
+    table = model.network.ids.user_weight("collaborative")
+    torch.testing.assert_close(table[NUM_USERS], table[:NUM_USERS].mean(0))
+    history = [np.array([1, 2, 3])]
+    torch.testing.assert_close(model.score(history, ["nobody"]), model.score(history, None))
+
+
+def test_loading_with_another_backbone_is_refused(llm_cache_dir, tmp_path) -> None:
+    model = CLLM4Rec(_config(llm_cache_dir), _catalogue())
+    _fit(model, tmp_path / "run", epochs=1)
+    model.save(tmp_path / "saved")
+    identity = tmp_path / "saved" / "backbone_identity.json"
+    identity.write_text(identity.read_text().replace('"sha256": "', '"sha256": "0'))
+    with pytest.raises(ModelFormatError, match="sha256"):
+        CLLM4Rec.load(tmp_path / "saved")
+
+
+def test_killed_run_resumes_to_the_same_tables(llm_cache_dir, tmp_path, monkeypatch) -> None:
+    from llmrec.models.cllm4rec.network import CLLM4RecNetwork
+
+    def fit(folder: Path, resume: bool = False) -> CLLM4Rec:
+        model = CLLM4Rec(_config(llm_cache_dir), _catalogue())
+        _fit(model, folder, epochs=3, resume=resume, checkpoint_every=2)
+        return model
+
+    reference = fit(tmp_path / "whole")
+    original, calls = CLLM4RecNetwork.forward, {"n": 0}
+
+    def crash_on_fifth_step(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(CLLM4RecNetwork, "forward", crash_on_fifth_step)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tmp_path / "killed")
+    monkeypatch.setattr(CLLM4RecNetwork, "forward", original)
+    resumed = fit(tmp_path / "killed", resume=True)
+    for kind in ("users", "items"):
+        for view in ("collaborative", "content"):
+            torch.testing.assert_close(
+                getattr(resumed.network.ids, kind)[view].weight,
+                getattr(reference.network.ids, kind)[view].weight,
+                rtol=0,
+                atol=0,
+            )
