@@ -90,3 +90,47 @@ def test_calrec_ablations_documented_in_docs_are_valid_overrides(overrides: list
     path = Path(__file__).parents[1] / "configs" / "calrec_cpu_beauty.yaml"
     config = load_config(path, overrides)
     assert config.model.name == "calrec"
+
+
+def test_holdout_split_defaults_to_the_cllm4rec_cut_offs(tmp_path: Path) -> None:
+    config = load_config(None, ["data.split=holdout"])
+    assert config.eval.ks == (20, 40, 100)
+    assert load_config(None, ["data.split=holdout", "eval.ks=[5, 10]"]).eval.ks == (5, 10)
+    assert load_config(None).eval.ks == (1, 5, 10, 20)  # leave-one-out keeps its default
+    assert RunConfig.model_validate({"data": {"split": "holdout"}}).eval.ks == (20, 40, 100)
+    save_config(config, tmp_path / "resolved.yaml")
+    assert load_config(tmp_path / "resolved.yaml") == config
+
+
+def test_holdout_settings_are_read_and_checked() -> None:
+    config = load_config(
+        None, ["data.split=holdout", "data.holdout.seed=3", "data.holdout.test_history=train_valid"]
+    )
+    assert (config.data.holdout.seed, config.data.holdout.test_history) == (3, "train_valid")
+    with pytest.raises(ConfigError, match=r"data\.holdout"):
+        load_config(None, ["data.holdout.seed=3"])  # without split: holdout
+    with pytest.raises(ConfigError, match="valid_ratio"):
+        load_config(None, ["data.split=holdout", "data.holdout.valid_ratio=0.95"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.split=holdout", "train.metric=mrr@10"], "no mrr"),
+        (["train.metric=recall@40"], "holdout only"),
+        (["data.split=holdout", "eval.protocol=sampled"], "sampled"),
+        (["data.split=holdout", "train.refit_before_test=true"], "test_history: train_valid"),
+    ],
+)
+def test_options_that_disagree_with_the_split_are_errors(
+    overrides: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_holdout_metrics_are_allowed_for_early_stopping() -> None:
+    for metric in ("recall@20", "recall@40", "ndcg@100", "ndcg@10"):
+        assert load_config(None, ["data.split=holdout", f"train.metric={metric}"]).train.metric
+    refit = ["data.split=holdout", "data.holdout.test_history=train_valid"]
+    assert load_config(None, [*refit, "train.refit_before_test=true"]).train.refit_before_test

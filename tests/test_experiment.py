@@ -1,7 +1,9 @@
-"""run_experiment: the refit-before-test protocol trains on train + valid items, never test."""
+"""run_experiment: the refit-before-test protocol trains on train + valid items, never test; the
+per-user hold-out split evaluates target sets and records its settings."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -45,3 +47,52 @@ def test_refit_before_test_is_recorded_and_replaces_the_model(tmp_path: Path) ->
     assert "refit" not in result.results["valid"].protocol["split"]
     assert (tmp_path / "refit" / "refit" / "checkpoints" / "last").is_dir()
     assert "refit on train + valid" in (tmp_path / "refit" / "report.md").read_text()
+
+
+def _holdout_overrides(tmp_path: Path, name: str, *extra: str) -> list[str]:
+    return [
+        f"data.source={FIXTURE}",
+        "data.split=holdout",
+        f"output.dir={tmp_path}",
+        f"output.name={name}",
+        "eval.bootstrap_resamples=0",
+        *extra,
+    ]
+
+
+def test_holdout_run_evaluates_target_sets_and_records_the_split(tmp_path: Path) -> None:
+    model = ["model.name=multvae", "model.hidden_size=32", "model.latent_size=8"]
+    train = ["train.epochs=2", "train.batch_size=64", "train.metric=ndcg@100"]
+    config = load_config(None, _holdout_overrides(tmp_path, "mv", *model, *train))
+    result = run_experiment(config, show_progress=False)
+    split = "holdout(0.8/0.1/0.1, seed 0, test history train)"
+    for name in ("valid", "test"):
+        protocol = result.results[name].protocol
+        assert (protocol["targets"], protocol["filter_history"]) == ("set", True)
+        assert protocol["split"] == f"{split}:{name}" and protocol["ks"] == [20, 40, 100]
+        assert result.results[name].ranks.ndim == 2
+    run_dir = tmp_path / "mv"
+    report = (run_dir / "report.md").read_text()
+    assert report.count("per-user random hold-out, truncated recall/NDCG, history excluded") == 2
+    data_report = json.loads((run_dir / "data_report.json").read_text())
+    assert data_report["holdout"] == {"split": split, "users": 300, "dropped": 0}
+    assert "ranks" in json.loads((run_dir / "test" / "ranks.jsonl").read_text().splitlines()[0])
+    assert {"recall@40", "ndcg@100"} <= set(result.fit.history[0])
+
+
+def test_holdout_refit_trains_on_train_and_valid_items(tmp_path: Path) -> None:
+    overrides = _holdout_overrides(
+        tmp_path,
+        "refit",
+        "data.holdout.test_history=train_valid",
+        "model.hidden_size=16",
+        "model.num_layers=1",
+        "model.num_heads=1",
+        "train.epochs=2",
+        "train.refit_before_test=true",
+    )
+    config = load_config(None, overrides)
+    result = run_experiment(config, show_progress=False)
+    test_split = result.results["test"].protocol["split"]
+    assert test_split.startswith("holdout(0.8/0.1/0.1, seed 0, test history train+valid):test")
+    assert "refit on train + valid items" in test_split

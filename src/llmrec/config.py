@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from llmrec.data.config import DataConfig
 from llmrec.errors import ConfigError
@@ -15,6 +15,8 @@ from llmrec.evaluation.config import EvalConfig
 from llmrec.models.registry import AnyModelConfig
 from llmrec.models.sasrec import SASRecConfig
 from llmrec.training.config import TrainConfig
+
+HOLDOUT_EVAL_KS = (20, 40, 100)  # CLLM4Rec's recall@20, recall@40, ndcg@100 (note sec. 5.4)
 
 
 class OutputConfig(BaseModel):
@@ -37,6 +39,45 @@ class RunConfig(BaseModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     seed: int = Field(0, description="seed of every random source in the run")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _holdout_cut_offs(cls, raw: Any) -> Any:
+        """choice: under data.split: holdout, eval.ks defaults to the CLLM4Rec cut-offs."""
+        if not isinstance(raw, dict):
+            return raw
+        data, evaluation = raw.get("data"), raw.get("eval")
+        split = data.get("split") if isinstance(data, dict) else getattr(data, "split", None)
+        if split == "holdout" and (evaluation is None or isinstance(evaluation, dict)):
+            evaluation = evaluation or {}
+            if "ks" not in evaluation:
+                raw = {**raw, "eval": {**evaluation, "ks": list(HOLDOUT_EVAL_KS)}}
+        return raw
+
+    @model_validator(mode="after")
+    def _split_choices_agree(self) -> Self:
+        """Options that mean nothing, or something wrong, under the chosen split are errors."""
+        is_holdout = self.data.split == "holdout"
+        metric, cutoff = self.train.metric.split("@")
+        if is_holdout and metric == "mrr":
+            raise ValueError(
+                "train.metric: under data.split: holdout validation computes recall and ndcg "
+                "at 10, 20, 40, 100 (no mrr)"
+            )
+        if not is_holdout and cutoff in ("40", "100"):
+            raise ValueError(
+                f"train.metric {self.train.metric!r}: K = 40 and 100 are validated under "
+                "data.split: holdout only (next-item validation uses K = 10, 20)"
+            )
+        if is_holdout and self.eval.protocol == "sampled":
+            raise ValueError("eval.protocol: sampled is not defined for hold-out target sets")
+        sees_valid = self.data.holdout.test_history == "train_valid"
+        if is_holdout and self.train.refit_before_test and not sees_valid:
+            raise ValueError(
+                "train.refit_before_test under data.split: holdout needs "
+                "data.holdout.test_history: train_valid (the refit learns the valid items)"
+            )
+        return self
 
     def run_dir(self) -> Path:
         name = self.output.name or f"{self.model.name}-{Path(self.data.source).name}"
@@ -105,5 +146,6 @@ def _describe(error: ValidationError, source: str) -> str:
         key = ".".join(str(part) for part in problem["loc"])
         value = problem.get("input")
         shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"  {key}: {problem['msg']}{shown}")
+        # A check across sections (RunConfig's validators) has no key; its message names them.
+        lines.append(f"  {key}: {problem['msg']}{shown}" if key else f"  {problem['msg']}")
     return "\n".join(lines)

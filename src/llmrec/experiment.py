@@ -12,6 +12,7 @@ from pathlib import Path
 from llmrec.config import RunConfig, save_config
 from llmrec.data.registry import load_dataset
 from llmrec.data.sequences import Dataset
+from llmrec.data.splits import holdout_split
 from llmrec.environment import collect_versions
 from llmrec.errors import ModelFormatError
 from llmrec.evaluation.config import EvalConfig
@@ -45,7 +46,8 @@ def prepare_run_dir(config: RunConfig) -> Path:
 
 
 def load_run_data(config: RunConfig, run_dir: Path) -> Dataset:
-    """Load the configured data; what `skip_bad` skipped is recorded in RUN_DIR/data_report.json."""
+    """Load and split the configured data; what `skip_bad` skipped, and the users the hold-out
+    dropped, are recorded in RUN_DIR/data_report.json."""
     loaded = load_dataset(
         config.data.source,
         data_format=config.data.format,
@@ -53,10 +55,22 @@ def load_run_data(config: RunConfig, run_dir: Path) -> Dataset:
         skip_bad=config.data.skip_bad,
     )
     report = {"path": str(loaded.path), "format": loaded.format, **asdict(loaded.report)}
-    (run_dir / "data_report.json").write_text(json.dumps(report, indent=1) + "\n", "utf-8")
     if loaded.report.num_skipped:
         logger.warning("%s: %s", loaded.path, loaded.report.summary())
-    return loaded.dataset
+    dataset = loaded.dataset
+    if config.data.split == "holdout":
+        native = loaded.dataset
+        sequences = loaded.full_sequences  # aligned with native.user_ids
+        split = holdout_split(
+            native.name, native.catalogue, native.user_ids, sequences, config.data.holdout
+        )
+        dataset = split.dataset
+        dropped = len(split.dropped_user_ids)
+        report["holdout"] = {"split": dataset.split, "users": dataset.num_users, "dropped": dropped}
+        if dropped:
+            logger.warning("hold-out: dropped %d users with fewer than 3 distinct items", dropped)
+    (run_dir / "data_report.json").write_text(json.dumps(report, indent=1) + "\n", "utf-8")
+    return dataset
 
 
 def evaluate_saved_model(

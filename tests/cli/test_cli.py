@@ -123,3 +123,32 @@ def test_evaluate_refuses_a_model_fit_on_another_catalogue(tmp_path: Path, toy_d
     result = runner.invoke(app, ["evaluate", str(tmp_path / "pop"), FIXTURE, "-q"])
     assert result.exit_code != 0
     assert "another catalogue" in str(result.exception)
+
+
+def test_run_under_the_holdout_split_and_compare_with_multvae(
+    quick_config: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    common = ["-q", "--set", f"output.dir={runs}", "--set", "train.epochs=2"]
+    sasrec = runner.invoke(app, ["run", str(quick_config), "--set", "data.split=holdout", *common])
+    assert sasrec.exit_code == 0, sasrec.output
+    assert "per-user random hold-out, truncated recall/NDCG, history excluded" in sasrec.output
+    multvae_text = (REPO_ROOT / "configs" / "multvae_quickstart.yaml").read_text(encoding="utf-8")
+    multvae_config = tmp_path / "multvae.yaml"
+    multvae_config.write_text(multvae_text.replace("data/amazon-beauty-mini", FIXTURE), "utf-8")
+    multvae = runner.invoke(app, ["run", str(multvae_config), *common])
+    assert multvae.exit_code == 0, multvae.output
+    metrics = json.loads((runs / "multvae-quickstart" / "metrics.json").read_text())
+    assert {"recall@20", "recall@40", "ndcg@100"} <= set(metrics["test"]["metrics"])
+    compared = runner.invoke(
+        app,
+        [
+            "compare",
+            str(runs / "multvae-quickstart"),
+            str(runs / "quickstart"),
+            "--metric",
+            "recall@20",
+        ],
+    )
+    assert compared.exit_code == 0, compared.output
+    assert "recall@20 (test)" in compared.output and "paired sign-flip p" in compared.output

@@ -16,10 +16,15 @@ TINY_CONFIGS = {
     "pop": {},
     "bm25": {"query_items": 3},
     "sasrec": {"hidden_size": 16, "num_layers": 1, "num_heads": 1, "max_length": 10},
+    "multvae": {"hidden_size": 16, "latent_size": 8},
     "calrec": {
         "backbone": {"source": "tiny"},  # cache_dir added per session
         "text": {"fields": ["title"], "max_history_items": 3, "max_item_tokens": 8},
         "generation": {"num_samples": 2, "max_new_tokens": 6},
+    },
+    "cllm4rec": {
+        "backbone": {"source": "tiny"},
+        "pretrain": {"warmup_epochs": 1, "rounds": 1, "train": {"batch_size": 8}},
     },
 }
 # Other ranking paths of the same model kind: "kind:variant" -> config changes.

@@ -1,4 +1,5 @@
-"""Tests of evaluation/metrics.py: hand-computed values, cut-off refusal, an independent check."""
+"""Tests of evaluation/metrics.py: hand-computed values, cut-off refusal, an independent check;
+for single targets and for the target sets of the per-user hold-out."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from llmrec.evaluation.metrics import (
     ndcg_at_k,
     per_user_metrics,
     recall_at_k,
+    truncated_ndcg_at_k,
+    truncated_recall_at_k,
 )
-from llmrec.evaluation.ranking import ranks_from_scores
+from llmrec.evaluation.ranking import ranks_from_scores, target_set_ranks
 
 # Six users whose targets sit at these ranks.
 HAND_RANKS = np.array([1, 2, 3, 5, 11, 21])
@@ -112,6 +115,96 @@ def test_agrees_with_naive_sorted_lists(num_levels: int, use_exclusion: bool) ->
         exclude = [set() for _ in targets]
     ranks = ranks_from_scores(torch.as_tensor(scores), targets, exclude)
     expected = naive_metrics(scores, targets, ks, exclude)
+    computed = compute_metrics(ranks, ks)
+    for key, value in expected.items():
+        assert computed[key] == pytest.approx(value, abs=1e-9), key
+
+
+# --- target sets: truncated recall and NDCG (the per-user hold-out) ----------------------------
+
+# Four users' target-set ranks, padded with 0: 3 targets, 1 target, 3 targets, 1 missed target.
+SET_RANKS = np.array([[1, 3, 50], [2, 0, 0], [1, 2, 4], [2091, 0, 0]])
+IDEAL_3 = GAIN[1] + GAIN[2] + GAIN[3]  # ideal DCG of 3 or more targets at K >= 3
+GAIN_4 = 1 / math.log2(5)
+
+
+def test_truncated_metrics_match_hand_computed_values() -> None:
+    # K = 2 is below |T_u| = 3 for users 1 and 3: the denominators are min(K, |T_u|) = 2 and
+    # the ideal DCG of 2 hits; at K = 20 they are |T_u| = 3 and the ideal DCG of 3 hits.
+    np.testing.assert_allclose(truncated_recall_at_k(SET_RANKS, 2), [1 / 2, 1, 1, 0], atol=1e-15)
+    np.testing.assert_allclose(truncated_recall_at_k(SET_RANKS, 20), [2 / 3, 1, 1, 0], atol=1e-15)
+    np.testing.assert_allclose(
+        truncated_ndcg_at_k(SET_RANKS, 2), [1 / (1 + GAIN[2]), GAIN[2], 1, 0], atol=1e-15
+    )
+    np.testing.assert_allclose(
+        truncated_ndcg_at_k(SET_RANKS, 20),
+        [(1 + GAIN[3]) / IDEAL_3, GAIN[2], (1 + GAIN[2] + GAIN_4) / IDEAL_3, 0],
+        atol=1e-15,
+    )
+    metrics = compute_metrics(SET_RANKS, [2, 20])
+    assert list(metrics) == ["recall@2", "recall@20", "ndcg@2", "ndcg@20"]  # no mrr for sets
+    assert metrics["recall@20"] == pytest.approx((2 / 3 + 1 + 1 + 0) / 4, abs=1e-15)
+
+
+def test_one_target_sets_agree_with_single_target_metrics() -> None:
+    as_sets = HAND_RANKS[:, None]
+    for k in (1, 5, 10, 20):
+        np.testing.assert_array_equal(truncated_recall_at_k(as_sets, k), recall_at_k(HAND_RANKS, k))
+        np.testing.assert_allclose(
+            truncated_ndcg_at_k(as_sets, k), ndcg_at_k(HAND_RANKS, k), atol=1e-15
+        )
+
+
+@pytest.mark.parametrize(
+    "ranks", [np.array([1, 2]), np.array([[1, 0], [0, 0]]), np.array([[1.5, 2.0]])]
+)
+def test_invalid_target_set_ranks_are_rejected(ranks: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="rank"):
+        truncated_recall_at_k(ranks, 1)
+
+
+def test_target_set_metrics_honour_the_rank_cutoff() -> None:
+    with pytest.raises(ValueError, match="K=20"):
+        truncated_ndcg_at_k(SET_RANKS, 20, rank_cutoff=10)
+
+
+def naive_set_metrics(
+    scores: np.ndarray, targets: list[set[int]], ks: list[int], exclude: list[set[int]]
+) -> dict[str, float]:
+    """Truncated recall and NDCG from full sorted lists, one user at a time, with no shared code."""
+    totals = {f"{name}@{k}": 0.0 for name in ("recall", "ndcg") for k in ks}
+    num_users, num_items = scores.shape
+    for row in range(num_users):
+        candidates = [item for item in range(num_items) if item not in exclude[row]]
+        # Among equal scores, non-targets come first: ties count against the targets.
+        ordered = sorted(candidates, key=lambda item: (-scores[row, item], item in targets[row]))
+        for k in ks:
+            top = ordered[:k]
+            hits = [position for position, item in enumerate(top, 1) if item in targets[row]]
+            best = min(k, len(targets[row]))
+            totals[f"recall@{k}"] += len(hits) / best
+            dcg = sum(1.0 / math.log2(position + 1) for position in hits)
+            totals[f"ndcg@{k}"] += dcg / sum(1.0 / math.log2(r + 1) for r in range(1, best + 1))
+    return {key: total / num_users for key, total in totals.items()}
+
+
+@pytest.mark.parametrize("num_levels", [3, 0])  # 3 score levels: many ties; 0: continuous
+def test_target_set_metrics_agree_with_naive_sorted_lists(num_levels: int) -> None:
+    rng = np.random.default_rng(11)
+    num_users, num_items, ks = 50, 40, [1, 3, 5, 10, 20, 30]
+    if num_levels:
+        scores = rng.integers(num_levels, size=(num_users, num_items)).astype(np.float64)
+    else:
+        scores = rng.normal(size=(num_users, num_items))
+    targets, exclude = [], []
+    for _ in range(num_users):
+        items = rng.permutation(num_items)
+        size = int(rng.integers(1, 8))
+        targets.append(np.sort(items[:size]))
+        exclude.append(items[size : size + int(rng.integers(0, 6))])
+    ranks = target_set_ranks(torch.as_tensor(scores), targets, exclude)
+    target_sets = [set(t.tolist()) for t in targets]
+    expected = naive_set_metrics(scores, target_sets, ks, [set(e.tolist()) for e in exclude])
     computed = compute_metrics(ranks, ks)
     for key, value in expected.items():
         assert computed[key] == pytest.approx(value, abs=1e-9), key

@@ -1,5 +1,6 @@
 """Tests of evaluation/ranking.py: the tie rule, exclusion, ranks from top-k lists, the sampled
-protocol, and `evaluate_model` on both the score path and the recommend-only path."""
+protocol, and `evaluate_model` on both the score path and the recommend-only path; for single
+targets and for the target sets of the per-user hold-out."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from llmrec.data.catalogue import Catalogue, Item
-from llmrec.data.sequences import EvalSet
+from llmrec.data.sequences import EvalSet, MultiTargetEvalSet
 from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.ranking import (
     evaluate_model,
@@ -20,6 +21,8 @@ from llmrec.evaluation.ranking import (
     ranks_from_sampled_negatives,
     ranks_from_scores,
     sample_negatives,
+    target_set_ranks,
+    target_set_ranks_from_recommendations,
 )
 from llmrec.models.base import (
     Exclusions,
@@ -103,6 +106,7 @@ HAND_SET = EvalSet(
 HAND_RANKS = [3, 4, 5, 1]
 HAND_RANKS_FILTERED = [3, 3, 4, 6]
 QUIET = EvalConfig(ks=(1, 3), bootstrap_resamples=0)
+GAIN_2 = 1 / np.log2(3)  # the gain at rank 2
 
 
 def test_ties_count_against_the_target() -> None:
@@ -305,3 +309,151 @@ def test_user_sample_is_seeded_recorded_and_shared_across_models() -> None:
         "user_sample"
         not in evaluate_model(MatrixScorer(matrix), eval_set, show_progress=False).protocol
     )
+
+
+# --- target sets (the per-user hold-out) -------------------------------------------------------
+
+# The same table. user a: row 0, targets 2 and 3 tie at 0.5 behind item 1 -> ranks 2, 3.
+# user b: row 1, history {1, 3} excluded; targets 0 and 4 tie at 0.3 with item 2 -> ranks 2, 3.
+# user c: row 2 is constant, history {2} excluded; target 0 ties with 1, 3, 4 -> rank 4.
+# user d: row 0, history {0, 1} excluded; target 4 (0.1) behind items 2 and 3 -> rank 3.
+HAND_TARGET_SETS = MultiTargetEvalSet(
+    user_ids=("a", "b", "c", "d"),
+    histories=(np.array([0]), np.array([3, 1]), np.array([2]), np.array([1, 0])),
+    targets=(np.array([2, 3]), np.array([0, 4]), np.array([0]), np.array([4])),
+)
+HAND_SET_RANKS = [[2, 3], [2, 3], [4, 0], [3, 0]]
+
+
+def test_target_set_ranks_by_hand() -> None:
+    scores = torch.as_tensor(HAND_MATRIX[[0, 1, 2, 0]])
+    ranks = target_set_ranks(scores, HAND_TARGET_SETS.targets, HAND_TARGET_SETS.histories)
+    np.testing.assert_array_equal(ranks, HAND_SET_RANKS)
+    assert ranks.dtype == np.int64
+    unfiltered = target_set_ranks(scores, HAND_TARGET_SETS.targets)
+    np.testing.assert_array_equal(unfiltered[1], [3, 4])  # item 3 (0.8) is not excluded
+    # Ties count against the targets: a constant scorer puts every target last.
+    constant = target_set_ranks(torch.zeros(2, 6), [np.array([0, 5]), np.array([3])])
+    np.testing.assert_array_equal(constant, [[5, 6], [6, 0]])
+
+
+def test_target_set_ranks_make_excluded_targets_misses() -> None:
+    ranks = target_set_ranks(torch.tensor([[0.9, 0.5, 0.1]]), [np.array([0, 2])], [[0]])
+    np.testing.assert_array_equal(ranks, [[2, 4]])  # target 0 excluded: n + 1
+    with pytest.raises(ValueError, match="NaN"):
+        target_set_ranks(torch.tensor([[np.nan, 0.5]]), [np.array([1])])
+    with pytest.raises(ValueError, match="item indices"):
+        target_set_ranks(torch.zeros(1, 3), [np.array([3])])
+
+
+def test_target_set_ranks_from_lists_are_exact_up_to_list_length_minus_set_size() -> None:
+    rng = np.random.default_rng(4)
+    scores = torch.as_tensor(rng.integers(5, size=(40, 25)).astype(np.float64))  # many ties
+    targets = [
+        np.sort(rng.choice(25, size=int(rng.integers(1, 4)), replace=False)) for _ in range(40)
+    ]
+    full = target_set_ranks(scores, targets)
+    listed = target_set_ranks_from_recommendations(top_k(scores, 8), targets)
+    assert listed.shape == full.shape
+    cutoff = 8 - 3  # list length - the largest target set
+    exact = full <= cutoff
+    np.testing.assert_array_equal(listed[exact], full[exact])
+    assert (listed[(full > cutoff) & (full > 0)] > cutoff).all()  # misses stay misses
+    # With the list of one row alone: two targets tie with unlisted items at the last score.
+    tied = torch.tensor([[0.9, 0.5, 0.5, 0.5, 0.5]])
+    lists = top_k(tied, 3)  # items 0, 1, 2
+    listed_ranks = target_set_ranks_from_recommendations(lists, [np.array([1, 2])])
+    np.testing.assert_array_equal(listed_ranks, [[2, 3]])
+    np.testing.assert_array_equal(target_set_ranks(tied, [np.array([1, 2])]), [[4, 5]])
+    assert listed_ranks.min() > 3 - 2  # beyond the cut-off L - M = 1: reported as misses
+
+
+@pytest.mark.parametrize("model_class", [MatrixScorer, MatrixRecommender])
+def test_evaluate_model_on_target_sets_by_hand(model_class: type[MatrixScorer]) -> None:
+    result = evaluate_model(
+        model_class(HAND_MATRIX), HAND_TARGET_SETS, QUIET, show_progress=False, split="h:test"
+    )
+    np.testing.assert_array_equal(result.ranks, HAND_SET_RANKS)
+    two_targets = (GAIN_2 + 0.5) / (1 + GAIN_2)
+    expected = {
+        "recall@1": 0.0,
+        "recall@3": 3 / 4,
+        "ndcg@1": 0.0,
+        "ndcg@3": (2 * two_targets + 0.5) / 4,
+    }
+    assert result.metrics == pytest.approx(expected, abs=1e-12)
+    protocol = result.protocol
+    assert (protocol["targets"], protocol["filter_history"]) == ("set", True)  # always excluded
+    assert protocol["rank_cutoff"] is None  # lists of max(ks) + 2 items cover the 5 items
+    assert (
+        "per-user random hold-out, truncated recall/NDCG, history excluded" in result.format_table()
+    )
+
+
+class HistoryLover(MatrixScorer):
+    """Scores its own history items far above everything else."""
+
+    name: ClassVar[str] = "history_lover"
+
+    def score(self, histories: Histories, users=None) -> torch.Tensor | None:
+        scores = super().score(histories).clone()
+        for row, history in enumerate(histories):
+            scores[row, torch.as_tensor(history)] = 100.0
+        return scores
+
+
+class HistoryLoverRecommender(HistoryLover):
+    """The same, through `recommend` only; it records the lists it returns."""
+
+    name: ClassVar[str] = "history_lover_recommender"
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        super().__init__(matrix)
+        self.lists: list[np.ndarray] = []
+
+    def score(self, histories: Histories, users=None) -> torch.Tensor | None:
+        return None
+
+    def recommend(
+        self, histories: Histories, k: int, exclude: Exclusions = None, users=None
+    ) -> Recommendations:
+        recommendations = top_k(HistoryLover.score(self, histories), k, exclude)
+        self.lists.extend(recommendations.item_indices)
+        return recommendations
+
+
+def test_seen_items_never_reach_the_top_k_of_target_sets() -> None:
+    rng = np.random.default_rng(2)
+    matrix = rng.normal(size=(40, 40))
+    histories = tuple(
+        rng.choice(40, size=int(rng.integers(1, 15)), replace=False) for _ in range(25)
+    )
+    targets = tuple(
+        np.sort(rng.choice(np.setdiff1d(np.arange(40), history), size=3, replace=False))
+        for history in histories
+    )
+    eval_set = MultiTargetEvalSet(tuple(map(str, range(25))), histories, targets)
+    config = EvalConfig(ks=(5, 10), bootstrap_resamples=0)  # filter_history off: sets ignore it
+    lover = evaluate_model(HistoryLover(matrix), eval_set, config, show_progress=False)
+    plain = evaluate_model(MatrixScorer(matrix), eval_set, config, show_progress=False)
+    np.testing.assert_array_equal(lover.ranks, plain.ranks)
+    assert (lover.ranks <= 40 - np.array([len(h) for h in histories])[:, None]).all()
+    assert lover.metrics["recall@10"] > 0
+    recommender = HistoryLoverRecommender(matrix)
+    listed = evaluate_model(recommender, eval_set, config, show_progress=False)
+    assert listed.metrics == pytest.approx(lover.metrics, abs=1e-12)
+    assert len(recommender.lists) == 25
+    for history, top in zip(histories, recommender.lists, strict=True):
+        assert not set(top.tolist()) & set(history.tolist())
+
+
+def test_target_set_results_do_not_depend_on_the_batch_size_or_allow_sampling() -> None:
+    model = MatrixScorer(HAND_MATRIX)
+    config = EvalConfig(ks=(1, 3), bootstrap_resamples=50, sample_users=3)
+    one = evaluate_model(model, HAND_TARGET_SETS, config, batch_size=1, show_progress=False)
+    all_rows = evaluate_model(model, HAND_TARGET_SETS, config, batch_size=10, show_progress=False)
+    np.testing.assert_array_equal(one.ranks, all_rows.ranks)
+    assert one.ci == all_rows.ci and len(one.user_ids) == 3
+    sampled = EvalConfig(protocol="sampled", num_negatives=2, bootstrap_resamples=0)
+    with pytest.raises(ValueError, match="target sets"):
+        evaluate_model(model, HAND_TARGET_SETS, sampled, show_progress=False)

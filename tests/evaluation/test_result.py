@@ -97,3 +97,66 @@ def test_compare_results_pairs_users_and_checks_the_protocol() -> None:
         compare_results(good, make_result(good.ranks, filter_history=True), "recall@1")
     with pytest.raises(ValueError, match="same users"):
         compare_results(good, make_result(good.ranks[:10]), "recall@1")
+
+
+# --- target sets (the per-user hold-out) -------------------------------------------------------
+
+SET_RANKS = np.array([[1, 4, 0], [2, 0, 0], [3, 7, 30], [40, 0, 0]])
+
+
+def make_set_result(ranks: np.ndarray = SET_RANKS, **changes: object) -> EvalResult:
+    protocol = build_protocol(
+        EvalConfig(ks=(2, 20), bootstrap_resamples=200),
+        num_items=50,
+        num_users=len(ranks),
+        split="holdout(0.8/0.1/0.1, seed 0, test history train):test",
+        model_name="fake",
+        ranked_by="score",
+        rank_cutoff=None,
+        targets="set",
+    )
+    protocol.update(changes)
+    return EvalResult.from_ranks(ranks, tuple(f"u{row + 1}" for row in range(len(ranks))), protocol)
+
+
+def test_target_set_results_round_trip_and_state_their_protocol(tmp_path: Path) -> None:
+    result = make_set_result()
+    assert list(result.metrics) == ["recall@2", "recall@20", "ndcg@2", "ndcg@20"]
+    assert result.metrics["recall@2"] == pytest.approx((1 / 2 + 1 + 0 + 0) / 4)
+    assert result.protocol["filter_history"] is True and result.protocol["targets"] == "set"
+    result.save(tmp_path)
+    lines = (tmp_path / "ranks.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[0]) == {"user_id": "u1", "ranks": [1, 4]}  # no padding written
+    loaded = EvalResult.load(tmp_path)
+    np.testing.assert_array_equal(loaded.ranks, SET_RANKS)
+    assert (loaded.metrics, loaded.ci, loaded.protocol) == (
+        result.metrics,
+        result.ci,
+        result.protocol,
+    )
+    assert loaded.per_user_metrics()["ndcg@20"] == pytest.approx(
+        result.per_user_metrics()["ndcg@20"]
+    )
+    table = result.format_table()
+    assert (
+        "Protocol: per-user random hold-out, truncated recall/NDCG, history excluded; full "
+        "ranking over 50 items; split holdout(0.8/0.1/0.1, seed 0, test history train):test;"
+    ) in table
+    assert "history filter" not in table
+
+
+def test_compare_results_pairs_target_set_results() -> None:
+    rng = np.random.default_rng(1)
+    good = make_set_result(rng.integers(1, 3, size=(300, 2)))
+    bad = make_set_result(rng.integers(10, 40, size=(300, 2)))
+    better = compare_results(good, bad, "recall@2", num_resamples=500)
+    assert better.mean_difference > 0 and better.p_value < 0.01
+    next_item = make_result(rng.integers(1, 3, size=300))
+    next_item = EvalResult(
+        next_item.metrics, next_item.ci, next_item.ranks, good.user_ids, next_item.protocol
+    )
+    with pytest.raises(ValueError, match="targets"):
+        compare_results(good, next_item, "recall@2")
+    older = {key: value for key, value in next_item.protocol.items() if key != "targets"}
+    saved_before_sets = EvalResult(next_item.metrics, {}, next_item.ranks, good.user_ids, older)
+    compare_results(next_item, saved_before_sets, "recall@1", num_resamples=10)  # no "targets"

@@ -45,18 +45,54 @@ class EvalSet:
 
 
 @dataclass(frozen=True)
+class MultiTargetEvalSet:
+    """Held-out target sets: row r holds out the items `targets[r]` given `histories[r]`.
+
+    Made by the per-user random hold-out (`splits.holdout_split`, CLLM4Rec sec. 5.3): each target
+    set is non-empty, sorted, without repeats, and disjoint from its history. Same surface as
+    `EvalSet` (`user_ids`, `histories`, `subset`); only `targets` holds sets.
+    """
+
+    user_ids: tuple[UserId, ...]
+    histories: tuple[np.ndarray, ...]
+    targets: tuple[np.ndarray, ...]  # one (T_u,) int64 array of item indices per row
+
+    def __post_init__(self) -> None:
+        if not len(self.user_ids) == len(self.histories) == len(self.targets):
+            raise ValueError("user_ids, histories and targets must have the same length")
+        if any(len(target_set) == 0 for target_set in self.targets):
+            raise ValueError("every row needs at least one target item")
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def subset(self, rows: Sequence[int] | np.ndarray) -> MultiTargetEvalSet:
+        rows = np.asarray(rows, dtype=np.int64)
+        return MultiTargetEvalSet(
+            tuple(self.user_ids[r] for r in rows),
+            tuple(self.histories[r] for r in rows),
+            tuple(self.targets[r] for r in rows),
+        )
+
+
+AnyEvalSet = EvalSet | MultiTargetEvalSet
+
+
+@dataclass(frozen=True)
 class Dataset:
     """A split data set. `train[u]` is user u's training sequence (what models may fit on).
 
-    `split` names how valid/test were made (e.g. "leave_one_out", "files").
+    `split` names how valid/test were made (e.g. "leave_one_out", "files", or
+    "holdout(0.8/0.1/0.1, seed 0, test history train)"); under the hold-out, valid and test are
+    `MultiTargetEvalSet`s.
     """
 
     name: str
     catalogue: Catalogue
     user_ids: tuple[UserId, ...]
     train: tuple[np.ndarray, ...]
-    valid: EvalSet
-    test: EvalSet
+    valid: AnyEvalSet
+    test: AnyEvalSet
     split: str
 
     @property

@@ -15,6 +15,8 @@ from llmrec.evaluation.metrics import (
     ndcg_at_k,
     per_user_metrics,
     recall_at_k,
+    truncated_ndcg_at_k,
+    truncated_recall_at_k,
 )
 from llmrec.evaluation.ranking import (
     evaluate_model,
@@ -22,6 +24,8 @@ from llmrec.evaluation.ranking import (
     ranks_from_sampled_negatives,
     ranks_from_scores,
     sample_negatives,
+    target_set_ranks,
+    target_set_ranks_from_recommendations,
 )
 from llmrec.evaluation.report import write_report
 from llmrec.evaluation.result import EvalResult, compare_results
@@ -45,5 +49,9 @@ __all__ = [
     "ranks_from_scores",
     "recall_at_k",
     "sample_negatives",
+    "target_set_ranks",
+    "target_set_ranks_from_recommendations",
+    "truncated_ndcg_at_k",
+    "truncated_recall_at_k",
     "write_report",
 ]

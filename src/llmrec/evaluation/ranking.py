@@ -3,6 +3,7 @@
 Ties count against the target (STYLE sec. 6): rank = 1 + number of OTHER items scoring >= the
 target, so a constant scorer ranks every target last. Excluded items are set to -inf first. Full
 ranking is the default; sampled negatives are an explicit, labelled option (anchors sec. 4.4).
+Target sets (the per-user hold-out) are ranked by the same rule, always with the history excluded.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from llmrec.data.sequences import EvalSet
+from llmrec.data.sequences import AnyEvalSet, MultiTargetEvalSet
 from llmrec.evaluation.config import EvalConfig
+from llmrec.evaluation.metrics import NO_TARGET
 from llmrec.evaluation.result import EvalResult, build_protocol
 from llmrec.models.base import (
     Exclusions,
@@ -81,6 +83,88 @@ def ranks_from_recommendations(
     return np.where(is_found, ranks, list_length + 1).astype(np.int64)
 
 
+def target_set_ranks(
+    scores: torch.Tensor, targets: Sequence[np.ndarray], exclude: Exclusions = None
+) -> np.ndarray:
+    """(B, L) 1-based ranks of each row's target items among all n items, ascending, padded with 0.
+
+    The ranks are the positions of the targets in the order that sorts scores descending and
+    puts, among equal scores, every non-target before the targets (ties count against them),
+    and tied targets by their order in the set: 1 + #non-targets scoring >= t + #targets before t.
+    An excluded target, or one scored -inf, is a miss (rank n + 1). NaN scores raise ValueError.
+    """
+    if scores.ndim != 2 or len(targets) != scores.shape[0]:
+        raise ValueError(f"need one target set per row of scores {tuple(scores.shape)}")
+    num_rows, num_items = scores.shape
+    if exclude is not None and len(exclude) != num_rows:
+        raise ValueError(f"exclude has {len(exclude)} rows for {num_rows} rows of scores")
+    scores = mask_excluded(scores if scores.is_floating_point() else scores.double(), exclude)
+    if torch.isnan(scores).any():
+        raise ValueError("scores contain NaN; a model must score every item it ranks")
+    width = max((len(target_set) for target_set in targets), default=0)
+    target_indices = torch.zeros(num_rows, width, dtype=torch.long)
+    is_target = torch.zeros(num_rows, width, dtype=torch.bool)
+    for row, target_set in enumerate(targets):
+        target_indices[row, : len(target_set)] = _checked_targets(
+            target_set, len(target_set), num_items
+        )
+        is_target[row, : len(target_set)] = True
+    target_scores = scores.gather(1, target_indices.to(scores.device)).cpu()  # (B, L)
+    ascending = scores.sort(dim=1).values.cpu()  # (B, n)
+    num_at_least = num_items - torch.searchsorted(ascending, target_scores)  # items >= each target
+    other, this = target_scores[:, None, :], target_scores[:, :, None]  # (B, 1, L), (B, L, 1)
+    earlier = torch.arange(width)[None, :] < torch.arange(width)[:, None]  # [i, j]: j before i
+    targets_at_least = ((other >= this) & is_target[:, None, :]).sum(dim=2)  # itself included
+    targets_before = (((other > this) | ((other == this) & earlier)) & is_target[:, None, :]).sum(2)
+    ranks = 1 + (num_at_least - targets_at_least) + targets_before
+    ranks = torch.where(target_scores == float("-inf"), num_items + 1, ranks)
+    ranks = torch.where(is_target, ranks, torch.iinfo(torch.long).max).sort(dim=1).values
+    return torch.where(is_target.sort(dim=1, descending=True).values, ranks, NO_TARGET).numpy()
+
+
+def target_set_ranks_from_recommendations(
+    recommendations: Recommendations, targets: Sequence[np.ndarray]
+) -> np.ndarray:
+    """(B, L') ranks of each row's targets within its top-L list, as `target_set_ranks` ranks them.
+
+    A target absent from its list, or listed with score -inf, gets L + 1. With at most M targets
+    per row, ranks are exact up to L - M (M = 1: L - 1, as `ranks_from_recommendations`): a target
+    tied with the last listed score may tie with unlisted items, but its list rank is then at
+    least 1 + L - M, since every listed non-target scores >= it. So evaluate_model asks for
+    max(ks) + M items.
+    """
+    item_indices = np.asarray(recommendations.item_indices)
+    scores = torch.as_tensor(np.asarray(recommendations.scores, dtype=np.float64))
+    list_length = item_indices.shape[1]
+    listed, num_absent = [], []
+    for row, target_set in enumerate(targets):
+        positions = np.flatnonzero(np.isin(item_indices[row], target_set))
+        listed.append(positions)
+        num_absent.append(len(np.unique(target_set)) - len(positions))
+    ranks_in_list = target_set_ranks(scores, listed)
+    rows = [
+        np.concatenate([row[row != NO_TARGET], np.full(absent, list_length + 1)])
+        for row, absent in zip(ranks_in_list, num_absent, strict=True)
+    ]
+    return _pad_rows(rows)
+
+
+def stack_target_set_ranks(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """Concatenate (B_i, L_i) target-set ranks of several batches, padding with 0 to one width."""
+    width = max(part.shape[1] for part in parts)
+    return np.concatenate(
+        [np.pad(part, ((0, 0), (0, width - part.shape[1]))) for part in parts]
+    ).astype(np.int64)
+
+
+def _pad_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
+    width = max((len(row) for row in rows), default=0)
+    padded = np.full((len(rows), width), NO_TARGET, dtype=np.int64)
+    for index, row in enumerate(rows):
+        padded[index, : len(row)] = np.sort(row)
+    return padded
+
+
 def sample_negatives(
     num_items: int,
     histories: Histories,
@@ -128,14 +212,14 @@ def ranks_from_sampled_negatives(
 class BatchRanks:
     """Ranks of one batch, how they were obtained, and the rank up to which they are exact."""
 
-    ranks: np.ndarray  # (B,) int64
+    ranks: np.ndarray  # (B,) int64; (B, L) for target sets
     ranked_by: str  # "score" or "recommend"
     rank_cutoff: int | None  # None: exact at every rank
 
 
 def evaluate_model(
     model: RecommenderModel,
-    eval_set: EvalSet,
+    eval_set: AnyEvalSet,
     config: EvalConfig | None = None,
     batch_size: int | None = None,
     show_progress: bool = True,
@@ -144,11 +228,16 @@ def evaluate_model(
     """Rank every target of `eval_set` with `model` and summarise (metrics, intervals, protocol).
 
     Uses `model.score` where it returns scores, else `model.recommend`. `batch_size` overrides
-    `config.batch_size`; `split` (e.g. "valid", "test") is recorded in the protocol.
+    `config.batch_size`; `split` (e.g. "valid", "test") is recorded in the protocol. Target sets
+    (`MultiTargetEvalSet`) give truncated recall and NDCG at `config.ks`, always ranked with the
+    history excluded (the hold-out protocol, docs/evaluation.md sec. 10).
     """
     config = config or EvalConfig()
     if len(eval_set) == 0:
         raise ValueError("the evaluation set is empty")
+    is_set = isinstance(eval_set, MultiTargetEvalSet)
+    if is_set and config.protocol == "sampled":
+        raise ValueError("target sets are ranked over the full catalogue; use protocol 'full'")
     total_users = len(eval_set)
     if config.sample_users is not None and config.sample_users < total_users:
         rows = np.random.default_rng(config.seed).choice(
@@ -178,27 +267,31 @@ def evaluate_model(
         model_name=model.name,
         ranked_by=batches[0].ranked_by,
         rank_cutoff=min(cutoffs) if cutoffs else None,
+        targets="set" if is_set else "next_item",
     )
     if len(eval_set) < total_users:
         protocol["user_sample"] = f"{len(eval_set)} of {total_users} users (seed {config.seed})"
     diagnostics = model.diagnostics()
     if diagnostics:  # e.g. CALRec's grounding of its generations
         protocol["diagnostics"] = diagnostics
-    ranks = np.concatenate([batch.ranks for batch in batches])
+    parts = [batch.ranks for batch in batches]
+    ranks = stack_target_set_ranks(parts) if is_set else np.concatenate(parts)
     return EvalResult.from_ranks(ranks, eval_set.user_ids, protocol)
 
 
 def _rank_batch(
     model: RecommenderModel,
-    eval_set: EvalSet,
+    eval_set: AnyEvalSet,
     rows: slice,
     config: EvalConfig,
     negatives: np.ndarray | None,
 ) -> BatchRanks:
     histories = eval_set.histories[rows]
     targets = eval_set.targets[rows]
-    # The history filter is the evaluator's choice, never the model's (anchors sec. 4.4, item 3).
-    exclude = histories if config.filter_history else None
+    is_set = isinstance(eval_set, MultiTargetEvalSet)
+    # The history filter is the evaluator's choice, never the model's (anchors sec. 4.4, item 3);
+    # target sets always exclude it (the hold-out protocol, CLLM4Rec note sec. 5.4).
+    exclude = histories if config.filter_history or is_set else None
     users = eval_set.user_ids[rows]  # models with per-user parameters (CLLM4Rec) use them
     scores = model.score(histories, users)
     if scores is not None:
@@ -207,6 +300,8 @@ def _rank_batch(
                 f"{model.name}.score gave shape {tuple(scores.shape)}, expected "
                 f"({len(histories)}, {model.num_items})"
             )
+        if is_set:
+            return BatchRanks(target_set_ranks(scores, targets, exclude), "score", None)
         if negatives is None:
             return BatchRanks(ranks_from_scores(scores, targets, exclude), "score", None)
         ranks = ranks_from_sampled_negatives(scores, targets, negatives, exclude)
@@ -215,11 +310,17 @@ def _rank_batch(
         raise ValueError(
             f"the sampled protocol needs scores of chosen items, but {model.name}.score gives none"
         )
-    # One slot past max(ks) tells whether ties with the target continue beyond the list.
-    recommendations = model.recommend(histories, k=max(config.ks) + 1, exclude=exclude, users=users)
+    # One slot past max(ks) per target tells whether ties with a target continue beyond the list.
+    num_slots = max(len(target_set) for target_set in targets) if is_set else 1
+    recommendations = model.recommend(
+        histories, k=max(config.ks) + num_slots, exclude=exclude, users=users
+    )
     list_length = recommendations.item_indices.shape[1]
-    rank_cutoff = None if list_length >= model.num_items else list_length - 1
-    ranks = ranks_from_recommendations(recommendations, targets)
+    rank_cutoff = None if list_length >= model.num_items else list_length - num_slots
+    if is_set:
+        ranks = target_set_ranks_from_recommendations(recommendations, targets)
+    else:
+        ranks = ranks_from_recommendations(recommendations, targets)
     return BatchRanks(ranks, "recommend", rank_cutoff)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from llmrec.evaluation.bootstrap import (
     paired_test,
 )
 from llmrec.evaluation.config import EvalConfig
-from llmrec.evaluation.metrics import per_user_metrics
+from llmrec.evaluation.metrics import NO_TARGET, per_user_metrics
 
 METRICS_FILE = "metrics.json"
 RANKS_FILE = "ranks.jsonl"
@@ -37,7 +37,9 @@ class EvalResult:
 
     metrics: dict[str, float]
     ci: dict[str, ConfidenceInterval]  # empty when bootstrap_resamples is 0
-    ranks: np.ndarray  # (N,) int64, 1-based; see ranking.py for misses and cut-offs
+    # (N,) int64, 1-based; see ranking.py for misses and cut-offs. Target sets: (N, L), each row
+    # the ranks of the user's targets, ascending, padded with 0.
+    ranks: np.ndarray
     user_ids: tuple[UserId, ...]
     protocol: dict[str, Any]
 
@@ -68,13 +70,14 @@ class EvalResult:
         }
 
     def save(self, directory: str | Path) -> None:
-        """Write `metrics.json` and `ranks.jsonl` ({"user_id": ..., "rank": ...} per line)."""
+        """Write `metrics.json` and `ranks.jsonl` ({"user_id": ..., "rank": ...} per line;
+        {"user_id": ..., "ranks": [...]} for target sets)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.to_json(), indent=2) + "\n"
         (directory / METRICS_FILE).write_text(text, encoding="utf-8")
         lines = (
-            json.dumps({"user_id": user_id, "rank": int(rank)}) + "\n"
+            json.dumps({"user_id": user_id, **_rank_record(rank)}) + "\n"
             for user_id, rank in zip(self.user_ids, self.ranks, strict=True)
         )
         (directory / RANKS_FILE).write_text("".join(lines), encoding="utf-8")
@@ -87,7 +90,13 @@ class EvalResult:
         with (directory / RANKS_FILE).open(encoding="utf-8") as lines:
             rows = [json.loads(line) for line in lines if line.strip()]
         ci = {key: ConfidenceInterval(**interval) for key, interval in record["ci"].items()}
-        ranks = np.array([row["rank"] for row in rows], dtype=np.int64)
+        if rows and "ranks" in rows[0]:  # target sets: pad the rows with 0 to one width
+            width = max(len(row["ranks"]) for row in rows)
+            ranks = np.zeros((len(rows), width), dtype=np.int64)
+            for index, row in enumerate(rows):
+                ranks[index, : len(row["ranks"])] = row["ranks"]
+        else:
+            ranks = np.array([row["rank"] for row in rows], dtype=np.int64)
         user_ids = tuple(row["user_id"] for row in rows)
         return cls(record["metrics"], ci, ranks, user_ids, record["protocol"])
 
@@ -116,16 +125,19 @@ def build_protocol(
     model_name: str,
     ranked_by: str,
     rank_cutoff: int | None,
+    targets: Literal["next_item", "set"] = "next_item",
 ) -> dict[str, Any]:
     """The protocol record of a result: the config's choices and what the ranking saw.
 
     `ranked_by` is "score" or "recommend"; `rank_cutoff` is the rank up to which ranks are exact
-    (None: all ranks exact).
+    (None: all ranks exact). `targets` "set": the per-user hold-out, whose target sets are always
+    ranked with the history excluded.
     """
     is_sampled = config.protocol == "sampled"
     return {
         "protocol": config.protocol,
-        "filter_history": config.filter_history,
+        "targets": targets,
+        "filter_history": config.filter_history or targets == "set",
         "num_items": num_items,
         "num_users": num_users,
         "num_negatives": config.num_negatives if is_sampled else None,
@@ -149,9 +161,13 @@ def describe_protocol(protocol: dict[str, Any]) -> str:
         )
     else:
         ranking = f"full ranking over {protocol['num_items']} items"
+    history = f"history filter {'on' if protocol['filter_history'] else 'off'}"
+    if protocol.get("targets") == "set":
+        ranking = f"per-user random hold-out, truncated recall/NDCG, history excluded; {ranking}"
+        history = None
     parts = [
         ranking,
-        f"history filter {'on' if protocol['filter_history'] else 'off'}",
+        history,
         f"split {protocol['split'] or 'unnamed'}",
         protocol.get("user_sample") or f"{protocol['num_users']} users",
         f"seed {protocol['seed']}",
@@ -159,7 +175,7 @@ def describe_protocol(protocol: dict[str, Any]) -> str:
     ]
     if protocol["rank_cutoff"] is not None:
         parts.append(f"ranks exact up to {protocol['rank_cutoff']}")
-    return "Protocol: " + "; ".join(parts) + "."
+    return "Protocol: " + "; ".join(part for part in parts if part) + "."
 
 
 def compare_results(
@@ -172,13 +188,22 @@ def compare_results(
     """Paired test of `metric` for A against B; both must rank the same users the same way."""
     if result_a.user_ids != result_b.user_ids:
         raise ValueError("paired comparison needs the same users in the same order")
-    for key in ("protocol", "filter_history", "num_items", "num_negatives", "split"):
-        if result_a.protocol.get(key) != result_b.protocol.get(key):
+    for key in ("protocol", "targets", "filter_history", "num_items", "num_negatives", "split"):
+        # Results saved before target sets existed have no "targets": they are next-item results.
+        value_a = result_a.protocol.get(key, "next_item" if key == "targets" else None)
+        value_b = result_b.protocol.get(key, "next_item" if key == "targets" else None)
+        if value_a != value_b:
             raise ValueError(
-                f"results differ in protocol field {key!r}: "
-                f"{result_a.protocol.get(key)!r} vs {result_b.protocol.get(key)!r}"
+                f"results differ in protocol field {key!r}: {value_a!r} vs {value_b!r}"
             )
     values_a = result_a.per_user_metrics()[metric]
     values_b = result_b.per_user_metrics()[metric]
     confidence = result_a.protocol["confidence"]
     return paired_test(values_a, values_b, num_resamples, confidence, seed)
+
+
+def _rank_record(rank: np.ndarray) -> dict[str, Any]:
+    """One user's line of ranks.jsonl: its rank, or the ranks of its target set (no padding)."""
+    if np.ndim(rank) == 0:
+        return {"rank": int(rank)}
+    return {"ranks": [int(value) for value in rank if value != NO_TARGET]}

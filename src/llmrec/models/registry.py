@@ -10,6 +10,9 @@ from llmrec.models.base import ModelConfig, RecommenderModel, read_model_meta
 from llmrec.models.bm25 import BM25Config, BM25Recommender
 from llmrec.models.calrec.config import CALRecConfig
 from llmrec.models.calrec.model import CALRec
+from llmrec.models.cllm4rec.config import CLLM4RecConfig
+from llmrec.models.cllm4rec.model import CLLM4Rec
+from llmrec.models.multvae import MultVAE, MultVAEConfig
 from llmrec.models.pop import PopConfig, Popularity
 from llmrec.models.sasrec import SASRec, SASRecConfig
 
@@ -17,10 +20,14 @@ MODELS: dict[str, type[RecommenderModel]] = {
     "pop": Popularity,
     "bm25": BM25Recommender,
     "sasrec": SASRec,
+    "multvae": MultVAE,
     "calrec": CALRec,
+    "cllm4rec": CLLM4Rec,
 }
 
-AnyModelConfig = PopConfig | BM25Config | SASRecConfig | CALRecConfig
+AnyModelConfig = (
+    PopConfig | BM25Config | SASRecConfig | MultVAEConfig | CALRecConfig | CLLM4RecConfig
+)
 
 
 def build_model(config: ModelConfig, catalogue: Catalogue) -> RecommenderModel:

@@ -28,8 +28,9 @@ class TrainConfig(BaseModel):
     )
     metric: str = Field(
         "ndcg@10",
-        pattern=r"^(recall|ndcg|mrr)@(10|20)$",
-        description="validation metric for early stopping: recall|ndcg|mrr @ 10|20",
+        pattern=r"^((recall|ndcg|mrr)@(10|20)|(recall|ndcg)@(40|100))$",
+        description="validation metric for early stopping: recall|ndcg|mrr @ 10|20; under "
+        "data.split: holdout, recall|ndcg @ 10|20|40|100",
     )
     patience: PositiveInt = Field(10, description="stop after N validations without improvement")
     checkpoint_every: PositiveInt | None = Field(

@@ -1,0 +1,224 @@
+"""Mult-VAE (Liang et al., WWW 2018, "Variational Autoencoders for Collaborative Filtering").
+
+A user's items, a multi-hot vector over the catalogue, are L2-normalised, dropped out, encoded to a
+Gaussian (items -> 600 -> 2 x 200, tanh), and a sample is decoded to logits over every item
+(200 -> 600 -> items). The loss is the multinomial log-likelihood of the user's items plus a KL
+term whose weight beta grows linearly from 0 to `beta_max` over `total_anneal_steps` training
+batches (paper sec. 2.2.2). The order of the history is ignored; scores are the decoder logits at
+the mean of the encoding.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field, PositiveInt
+from torch import nn
+from torch.nn import functional
+
+from llmrec.data.sequences import AnyEvalSet
+from llmrec.models.base import (
+    FitResult,
+    Histories,
+    ModelConfig,
+    RecommenderModel,
+    RunContext,
+    Users,
+)
+from llmrec.training.checkpoint import load_weights, save_weights
+from llmrec.training.loop import LossOutput, train
+from llmrec.training.validation import full_ranking_metrics, sample_eval_set
+
+WEIGHTS_FILE = "model.safetensors"
+
+
+class MultVAEConfig(ModelConfig):
+    """The paper's architecture and annealing; batch (500 users) and lr (1e-3) are train.*."""
+
+    name: Literal["multvae"] = "multvae"
+    hidden_size: PositiveInt = Field(600, description="width of the encoder and decoder layer")
+    latent_size: PositiveInt = Field(200, description="dimension of the Gaussian latent")
+    dropout: float = Field(0.5, ge=0.0, lt=1.0, description="dropout on the normalised input")
+    beta_max: float = Field(0.2, ge=0.0, description="final weight of the KL term (anneal cap)")
+    total_anneal_steps: PositiveInt = Field(
+        200_000, description="training batches over which beta grows linearly from 0"
+    )
+    score_batch_size: PositiveInt = Field(1024, description="histories per scoring batch")
+
+
+def multinomial_nll(logits: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """Mean over users of -sum_i x_i log softmax(logits)_i; logits, inputs (B, V) (eq. 4)."""
+    return -(functional.log_softmax(logits, dim=1) * inputs).sum(dim=1).mean()
+
+
+def gaussian_kl(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
+    """Mean over users of KL(N(mean, exp(log_variance)) || N(0, I)); both (B, D)."""
+    terms = log_variance.exp() + mean.square() - 1.0 - log_variance
+    return 0.5 * terms.sum(dim=1).mean()
+
+
+class MultVAENetwork(nn.Module):
+    """Encoder items -> hidden -> (mean, log-variance); decoder latent -> hidden -> item logits."""
+
+    def __init__(self, config: MultVAEConfig, num_items: int) -> None:
+        super().__init__()
+        self.num_items = num_items
+        self.dropout = nn.Dropout(config.dropout)
+        self.encoder = nn.Linear(num_items, config.hidden_size)
+        self.to_gaussian = nn.Linear(config.hidden_size, 2 * config.latent_size)
+        self.decoder = nn.Linear(config.latent_size, config.hidden_size)
+        self.to_items = nn.Linear(config.hidden_size, num_items)
+        for layer in (self.encoder, self.to_gaussian, self.decoder, self.to_items):
+            # As the authors' code: Xavier weights, biases normal with std 0.001.
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.normal_(layer.bias, std=0.001)
+
+    def multi_hot(self, items: torch.Tensor) -> torch.Tensor:
+        """(B, T) item indices padded with num_items -> (B, V) 0/1 (a repeat counts once)."""
+        dense = torch.zeros(len(items), self.num_items + 1, device=items.device)
+        return dense.scatter_(1, items, 1.0)[:, : self.num_items]
+
+    def encode(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, V) multi-hot -> mean, log-variance, each (B, D)."""
+        hidden = functional.normalize(inputs, dim=1)  # an empty history stays the zero vector
+        hidden = torch.tanh(self.encoder(self.dropout(hidden)))
+        mean, log_variance = self.to_gaussian(hidden).chunk(2, dim=1)
+        return mean, log_variance
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.to_items(torch.tanh(self.decoder(latent)))  # (B, V)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
+        inputs = self.multi_hot(batch["items"])  # (B, V)
+        mean, log_variance = self.encode(inputs)
+        latent = mean
+        if self.training:  # the reparameterisation trick (sec. 2.2)
+            latent = mean + torch.randn_like(mean) * (0.5 * log_variance).exp()
+        nll = multinomial_nll(self.decode(latent), inputs)
+        kl = gaussian_kl(mean, log_variance)
+        loss = nll + batch["beta"] * kl
+        parts = {"nll": nll.detach(), "kl": kl.detach()}
+        return LossOutput(loss, parts, num_tokens=int(inputs.sum()), num_terms=len(inputs))
+
+    def scores(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(B, V) item logits at the mean of the encoding (no sampling)."""
+        mean, _ = self.encode(inputs)
+        return self.decode(mean)
+
+
+class UserBatches:
+    """Each epoch: training users shuffled with (seed, epoch), cut into batches of `batch_size`.
+
+    A batch holds its users' items (B, T), padded with num_items, and the KL weight of its update:
+    beta = min(beta_max, update / total_anneal_steps), update = epoch x batches per epoch + batch
+    (choice: batches, as the authors count updates; with grad_accum > 1 they differ). Users
+    without training items have nothing to reconstruct and are left out.
+    """
+
+    def __init__(
+        self,
+        sequences: Sequence[np.ndarray],
+        config: MultVAEConfig,
+        num_items: int,
+        batch_size: int,
+        seed: int,
+    ) -> None:
+        self.users = [np.unique(np.asarray(s, dtype=np.int64)) for s in sequences if len(s)]
+        self.config = config
+        self.pad = num_items
+        self.batch_size = batch_size
+        self.seed = seed
+        self.num_batches = -(-len(self.users) // batch_size)
+
+    def epoch_batches(self, epoch: int) -> list[dict[str, torch.Tensor]]:
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.users))
+        return [
+            self._collate(order[start : start + self.batch_size], epoch * self.num_batches + index)
+            for index, start in enumerate(range(0, len(order), self.batch_size))
+        ]
+
+    def _collate(self, rows: np.ndarray, update: int) -> dict[str, torch.Tensor]:
+        users = [self.users[row] for row in rows]
+        items = np.full((len(users), max(len(u) for u in users)), self.pad, dtype=np.int64)
+        for row, user_items in enumerate(users):
+            items[row, : len(user_items)] = user_items
+        beta = min(self.config.beta_max, update / self.config.total_anneal_steps)
+        return {"items": torch.from_numpy(items), "beta": torch.tensor(beta)}
+
+
+class MultVAE(RecommenderModel):
+    name = "multvae"
+    Config = MultVAEConfig
+
+    def __init__(self, config: MultVAEConfig, catalogue) -> None:
+        super().__init__(config, catalogue)
+        self.network = MultVAENetwork(config, len(catalogue))
+
+    def fit(
+        self,
+        train_sequences: Sequence[np.ndarray],
+        valid: AnyEvalSet | None = None,
+        run: RunContext | None = None,
+        user_ids: Sequence[str] | None = None,
+    ) -> FitResult:
+        if run is None:  # no run folder given: checkpoints are disposable
+            with tempfile.TemporaryDirectory(prefix="llmrec-multvae-") as scratch:
+                return self.fit(train_sequences, valid, RunContext(Path(scratch)))
+        torch.manual_seed(run.seed)
+        self.network = MultVAENetwork(self.config, self.num_items)
+        batches = UserBatches(
+            train_sequences, self.config, self.num_items, run.train.batch_size, run.seed
+        )
+        validate = None
+        if valid is not None:
+            subset = sample_eval_set(valid, run.train.eval_users, run.seed)
+            validate = lambda network: full_ranking_metrics(  # noqa: E731
+                lambda histories: self._score_with(network, histories), subset
+            )
+        result = train(
+            self.network,
+            batches,
+            validate,
+            run.train,
+            run.run_dir,
+            seed=run.seed,
+            resume=run.resume,
+            show_progress=run.show_progress,
+        )
+        self.network.eval()
+        return FitResult(
+            best_step=result.best_step,
+            best_epoch=result.best_epoch,
+            best_metric=result.best_metric,
+            history=result.history,
+            train_seconds=result.train_seconds,
+            epoch_seconds=result.epoch_seconds,
+        )
+
+    def score(self, histories: Histories, users: Users = None) -> torch.Tensor:
+        self.network.eval()
+        with torch.no_grad():
+            parts = [
+                self._score_with(self.network, histories[i : i + self.config.score_batch_size])
+                for i in range(0, len(histories), self.config.score_batch_size)
+            ]
+        return torch.cat(parts) if parts else torch.zeros(0, self.num_items)
+
+    def _score_with(self, network: MultVAENetwork, histories: Histories) -> torch.Tensor:
+        """(B, V) logits of the multi-hot of each history (order and repeats ignored)."""
+        inputs = torch.zeros(len(histories), self.num_items)
+        for row, history in enumerate(histories):
+            inputs[row, torch.as_tensor(np.asarray(history, dtype=np.int64))] = 1.0
+        return network.scores(inputs.to(next(network.parameters()).device))
+
+    def _save_state(self, path: Path) -> None:
+        save_weights(self.network, path / WEIGHTS_FILE)
+
+    def _load_state(self, path: Path) -> None:
+        load_weights(self.network, path / WEIGHTS_FILE)
+        self.network.eval()
