@@ -14,58 +14,23 @@ user sample; times `recommend` per user (p50, p95). Writes benchmarks/results/NA
 from __future__ import annotations
 
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import typer
 from baselines import RESULTS, machine, metric_cells, run_measured
+from measure import evaluate, stage_throughput
 
 from llmrec.config import load_config
 from llmrec.data.registry import load_dataset
 from llmrec.evaluation.config import EvalConfig
-from llmrec.evaluation.ranking import evaluate_model
 from llmrec.models.registry import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("bm25", "dense", "hybrid", "constrained")
 METRICS = ("recall@1", "recall@5", "recall@10", "ndcg@10")
-
-
-def latency(model, histories, users: int) -> dict[str, float]:
-    """Seconds per single-history `recommend(k=10)` call over the first `users` histories."""
-    seconds = []
-    for history in histories[:users]:
-        started = time.perf_counter()
-        model.recommend([history], k=10)
-        seconds.append(time.perf_counter() - started)
-    return {"p50_s": float(np.percentile(seconds, 50)), "p95_s": float(np.percentile(seconds, 95))}
-
-
-def evaluate(model, name: str, test, config: EvalConfig, latency_users: int) -> dict:
-    started = time.perf_counter()
-    result = evaluate_model(model, test, config, show_progress=True, split="test")
-    return {
-        "name": name,
-        "metrics": result.metrics,
-        "ci": {k: v.to_json() for k, v in result.ci.items()},
-        "protocol": result.protocol,
-        "eval_s": time.perf_counter() - started,
-        **latency(model, test.histories, latency_users),
-    }
-
-
-def stage_throughput(run_dir: Path) -> dict[str, float]:
-    """Median training tokens/s per stage, from each stage's train_log.jsonl."""
-    rates = {}
-    for log in sorted(run_dir.glob("*/train_log.jsonl")):
-        values = [json.loads(line).get("tokens_per_s", 0.0) for line in log.open()]
-        if values:
-            rates[log.parent.name] = statistics.median(values)
-    return rates
 
 
 def main(

@@ -1,0 +1,149 @@
+"""Benchmark: CLLM4Rec (a recipe config) beside baselines trained in the same run, on one seeded
+sample of test users, under either protocol.
+
+    # (a) leave-one-out, beside SASRec-CE (refit on train + valid as its config says)
+    .venv/bin/python benchmarks/cllm4rec.py --config configs/cllm4rec_cpu_beauty.yaml \
+        --baseline-config configs/sasrec_beauty.yaml --protocol a --name cllm4rec-beauty-a
+    # (b) the paper's per-user random hold-out, beside Mult-VAE and SASRec-CE
+    .venv/bin/python benchmarks/cllm4rec.py --config configs/cllm4rec_cpu_beauty.yaml \
+        --baseline-config configs/multvae_beauty_holdout.yaml \
+        --baseline-config configs/sasrec_beauty_holdout.yaml --protocol b --name cllm4rec-beauty-b
+
+Each model trains in its own `python -m llmrec` process (wall time, peak memory): CLLM4Rec with
+`train` (fit only), each baseline with `run` (so a refit its config asks for happens). Then every
+model is evaluated on the same test users and timed per user (p50, p95). Writes
+benchmarks/results/NAME.json and .md. Run it on an idle machine.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from baselines import RESULTS, machine, metric_cells, run_measured
+from measure import evaluate, stage_throughput
+
+from llmrec.config import load_config
+from llmrec.evaluation.config import EvalConfig
+from llmrec.experiment import load_run_data
+from llmrec.models.registry import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS = {
+    "a": ("recall@1", "recall@5", "recall@10", "recall@20", "ndcg@10"),
+    "b": ("recall@20", "recall@40", "ndcg@100"),
+}
+
+
+def train_one(
+    config: Path, command: str, sets: list[str], work: Path, train: bool
+) -> tuple[Path, dict]:
+    """Train (or reuse) one model; returns its run folder and the measured wall time / memory."""
+    run_dir = load_config(config, sets).run_dir()
+    argv = [sys.executable, "-m", "llmrec", command, str(config), "-q"]
+    for item in sets:
+        argv += ["--set", item]
+    measured = run_measured(argv, work / f"{run_dir.name}.log") if train else {}
+    return run_dir, {"command": f"llmrec {command} {config} " + " ".join(sets), **measured}
+
+
+def main(
+    config: Annotated[Path, typer.Option(help="CLLM4Rec run config")] = Path(
+        "configs/cllm4rec_cpu_beauty.yaml"
+    ),
+    protocol: Annotated[str, typer.Option(help="a: leave-one-out; b: per-user hold-out")] = "a",
+    baseline_config: Annotated[
+        list[Path] | None, typer.Option(help="baseline run configs, trained in this run")
+    ] = None,
+    data_dir: Annotated[Path, typer.Option(help="staged data root")] = REPO.parent / "shared/data",
+    test_users: Annotated[int, typer.Option(help="seeded sample of test users")] = 2000,
+    latency_users: Annotated[int, typer.Option(help="users timed one by one")] = 50,
+    train: Annotated[bool, typer.Option(help="train first (else reuse the run folders)")] = True,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="CLLM4Rec overrides")] = None,
+    name: Annotated[str, typer.Option(help="results file stem")] = "cllm4rec",
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    split: Literal["auto", "holdout"] = "auto" if protocol == "a" else "holdout"
+    work = RESULTS / "tmp" / name
+    work.mkdir(parents=True, exist_ok=True)
+    common = [
+        f"data.data_dir={data_dir.resolve()}",
+        f"data.split={split}",
+        f"output.dir={work}",
+        f"seed={seed}",
+    ]
+    if split == "holdout":  # the hold-out protocol's early-stopping metric (its cut-offs)
+        common.append("train.metric=recall@20")
+    models = [(config, "train", [*common, *(overrides or [])])]
+    models += [(path, "run", common) for path in baseline_config or []]
+    runs = [(path, *train_one(path, command, sets, work, train)) for path, command, sets in models]
+    ks = [1, 5, 10, 20] if protocol == "a" else [20, 40, 100]
+    eval_config = EvalConfig(ks=ks, sample_users=test_users, seed=seed)
+    rows, data = [], None
+    for path, run_dir, trained in runs:
+        run_config = load_config(path, [*common, *(overrides or [])] if path == config else common)
+        data = data or load_run_data(run_config, run_dir)
+        model = load_model(run_dir / "model")
+        row = evaluate(model, f"{model.name} ({path.stem})", data.test, eval_config, latency_users)
+        fit = json.loads((run_dir / "fit.json").read_text(encoding="utf-8"))
+        row.update(
+            train=trained,
+            stage_seconds=fit.get("stage_seconds") or {"fit": fit.get("train_seconds")},
+            tokens_per_s=stage_throughput(run_dir),
+            best_epoch=fit.get("best_epoch"),
+        )
+        rows.append(row)
+    record = {
+        "command": "python benchmarks/cllm4rec.py " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "protocol": protocol,
+        "split": data.split if data else None,
+        "rows": rows,
+    }
+    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    write_markdown(record, RESULTS / f"{name}.md")
+    typer.echo((RESULTS / f"{name}.md").read_text(encoding="utf-8"))
+
+
+def write_markdown(record: dict, path: Path) -> None:
+    metrics = METRICS[record["protocol"]]
+    lines = [
+        f"# CLLM4Rec beside baselines, protocol ({record['protocol']}): {record['split']}",
+        "",
+        f"Machine: {record['machine']['cpu']}, {record['machine']['cores']} cores.",
+        f"Command: `{record['command']}`",
+        "",
+        "| model | " + " | ".join(metrics) + " | latency p50 / p95 (s) |",
+        "|" + "---|" * (len(metrics) + 2),
+    ]
+    for row in record["rows"]:
+        cells = metric_cells(row, metrics)
+        lines.append(
+            f"| {row['name']} | " + " | ".join(cells) + f" | {row['p50_s']:.4f} / {row['p95_s']:.4f} |"
+        )
+    lines += ["", "| model | wall (s) | peak RSS (GiB) | stage seconds | tokens/s | best epoch |"]
+    lines += ["|---|--:|--:|---|---|--:|"]
+    for row in record["rows"]:
+        trained = row["train"]
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in (row["stage_seconds"] or {}).items() if v)
+        rates = ", ".join(f"{k} {v:.0f}" for k, v in row["tokens_per_s"].items())
+        lines.append(
+            f"| {row['name']} | {trained.get('wall_s', float('nan')):.0f} | "
+            f"{trained.get('peak_rss_gib', float('nan')):.2f} | {stages} | {rates} | "
+            f"{row['best_epoch']} |"
+        )
+    protocol = record["rows"][0]["protocol"] if record["rows"] else {}
+    lines += [
+        "",
+        f"Test users: {protocol.get('user_sample', 'all')}; full catalogue; history filter "
+        f"{'on' if protocol.get('filter_history') else 'off'}. Commands per row in the JSON.",
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    typer.run(main)
