@@ -122,6 +122,26 @@ def test_items_the_model_did_not_rank_are_left_out() -> None:
     ]
 
 
+class _UserAware(Popularity):
+    """Records the users it was asked for (models with user tokens, e.g. CLLM4Rec, read them)."""
+
+    def __init__(self, config, catalogue) -> None:
+        super().__init__(config, catalogue)
+        self.seen: list = []
+
+    def score(self, histories, users=None) -> torch.Tensor | None:
+        self.seen.append(list(users) if users is not None else None)
+        return super().score(histories, users)
+
+
+def test_user_ids_reach_the_model_per_query() -> None:
+    recommender = Recommender(_UserAware(PopConfig(), _catalogue()))
+    recommender.model.counts = torch.ones(len(recommender.catalogue))
+    recommender.recommend(["a"], k=2, user="u7")
+    recommender.recommend_batch([Query(["a"], user="u1"), Query(["b"])], k=2)
+    assert recommender.model.seen == [["u7"], ["u1", None]]
+
+
 def test_the_python_example_in_docs_serving_runs(beauty_mini, tmp_path: Path, capsys) -> None:
     docs = (Path(__file__).resolve().parents[1] / "docs" / "serving.md").read_text("utf-8")
     snippet = re.search(r"```python\n(.*?)```", docs, re.DOTALL).group(1)

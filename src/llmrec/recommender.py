@@ -67,6 +67,7 @@ class Query:
     history: Sequence[str]
     exclude_history: bool = True
     candidates: Collection[ItemId] | None = None
+    user: str | None = None  # a user id of the training data (CLLM4Rec's user tokens)
 
 
 class Recommender:
@@ -96,11 +97,12 @@ class Recommender:
         k: int = 10,
         exclude_history: bool = True,
         candidates: Collection[ItemId] | None = None,
+        user: str | None = None,
     ) -> list[RecommendedItem]:
         """Top-k items after `history` (item ids or titles, oldest first). `candidates` restricts
         the ranking to those item ids. Items the model gave no score (a generative model whose
         generations named fewer than k items) are left out, so the list may be shorter than k."""
-        return self.recommend_batch([Query(history, exclude_history, candidates)], k)[0]
+        return self.recommend_batch([Query(history, exclude_history, candidates, user)], k)[0]
 
     def recommend_batch(
         self,
@@ -125,7 +127,10 @@ class Recommender:
         if allowed == 0:
             return [[] for _ in queries]
         recs = self.model.recommend(
-            indices, min(k, allowed), [np.array(sorted(e)) for e in excluded]
+            indices,
+            min(k, allowed),
+            [np.array(sorted(e)) for e in excluded],
+            users=[query.user for query in queries],
         )
         return [
             self._items(row, scores, banned, k)

@@ -18,13 +18,13 @@ from llmrec.data.splits import holdout_split
 from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.ranking import evaluate_model
 from llmrec.models.base import RunContext
+from llmrec.models.losses import multinomial_nll
 from llmrec.models.multvae import (
     MultVAE,
     MultVAEConfig,
     MultVAENetwork,
     UserBatches,
     gaussian_kl,
-    multinomial_nll,
 )
 from llmrec.models.pop import PopConfig, Popularity
 from llmrec.models.registry import load_model

@@ -85,7 +85,8 @@ def test_history_nothing_matches_is_400_naming_the_entries(client: TestClient) -
         ({"history": [""]}, "history"),
         ({"history": ["i1"], "candidates": []}, "candidates"),
         ({"history": ["i1"], "exclude": "maybe"}, "exclude"),
-        ({"history": ["i1"], "user": "u1"}, "user"),
+        ({"history": ["i1"], "profile": "u1"}, "profile"),
+        ({"history": ["i1"], "user": "u" * 201}, "user"),
         ({"k": 3}, "history"),
     ],
 )
@@ -121,3 +122,20 @@ def test_openapi_documents_the_limits(client: TestClient) -> None:
     assert request["k"]["maximum"] == 100 and request["history"]["maxItems"] == 200
     assert {"200", "400", "413", "422"} <= set(spec["paths"]["/recommend"]["post"]["responses"])
     assert client.get("/docs").status_code == 200
+
+
+def test_the_user_field_reaches_a_model_with_user_tokens(
+    toy_dataset, tmp_path: Path, llm_cache_dir: Path
+) -> None:
+    model_dir = save_tiny_model("cllm4rec", toy_dataset, tmp_path, llm_cache_dir)
+    body = {"history": ["i1", "i2"], "k": 12, "exclude": False}
+
+    def scores(**extra) -> dict[str, float]:
+        answer = client.post("/recommend", json={**body, **extra})
+        assert answer.status_code == 200, answer.text
+        return {item["item_id"]: item["score"] for item in answer.json()["items"]}
+
+    with TestClient(create_app(model_dir)) as client:
+        anonymous = scores()
+        assert scores(user="a user never seen") == pytest.approx(anonymous)
+        assert scores(user="3") != pytest.approx(anonymous)  # users fit without ids: "0".."29"

@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 from llmrec.training.distributed import batch_rows, local_batch, split_batch
+from tests.conftest import FIXTURE_DIR
 
 # One script, run once by `accelerate launch` with 2 processes and once by plain python. Each
 # scenario writes the main process' final weights to OUT/<name>.safetensors.
@@ -42,6 +43,7 @@ SCRIPT = textwrap.dedent(
 
     torch.set_num_threads(1)
     OUT = Path(sys.argv[1])
+    FIXTURE = Path(sys.argv[2])  # the Beauty fixture, for the LLM models
 
 
     class Regression(nn.Module):
@@ -153,10 +155,49 @@ SCRIPT = textwrap.dedent(
         save(name, network)
 
 
+    def calrec():
+        """CALRec with its token loss only (alpha = beta = 0): InfoNCE negatives are per process."""
+        from llmrec.data.registry import load_dataset
+        from llmrec.models.calrec.batches import ExampleBatches, build_examples
+        from llmrec.models.calrec.model import CALRec, CALRecConfig
+
+        data = load_dataset(FIXTURE).dataset
+        text = {"fields": ["title"], "max_history_items": 2, "max_item_tokens": 8}
+        config = CALRecConfig(backbone={"source": "tiny"}, alpha=0.0, beta=0.0, text=text)
+        model = CALRec(config, data.catalogue)
+        examples = build_examples(data.train[:20], model.lines, "last")
+        batches = ExampleBatches([examples], 7, model.tokenizer.pad_token_id, seed=0)
+        train_config = TrainConfig(epochs=2, batch_size=7, lr=1e-3, num_threads=1)
+        train(model.network, batches, None, train_config, OUT / "runs" / "calrec", seed=0,
+              show_progress=False)
+        save("calrec", model.network)
+
+
+    def cllm4rec():
+        """CLLM4Rec's recommendation (per row) and collaborative (per token) losses, no MR."""
+        from llmrec.data.registry import load_dataset
+        from llmrec.models.cllm4rec.documents import DocumentBatches
+        from llmrec.models.cllm4rec.model import CLLM4Rec, CLLM4RecConfig
+
+        data = load_dataset(FIXTURE).dataset
+        config = CLLM4RecConfig(backbone={"source": "tiny"}, mr_lambda=0.0)
+        model = CLLM4Rec(config, data.catalogue)
+        torch.manual_seed(0)
+        model._build(data.user_ids[:20], config.backbone, show_progress=False)
+        phases = ("recommend", "collaborative")
+        batches = DocumentBatches(phases, model.templates, data.train[:20], [], 7, seed=0)
+        train_config = TrainConfig(epochs=2, batch_size=7, lr=1e-2, num_threads=1)
+        train(model.network, batches, None, train_config, OUT / "runs" / "cllm4rec", seed=0,
+              show_progress=False)
+        save("cllm4rec", model.network.ids)
+
+
     toy_parity()
     toy_resume()
     sasrec("sasrec", CountedSASRec)
     sasrec("sasrec_rows", RowWeightedSASRec)
+    calrec()
+    cllm4rec()
     '''
 )
 
@@ -167,9 +208,10 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _run(command: list[str], tmp_path: Path) -> None:
+def _run(command: list[str], tmp_path: Path, cache: Path) -> None:
     env = {
         **os.environ,
+        "LLMREC_CACHE": str(cache),  # the tiny backbone's tokenizer, converted once per session
         "OMP_NUM_THREADS": "1",
         "ACCELERATE_USE_CPU": "true",  # gloo on CPU, even on a machine with GPUs
         "HF_HOME": str(tmp_path / "hf"),  # no user accelerate config
@@ -179,7 +221,7 @@ def _run(command: list[str], tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def runs(tmp_path_factory: pytest.TempPathFactory, llm_cache_dir: Path) -> tuple[Path, Path]:
     """(one-process outputs, two-process outputs) of SCRIPT."""
     tmp_path = tmp_path_factory.mktemp("distributed")
     script = tmp_path / "script.py"
@@ -187,14 +229,15 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()
-    _run([sys.executable, str(script), str(one)], tmp_path)
+    fixture = str(FIXTURE_DIR)
+    _run([sys.executable, str(script), str(one), fixture], tmp_path, llm_cache_dir)
     # `accelerate launch --cpu --num_processes 2` starts one process (it needs mpirun for more
     # on CPU); --multi_gpu launches through torchrun, and ACCELERATE_USE_CPU selects gloo.
     accelerate = str(Path(sys.executable).parent / "accelerate")
     launch = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
     launch += ["--mixed_precision", "no", "--dynamo_backend", "no"]
-    launch += ["--main_process_port", str(_free_port()), str(script), str(two)]
-    _run(launch, tmp_path)
+    launch += ["--main_process_port", str(_free_port()), str(script), str(two), fixture]
+    _run(launch, tmp_path, llm_cache_dir)
     return one, two
 
 
@@ -272,3 +315,13 @@ def test_a_process_without_rows_gets_a_stand_in_row() -> None:
     assert not stand_in and mine[1].tolist() == [3.0]
     other, stand_in = local_batch(batch, 1, 2)
     assert stand_in and other[0].tolist() == [[1.0, 2.0]]  # the first row, to be weighted 0
+
+
+def test_calrec_token_loss_is_weighted_exactly(runs) -> None:
+    one, two = runs
+    _assert_same_weights(one / "calrec.safetensors", two / "calrec.safetensors", 1e-4, 1e-5)
+
+
+def test_cllm4rec_id_tables_train_to_the_same_values(runs) -> None:
+    one, two = runs
+    _assert_same_weights(one / "cllm4rec.safetensors", two / "cllm4rec.safetensors", 1e-4, 1e-5)

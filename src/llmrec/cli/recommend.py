@@ -22,6 +22,10 @@ History = Annotated[
 ]
 TopK = Annotated[int, typer.Option("-k", "--k", min=1, help="number of items")]
 KeepHistory = Annotated[bool, typer.Option(help="allow the history's own items")]
+User = Annotated[
+    str | None,
+    typer.Option(help="the user's id in the training data (models with user tokens: CLLM4Rec)"),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="print items and history mapping as JSON")]
 
 
@@ -30,12 +34,13 @@ def recommend(
     history: History = None,
     k: TopK = 10,
     keep_history: KeepHistory = False,
+    user: User = None,
     as_json: AsJson = False,
 ) -> None:
     """Recommend k items after a history given by item ids or titles."""
     recommender = Recommender.load(model_dir)
     mapping = recommender.resolve_history(history or [])
-    items = recommender.recommend(mapping.item_ids, k, exclude_history=not keep_history)
+    items = recommender.recommend(mapping.item_ids, k, exclude_history=not keep_history, user=user)
     if as_json:
         record = {
             "items": [asdict(item) for item in items],

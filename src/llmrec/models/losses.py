@@ -37,3 +37,9 @@ def full_softmax_cross_entropy(
     if len(targets) == 0:
         return hidden.sum() * 0.0 + table.sum() * 0.0
     return _FullSoftmaxCrossEntropy.apply(hidden, table, targets)
+
+
+def multinomial_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """−(1/B) Σ_b Σ_j t_bj log softmax(logits_b)_j, the multinomial likelihood of Mult-VAE (its
+    eq. 4) and CLLM4Rec's item head; logits, targets (B, J). Not normalised by |t_b|."""
+    return -(torch.log_softmax(logits.float(), dim=-1) * targets).sum(-1).mean()

@@ -30,6 +30,7 @@ from llmrec.models.base import (
     RunContext,
     Users,
 )
+from llmrec.models.losses import multinomial_nll
 from llmrec.training.checkpoint import load_weights, save_weights
 from llmrec.training.loop import LossOutput, train
 from llmrec.training.validation import full_ranking_metrics, sample_eval_set
@@ -49,11 +50,6 @@ class MultVAEConfig(ModelConfig):
         200_000, description="training batches over which beta grows linearly from 0"
     )
     score_batch_size: PositiveInt = Field(1024, description="histories per scoring batch")
-
-
-def multinomial_nll(logits: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-    """Mean over users of -sum_i x_i log softmax(logits)_i; logits, inputs (B, V) (eq. 4)."""
-    return -(functional.log_softmax(logits, dim=1) * inputs).sum(dim=1).mean()
 
 
 def gaussian_kl(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:

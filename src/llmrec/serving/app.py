@@ -72,7 +72,7 @@ def create_app(source: str | Path | Recommender, settings: ServeSettings | None 
     async def recommend(request: RecommendRequest) -> RecommendResponse:
         """Top-k items after a history of item ids or titles, and how each entry was read."""
         mapping = await asyncio.to_thread(recommender.resolve_history, request.history)
-        query = Query(mapping.item_ids, request.exclude, request.candidates)
+        query = Query(mapping.item_ids, request.exclude, request.candidates, request.user)
         items = await batcher.submit(query, request.k)
         return RecommendResponse.model_validate(
             {

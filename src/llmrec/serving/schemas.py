@@ -40,6 +40,12 @@ class RecommendRequest(_Strict):
         examples=[["B003H8180I", "my beauty diary caviar mask"]],
     )
     k: int = Field(10, ge=1, le=MAX_K, description="number of items to return")
+    user: str | None = Field(
+        None,
+        max_length=200,
+        description="the user's id in the training data, read by models with per-user "
+        "parameters (CLLM4Rec); absent or unknown: the model's stand-in for a new user",
+    )
     exclude: bool = Field(True, description="leave the history's own items out")
     candidates: list[Entry] | None = Field(
         None,

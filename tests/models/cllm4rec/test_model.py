@@ -19,7 +19,6 @@ from llmrec.models.base import RunContext
 from llmrec.models.cllm4rec.config import CLLM4RecConfig
 from llmrec.models.cllm4rec.documents import DocumentBatches, collate, masked_split
 from llmrec.models.cllm4rec.model import CLLM4Rec
-from llmrec.models.cllm4rec.network import multinomial_nll
 from llmrec.training.config import TrainConfig
 
 NUM_ITEMS, NUM_USERS = 40, 16
@@ -223,14 +222,6 @@ def test_recommendation_targets_follow_the_mode(llm_cache_dir, target_set) -> No
             assert not shown & targets and shown | targets == set(sequence.tolist())
         else:
             assert targets == set(sequence.tolist())
-
-
-def test_multinomial_nll_by_hand() -> None:
-    scores = torch.tensor([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]])
-    targets = torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
-    log_p = torch.log_softmax(scores, -1)
-    expected = -((log_p[0, 1] + log_p[0, 2]) + log_p[1, 0]) / 2
-    torch.testing.assert_close(multinomial_nll(scores, targets), expected)
 
 
 def _fit(model: CLLM4Rec, folder: Path, epochs: int, resume: bool = False, **train):

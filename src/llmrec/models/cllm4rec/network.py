@@ -13,6 +13,7 @@ from torch import nn
 
 from llmrec.models.cllm4rec.config import CLLM4RecConfig
 from llmrec.models.cllm4rec.vocab import VIEWS, IdEmbedding, IdVocabulary, View
+from llmrec.models.losses import multinomial_nll
 from llmrec.training.loop import LossOutput
 
 # The view each task trains; mutual regularisation pulls it toward the other (held fixed).
@@ -117,8 +118,3 @@ class CLLM4RecNetwork(nn.Module):
         if self.config.mr_mode == "mean":
             return total / max(occurrences, 1.0)
         return total
-
-
-def multinomial_nll(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """−(1/B) Σ_b Σ_j t_bj log softmax(s_b)_j: Mult-VAE's likelihood, not normalised by |t|."""
-    return -(F.log_softmax(scores.float(), dim=-1) * targets).sum(-1).mean()
