@@ -122,7 +122,9 @@ def write_markdown(record: dict, path: Path) -> None:
     for row in record["rows"]:
         cells = metric_cells(row, metrics)
         lines.append(
-            f"| {row['name']} | " + " | ".join(cells) + f" | {row['p50_s']:.4f} / {row['p95_s']:.4f} |"
+            f"| {row['name']} | "
+            + " | ".join(cells)
+            + f" | {row['p50_s']:.4f} / {row['p95_s']:.4f} |"
         )
     lines += ["", "| model | wall (s) | peak RSS (GiB) | stage seconds | tokens/s | best epoch |"]
     lines += ["|---|--:|--:|---|---|--:|"]

@@ -4,7 +4,6 @@ targets and for the target sets of the per-user hold-out."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -31,7 +30,6 @@ from llmrec.models.base import (
     ModelConfig,
     Recommendations,
     RecommenderModel,
-    RunContext,
     top_k,
 )
 
@@ -52,12 +50,7 @@ class MatrixScorer(RecommenderModel):
         super().__init__(MatrixConfig(), catalogue)
         self.matrix = matrix
 
-    def fit(
-        self,
-        train: Sequence[np.ndarray],
-        valid: EvalSet | None = None,
-        run: RunContext | None = None,
-    ) -> FitResult:
+    def _fit(self, train, valid, run, user_ids) -> FitResult:
         return FitResult()
 
     def score(self, histories: Histories, users=None) -> torch.Tensor | None:

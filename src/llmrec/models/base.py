@@ -7,6 +7,7 @@ self-contained directory (config.json + items.jsonl + safetensors), never pickle
 from __future__ import annotations
 
 import json
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,19 @@ class FitResult:
     epoch_seconds: list[float] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)  # e.g. CALRec's two stages
 
+    @classmethod
+    def from_train(cls, result: Any, **fields: Any) -> FitResult:
+        """From the loop's `TrainResult` (its best step, curve and times); `fields` override."""
+        values = {
+            "best_step": result.best_step,
+            "best_epoch": result.best_epoch,
+            "best_metric": result.best_metric,
+            "history": result.history,
+            "train_seconds": result.train_seconds,
+            "epoch_seconds": result.epoch_seconds,
+        }
+        return cls(**{**values, **fields})
+
 
 @dataclass(frozen=True)
 class RunContext:
@@ -89,7 +103,6 @@ class RecommenderModel(ABC):
     def num_items(self) -> int:
         return len(self.catalogue)
 
-    @abstractmethod
     def fit(
         self,
         train: Sequence[np.ndarray],
@@ -98,7 +111,22 @@ class RecommenderModel(ABC):
         user_ids: Sequence[str] | None = None,
     ) -> FitResult:
         """Fit on training sequences; `valid` is for early stopping only. `user_ids[u]` names
-        the owner of `train[u]` (models without per-user parameters ignore it)."""
+        the owner of `train[u]` (models without per-user parameters ignore it). Without a
+        `run`, checkpoints and logs go to a scratch folder deleted afterwards."""
+        if run is None:
+            with tempfile.TemporaryDirectory(prefix=f"llmrec-{self.name}-") as scratch:
+                return self._fit(train, valid, RunContext(Path(scratch)), user_ids)
+        return self._fit(train, valid, run, user_ids)
+
+    @abstractmethod
+    def _fit(
+        self,
+        train: Sequence[np.ndarray],
+        valid: EvalSet | None,
+        run: RunContext,
+        user_ids: Sequence[str] | None,
+    ) -> FitResult:
+        """`fit` with a run folder always given."""
 
     def score(self, histories: Histories, users: Users = None) -> torch.Tensor | None:
         """(B, n_items) scores for every catalogue item, or None if the model cannot score all."""

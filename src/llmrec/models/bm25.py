@@ -44,12 +44,12 @@ class BM25Recommender(RecommenderModel):
         ]
         self.index: BM25Index | None = None
 
-    def fit(
+    def _fit(
         self,
         train: Sequence[np.ndarray],
-        valid: EvalSet | None = None,
-        run: RunContext | None = None,
-        user_ids: Sequence[str] | None = None,
+        valid: EvalSet | None,
+        run: RunContext,
+        user_ids: Sequence[str] | None,
     ) -> FitResult:
         """Index the catalogue; interactions are not used (a pure content baseline)."""
         self.index = BM25Index.build(self.documents, self.config.k1, self.config.b)

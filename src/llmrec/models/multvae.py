@@ -10,9 +10,7 @@ the mean of the encoding.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -21,21 +19,14 @@ from pydantic import Field, PositiveInt
 from torch import nn
 from torch.nn import functional
 
-from llmrec.data.sequences import AnyEvalSet
 from llmrec.models.base import (
-    FitResult,
     Histories,
     ModelConfig,
-    RecommenderModel,
     RunContext,
-    Users,
 )
 from llmrec.models.losses import multinomial_nll
-from llmrec.training.checkpoint import load_weights, save_weights
-from llmrec.training.loop import LossOutput, train
-from llmrec.training.validation import full_ranking_metrics, sample_eval_set
-
-WEIGHTS_FILE = "model.safetensors"
+from llmrec.models.single_network import NetworkModel
+from llmrec.training.loop import LossOutput
 
 
 class MultVAEConfig(ModelConfig):
@@ -147,63 +138,17 @@ class UserBatches:
         return {"items": torch.from_numpy(items), "beta": torch.tensor(beta)}
 
 
-class MultVAE(RecommenderModel):
+class MultVAE(NetworkModel):
     name = "multvae"
     Config = MultVAEConfig
 
-    def __init__(self, config: MultVAEConfig, catalogue) -> None:
-        super().__init__(config, catalogue)
-        self.network = MultVAENetwork(config, len(catalogue))
+    def new_network(self) -> MultVAENetwork:
+        return MultVAENetwork(self.config, self.num_items)
 
-    def fit(
-        self,
-        train_sequences: Sequence[np.ndarray],
-        valid: AnyEvalSet | None = None,
-        run: RunContext | None = None,
-        user_ids: Sequence[str] | None = None,
-    ) -> FitResult:
-        if run is None:  # no run folder given: checkpoints are disposable
-            with tempfile.TemporaryDirectory(prefix="llmrec-multvae-") as scratch:
-                return self.fit(train_sequences, valid, RunContext(Path(scratch)))
-        torch.manual_seed(run.seed)
-        self.network = MultVAENetwork(self.config, self.num_items)
-        batches = UserBatches(
+    def batches(self, train_sequences: Sequence[np.ndarray], run: RunContext) -> UserBatches:
+        return UserBatches(
             train_sequences, self.config, self.num_items, run.train.batch_size, run.seed
         )
-        validate = None
-        if valid is not None:
-            subset = sample_eval_set(valid, run.train.eval_users, run.seed)
-            validate = lambda network: full_ranking_metrics(  # noqa: E731
-                lambda histories: self._score_with(network, histories), subset
-            )
-        result = train(
-            self.network,
-            batches,
-            validate,
-            run.train,
-            run.run_dir,
-            seed=run.seed,
-            resume=run.resume,
-            show_progress=run.show_progress,
-        )
-        self.network.eval()
-        return FitResult(
-            best_step=result.best_step,
-            best_epoch=result.best_epoch,
-            best_metric=result.best_metric,
-            history=result.history,
-            train_seconds=result.train_seconds,
-            epoch_seconds=result.epoch_seconds,
-        )
-
-    def score(self, histories: Histories, users: Users = None) -> torch.Tensor:
-        self.network.eval()
-        with torch.no_grad():
-            parts = [
-                self._score_with(self.network, histories[i : i + self.config.score_batch_size])
-                for i in range(0, len(histories), self.config.score_batch_size)
-            ]
-        return torch.cat(parts) if parts else torch.zeros(0, self.num_items)
 
     def _score_with(self, network: MultVAENetwork, histories: Histories) -> torch.Tensor:
         """(B, V) logits of the multi-hot of each history (order and repeats ignored)."""
@@ -211,10 +156,3 @@ class MultVAE(RecommenderModel):
         for row, history in enumerate(histories):
             inputs[row, torch.as_tensor(np.asarray(history, dtype=np.int64))] = 1.0
         return network.scores(inputs.to(next(network.parameters()).device))
-
-    def _save_state(self, path: Path) -> None:
-        save_weights(self.network, path / WEIGHTS_FILE)
-
-    def _load_state(self, path: Path) -> None:
-        load_weights(self.network, path / WEIGHTS_FILE)
-        self.network.eval()

@@ -33,12 +33,12 @@ class Popularity(RecommenderModel):
         super().__init__(config, catalogue)
         self.counts = torch.zeros(len(catalogue))
 
-    def fit(
+    def _fit(
         self,
         train: Sequence[np.ndarray],
-        valid: EvalSet | None = None,
-        run: RunContext | None = None,
-        user_ids: Sequence[str] | None = None,
+        valid: EvalSet | None,
+        run: RunContext,
+        user_ids: Sequence[str] | None,
     ) -> FitResult:
         items = np.concatenate([np.asarray(s, dtype=np.int64) for s in train] or [np.zeros(0, int)])
         counts = np.bincount(items, minlength=self.num_items).astype(np.float32)

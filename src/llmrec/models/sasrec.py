@@ -8,9 +8,7 @@ counted back from the most recent item, so the last item always has position 0.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -18,21 +16,14 @@ import torch
 from pydantic import Field, PositiveInt
 from torch import nn
 
-from llmrec.data.sequences import EvalSet
 from llmrec.models.base import (
-    FitResult,
     Histories,
     ModelConfig,
-    RecommenderModel,
     RunContext,
-    Users,
 )
 from llmrec.models.losses import full_softmax_cross_entropy
-from llmrec.training.checkpoint import load_weights, save_weights
-from llmrec.training.loop import LossOutput, train
-from llmrec.training.validation import full_ranking_metrics, sample_eval_set
-
-WEIGHTS_FILE = "model.safetensors"
+from llmrec.models.single_network import NetworkModel
+from llmrec.training.loop import LossOutput
 
 
 class SASRecConfig(ModelConfig):
@@ -165,63 +156,17 @@ def _windows(sequence: np.ndarray, size: int) -> list[np.ndarray]:
     return windows
 
 
-class SASRec(RecommenderModel):
+class SASRec(NetworkModel):
     name = "sasrec"
     Config = SASRecConfig
 
-    def __init__(self, config: SASRecConfig, catalogue) -> None:
-        super().__init__(config, catalogue)
-        self.network = SASRecNetwork(config, len(catalogue))
+    def new_network(self) -> SASRecNetwork:
+        return SASRecNetwork(self.config, self.num_items)
 
-    def fit(
-        self,
-        train_sequences: Sequence[np.ndarray],
-        valid: EvalSet | None = None,
-        run: RunContext | None = None,
-        user_ids: Sequence[str] | None = None,
-    ) -> FitResult:
-        if run is None:  # no run folder given: checkpoints are disposable
-            with tempfile.TemporaryDirectory(prefix="llmrec-sasrec-") as scratch:
-                return self.fit(train_sequences, valid, RunContext(Path(scratch)))
-        torch.manual_seed(run.seed)
-        self.network = SASRecNetwork(self.config, self.num_items)
-        batches = SequenceBatches(
+    def batches(self, train_sequences: Sequence[np.ndarray], run: RunContext) -> SequenceBatches:
+        return SequenceBatches(
             train_sequences, self.config, self.num_items, run.train.batch_size, run.seed
         )
-        validate = None
-        if valid is not None:
-            subset = sample_eval_set(valid, run.train.eval_users, run.seed)
-            validate = lambda network: full_ranking_metrics(  # noqa: E731
-                lambda histories: self._score_with(network, histories), subset
-            )
-        result = train(
-            self.network,
-            batches,
-            validate,
-            run.train,
-            run.run_dir,
-            seed=run.seed,
-            resume=run.resume,
-            show_progress=run.show_progress,
-        )
-        self.network.eval()
-        return FitResult(
-            best_step=result.best_step,
-            best_epoch=result.best_epoch,
-            best_metric=result.best_metric,
-            history=result.history,
-            train_seconds=result.train_seconds,
-            epoch_seconds=result.epoch_seconds,
-        )
-
-    def score(self, histories: Histories, users: Users = None) -> torch.Tensor:
-        self.network.eval()
-        with torch.no_grad():
-            parts = [
-                self._score_with(self.network, histories[i : i + self.config.score_batch_size])
-                for i in range(0, len(histories), self.config.score_batch_size)
-            ]
-        return torch.cat(parts) if parts else torch.zeros(0, self.num_items)
 
     def _score_with(self, network: SASRecNetwork, histories: Histories) -> torch.Tensor:
         """(B, V) scores; an empty history scores every item 0 (no evidence either way)."""
@@ -237,10 +182,3 @@ class SASRec(RecommenderModel):
         scores = hidden @ network.item_table().T
         scores[torch.from_numpy(lengths == 0)] = 0.0
         return scores
-
-    def _save_state(self, path: Path) -> None:
-        save_weights(self.network, path / WEIGHTS_FILE)
-
-    def _load_state(self, path: Path) -> None:
-        load_weights(self.network, path / WEIGHTS_FILE)
-        self.network.eval()

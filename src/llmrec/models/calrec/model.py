@@ -6,7 +6,6 @@ catalogue items with BM25 and merged quasi-round-robin.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -178,16 +177,13 @@ class CALRec(RecommenderModel):
         return torch.cat(vectors) if vectors else torch.zeros(0, 1)
 
     # --- training ---------------------------------------------------------------------------
-    def fit(
+    def _fit(
         self,
         train_sequences: Sequence[np.ndarray],
-        valid: EvalSet | None = None,
-        run: RunContext | None = None,
-        user_ids: Sequence[str] | None = None,
+        valid: EvalSet | None,
+        run: RunContext,
+        user_ids: Sequence[str] | None,
     ) -> FitResult:
-        if run is None:
-            with tempfile.TemporaryDirectory(prefix="llmrec-calrec-") as scratch:
-                return self.fit(train_sequences, valid, RunContext(Path(scratch)))
         torch.manual_seed(run.seed)
         if self.config.lora is not None:  # choice: adapters train, then merge into the weights
             self.network.language_model = add_lora(self.network.language_model, self.config.lora)
@@ -219,15 +215,7 @@ class CALRec(RecommenderModel):
         self._dense = None  # item vectors are stale after training
         if result is None:
             return FitResult()
-        return FitResult(
-            best_step=result.best_step,
-            best_epoch=result.best_epoch,
-            best_metric=result.best_metric,
-            history=history,
-            train_seconds=result.train_seconds,
-            epoch_seconds=result.epoch_seconds,
-            stage_seconds=stage_seconds,
-        )
+        return FitResult.from_train(result, history=history, stage_seconds=stage_seconds)
 
     def _stage_one_batches(self, train_sequences, run: RunContext) -> ExampleBatches:
         from llmrec.data.registry import load_dataset

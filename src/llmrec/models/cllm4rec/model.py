@@ -12,7 +12,6 @@ hash checked), all safetensors / JSON.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,16 +85,13 @@ class CLLM4Rec(RecommenderModel):
         return len(self.user_index)
 
     # --- training ---------------------------------------------------------------------------
-    def fit(
+    def _fit(
         self,
         train_sequences: Sequence[np.ndarray],
-        valid: EvalSet | None = None,
-        run: RunContext | None = None,
-        user_ids: Sequence[str] | None = None,
+        valid: EvalSet | None,
+        run: RunContext,
+        user_ids: Sequence[str] | None,
     ) -> FitResult:
-        if run is None:
-            with tempfile.TemporaryDirectory(prefix="llmrec-cllm4rec-") as scratch:
-                return self.fit(train_sequences, valid, RunContext(Path(scratch)), user_ids)
         if user_ids is None:  # choice: anonymous data: users are named by their position
             user_ids = [str(position) for position in range(len(train_sequences))]
         if len(user_ids) != len(train_sequences):
@@ -126,13 +122,10 @@ class CLLM4Rec(RecommenderModel):
         self.network.language_model = merge_lora(self.network.language_model)
         self.network.eval()
         self._set_anonymous_user()
-        return FitResult(
-            best_step=result.best_step,
-            best_epoch=result.best_epoch,
-            best_metric=result.best_metric,
+        return FitResult.from_train(
+            result,
             history=history,
             train_seconds=sum(stage_seconds.values()),
-            epoch_seconds=result.epoch_seconds,
             stage_seconds=stage_seconds,
         )
 

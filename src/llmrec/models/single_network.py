@@ -1,0 +1,94 @@
+"""`NetworkModel`: the shape shared by models that are one network trained on the shared loop
+(SASRec, Mult-VAE): a fresh network per fit, the model's batches, validation by full-ranking
+metrics on a seeded user sample, chunked scoring, and the weights in one safetensors file."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from llmrec.data.catalogue import Catalogue
+from llmrec.data.sequences import AnyEvalSet
+from llmrec.models.base import (
+    FitResult,
+    Histories,
+    ModelConfig,
+    RecommenderModel,
+    RunContext,
+    Users,
+)
+from llmrec.training.checkpoint import load_weights, save_weights
+from llmrec.training.loop import BatchSource, train
+from llmrec.training.validation import full_ranking_metrics, sample_eval_set
+
+WEIGHTS_FILE = "model.safetensors"
+
+
+class NetworkModel(RecommenderModel):
+    """Subclasses build the network, the batches, and score histories with a given network."""
+
+    def __init__(self, config: ModelConfig, catalogue: Catalogue) -> None:
+        super().__init__(config, catalogue)
+        self.network = self.new_network()
+
+    @abstractmethod
+    def new_network(self) -> nn.Module:
+        """A freshly initialised network (the caller seeds the RNG)."""
+
+    @abstractmethod
+    def batches(self, train_sequences: Sequence[np.ndarray], run: RunContext) -> BatchSource:
+        """The training batches of one fit."""
+
+    @abstractmethod
+    def _score_with(self, network: nn.Module, histories: Histories) -> torch.Tensor:
+        """(B, n_items) scores of `histories` by `network` (the loop's unwrapped module)."""
+
+    def _fit(
+        self,
+        train_sequences: Sequence[np.ndarray],
+        valid: AnyEvalSet | None,
+        run: RunContext,
+        user_ids: Sequence[str] | None,
+    ) -> FitResult:
+        torch.manual_seed(run.seed)
+        self.network = self.new_network()
+        validate = None
+        if valid is not None:
+            subset = sample_eval_set(valid, run.train.eval_users, run.seed)
+            validate = lambda network: full_ranking_metrics(  # noqa: E731
+                lambda histories: self._score_with(network, histories), subset
+            )
+        result = train(
+            self.network,
+            self.batches(train_sequences, run),
+            validate,
+            run.train,
+            run.run_dir,
+            seed=run.seed,
+            resume=run.resume,
+            show_progress=run.show_progress,
+        )
+        self.network.eval()
+        return FitResult.from_train(result)
+
+    def score(self, histories: Histories, users: Users = None) -> torch.Tensor:
+        self.network.eval()
+        size = self.config.score_batch_size
+        with torch.no_grad():
+            parts = [
+                self._score_with(self.network, histories[i : i + size])
+                for i in range(0, len(histories), size)
+            ]
+        return torch.cat(parts) if parts else torch.zeros(0, self.num_items)
+
+    def _save_state(self, path: Path) -> None:
+        save_weights(self.network, path / WEIGHTS_FILE)
+
+    def _load_state(self, path: Path) -> None:
+        load_weights(self.network, path / WEIGHTS_FILE)
+        self.network.eval()
