@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt
@@ -33,6 +33,14 @@ class GenerationConfig(BaseModel):
     )
     max_new_tokens: PositiveInt = Field(32, description="tokens generated per line at most")
     seed: int = Field(0, description="sampling seed; each prompt's stream also hashes its tokens")
+    backend: Literal["transformers", "vllm"] = Field(
+        "transformers",
+        description="transformers (CPU or GPU), or vLLM on a CUDA GPU (extra llmrec[vllm]; "
+        "falls back to transformers with a warning where it cannot run)",
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.5, gt=0.0, le=1.0, description="share of GPU memory vLLM may take (weights + KV cache)"
+    )
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,7 @@ def _decode(
     """
     is_greedy = config.temperature == 0
     num_rows = 1 if is_greedy else config.num_samples  # greedy lines are all equal: decode one
-    generator = torch.Generator(device=model.device).manual_seed(_prompt_seed(config, prompt_ids))
+    generator = torch.Generator(device=model.device).manual_seed(prompt_seed(config, prompt_ids))
     prompt = torch.tensor([prompt_ids], dtype=torch.long, device=model.device)  # (1, T)
     # One prefill, then its KV cache is copied per sample (num_return_sequences would repeat the
     # prompt in the batch and prefill it G times; notes/llm-on-cpu.md).
@@ -170,7 +178,7 @@ def _sample(
     return (index if order is None else order.gather(1, index))[:, 0]
 
 
-def _prompt_seed(config: GenerationConfig, prompt_ids: list[int]) -> int:
+def prompt_seed(config: GenerationConfig, prompt_ids: list[int]) -> int:
     """A 63-bit seed from the config's seed and the prompt's tokens."""
     text = f"{config.seed}:" + ",".join(map(str, prompt_ids))
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1

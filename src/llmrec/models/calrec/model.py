@@ -6,6 +6,7 @@ catalogue items with BM25 and merged quasi-round-robin.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from llmrec.models.calrec.batches import (
 )
 from llmrec.models.calrec.config import CALRecConfig, StageOneConfig  # noqa: F401 (re-export)
 from llmrec.models.calrec.constrained import constrained_ranking
-from llmrec.models.calrec.generate import stop_token_ids
+from llmrec.models.calrec.generate import GenerationConfig, stop_token_ids
 from llmrec.models.calrec.losses import (
     combine,
     info_nce,
@@ -52,6 +53,7 @@ from llmrec.models.calrec.ranking import (
     generation_rankings,
     to_recommendations,
 )
+from llmrec.models.calrec.vllm_backend import Sampler, make_sampler
 from llmrec.retrieval.bm25 import BM25Index
 from llmrec.retrieval.constrained import CatalogueTrie
 from llmrec.retrieval.dense import DenseIndex, reciprocal_rank_fusion
@@ -114,6 +116,8 @@ class CALRec(RecommenderModel):
         self._trie: CatalogueTrie | None = None
         self._grounding = GroundingStats()
         self.backbone_identity: dict = {}
+        self._sampler: tuple[GenerationConfig, Sampler] | None = None
+        self._saved_folder: Path | None = None
 
     # --- lazy state: the backbone is loaded on first use, from the config or a saved folder ---
     def _attach(self, backbone_config: BackboneConfig, show_progress: bool = True) -> None:
@@ -152,6 +156,30 @@ class CALRec(RecommenderModel):
         if self._trie is None:
             self._trie = CatalogueTrie(self.lines.ids, self.lines.newline)
         return self._trie
+
+    @property
+    def sampler(self) -> Sampler:
+        """G lines per prompt by `generation.backend` (vLLM built once, on first use)."""
+        generation = self.config.generation
+        if self._sampler is None or self._sampler[0] != generation:
+            sampler = make_sampler(
+                self.network.language_model,
+                self.tokenizer,
+                generation,
+                self._stop_ids,
+                self._model_folder,
+            )
+            self._sampler = (generation, sampler)
+        return self._sampler[1]
+
+    def _model_folder(self) -> Path:
+        """A saved copy of the language model (for vLLM): the loaded folder, or a fresh one."""
+        if self._saved_folder is None:
+            folder = Path(tempfile.mkdtemp(prefix="llmrec-calrec-model-"))
+            self.network.language_model.save_pretrained(folder)
+            self.tokenizer.save_pretrained(folder)
+            self._saved_folder = folder
+        return self._saved_folder
 
     @property
     def dense(self) -> DenseIndex:
@@ -213,6 +241,7 @@ class CALRec(RecommenderModel):
         self.network.language_model = merge_lora(self.network.language_model)
         self.network.eval()
         self._dense = None  # item vectors are stale after training
+        self._sampler, self._saved_folder = None, None  # so is a vLLM engine's copy
         if result is None:
             return FitResult()
         return FitResult.from_train(result, history=history, stage_seconds=stage_seconds)
@@ -308,16 +337,7 @@ class CALRec(RecommenderModel):
             )
         depth = k if self.config.retrieval == "bm25" else max(k, self.config.hybrid_depth)
         rankings = generation_rankings(
-            self.network.language_model,
-            self.tokenizer,
-            prompts,
-            self.index,
-            self.config.generation,
-            depth,
-            exclude,
-            self._stop_ids,
-            self.lines.texts,
-            self._grounding,
+            self.sampler, prompts, self.index, depth, exclude, self.lines.texts, self._grounding
         )
         if self.config.retrieval == "hybrid":
             dense = top_k(self.dense_scores(histories), depth, exclude).item_indices
@@ -359,6 +379,7 @@ class CALRec(RecommenderModel):
     def _load_state(self, path: Path) -> None:
         self.backbone_identity = json.loads((path / "backbone_identity.json").read_text("utf-8"))
         self._attach(BackboneConfig(source=str(path / BACKBONE_FOLDER)), show_progress=False)
+        self._saved_folder = path / BACKBONE_FOLDER
         self._index = BM25Index.load(path / BM25_FOLDER)
         if (path / DENSE_FOLDER).is_dir():
             self._dense = DenseIndex.load(path / DENSE_FOLDER)

@@ -7,13 +7,13 @@ score -inf, which the evaluator counts as misses (no item gains from a model tha
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from llmrec.models.base import Exclusions, Recommendations
-from llmrec.models.calrec.generate import GenerationConfig, sample_generations
+from llmrec.models.calrec.generate import SampledGenerations
 from llmrec.retrieval.bm25 import BM25Index
 from llmrec.retrieval.merge import (
     duplicate_share,
@@ -50,20 +50,18 @@ class GroundingStats:
 
 
 def generation_rankings(
-    language_model,
-    tokenizer,
+    sample: Callable[[Sequence[Sequence[int]]], list[SampledGenerations]],
     prompts: Sequence[Sequence[int]],
     index: BM25Index,
-    config: GenerationConfig,
     depth: int,
     exclude: Exclusions = None,
-    stop_ids: Collection[int] | None = None,
     documents: Sequence[str] | None = None,
     stats: GroundingStats | None = None,
 ) -> list[list[int]]:
-    """Per prompt, up to `depth` items: BM25 lists of its distinct generations, merged.
-    With `documents` (the indexed texts) and `stats`, grounding counts are accumulated."""
-    sampled = sample_generations(language_model, tokenizer, prompts, config, stop_ids)
+    """Per prompt, up to `depth` items: BM25 lists of its distinct generations (G lines from
+    `sample`, transformers or vLLM), merged. With `documents` (the indexed texts) and `stats`,
+    grounding counts are accumulated."""
+    sampled = sample(prompts)
     rankings = []
     for row, generations in enumerate(sampled):
         excluded = _excluded(exclude, row)
