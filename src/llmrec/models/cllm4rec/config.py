@@ -31,9 +31,7 @@ class PretrainConfig(BaseModel):
         100, description="rounds of {collaborative epoch, content epoch} (official 100)"
     )
     train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(
-            lr=1e-3, batch_size=20, grad_clip=None, patience=1_000_000
-        ),
+        default_factory=lambda: TrainConfig(lr=1e-3, batch_size=20, grad_clip=None),
         description="loop settings of both pretraining phases (official: Adam, lr 1e-3, "
         "batch 20 per process); `epochs` is ignored (warmup_epochs / rounds count instead)",
     )
@@ -41,7 +39,9 @@ class PretrainConfig(BaseModel):
 
 class CLLM4RecConfig(ModelConfig):
     name: Literal["cllm4rec"] = "cllm4rec"
-    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
+    backbone: BackboneConfig = Field(
+        default_factory=BackboneConfig, description="the frozen LLM (models/backbone.py)"
+    )
     lora: LoraSettings | None = Field(
         None,
         description="beyond the paper: also train low-rank adapters on the backbone (merged "
@@ -91,7 +91,9 @@ class CLLM4RecConfig(ModelConfig):
         description="finetuning targets: the masked items (paper) or all training items (code)",
     )
     # --- schedule ---
-    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    pretrain: PretrainConfig = Field(
+        default_factory=PretrainConfig, description="content warm-up and pretraining rounds"
+    )
     finetune_content_epochs: bool = Field(
         True, description="follow every finetuning epoch with a content epoch (with MR)"
     )
