@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import broadcast_object_list
+from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -101,8 +101,15 @@ def train(
     """
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
+    # A module whose steps train only some of its parameters (CLLM4Rec: one view's tables per
+    # task) says so; DDP must then look for parameters without gradients after each backward.
+    unused = DistributedDataParallelKwargs(
+        find_unused_parameters=getattr(module, "trains_a_subset_per_step", False)
+    )
     accelerator = Accelerator(
-        mixed_precision=cfg.precision, gradient_accumulation_steps=cfg.grad_accum
+        mixed_precision=cfg.precision,
+        gradient_accumulation_steps=cfg.grad_accum,
+        kwargs_handlers=[unused],
     )
     rank, world = accelerator.process_index, accelerator.num_processes
     set_seed(seed + rank)

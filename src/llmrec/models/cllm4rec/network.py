@@ -28,6 +28,7 @@ class CLLM4RecNetwork(nn.Module):
     """Backbone (frozen unless LoRA) + the four ID tables; `forward(batch)` is one task's loss."""
 
     checkpoint_trainable_only = True  # checkpoints hold the ID tables (and adapters), not the LLM
+    trains_a_subset_per_step = True  # a step trains one view's tables (DDP: unused parameters)
 
     def __init__(
         self, language_model: nn.Module, vocabulary: IdVocabulary, config: CLLM4RecConfig
