@@ -48,7 +48,10 @@ class CLLM4RecConfig(ModelConfig):
         "after fit); None keeps the backbone frozen, as the paper and official code do",
     )
     init_std: float | None = Field(
-        None, gt=0.0, description="std of the ID tables' normal init; None = std of the base table"
+        0.02,
+        gt=0.0,
+        description="std of the ID tables' normal init (official: GPT-2's 0.02); None = std of "
+        "the base table, which for SmolLM2 (0.135, hidden norm ~52) starts item logits at std ~7",
     )
     # --- documents ---
     content_fields: tuple[ContentField, ...] = Field(
