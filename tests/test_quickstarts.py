@@ -53,3 +53,16 @@ def test_calrec_quickstart_runs_both_stages_and_reports(
     for stage in ("stage_one", "stage_two"):
         assert (outcome["dir"] / stage / "checkpoints" / "last").is_dir()
     assert "diagnostics" in outcome["metrics"]["test"]["protocol"]
+
+
+@pytest.mark.slow
+def test_cllm4rec_quickstart_runs_every_stage_and_reports(
+    tmp_path: Path, llm_cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMREC_CACHE", str(llm_cache_dir))
+    outcome = _run("cllm4rec_quickstart.yaml", tmp_path)
+    assert outcome["seconds"] < 15 * 60  # issue 5: under 15 minutes on 2 cores
+    for stage in ("warmup", "pretrain", "finetune"):
+        assert (outcome["dir"] / stage / "checkpoints" / "last").is_dir()
+    assert (outcome["dir"] / "model" / "id_tables.safetensors").is_file()
+    assert outcome["metrics"]["test"]["protocol"]["num_items"] == 2090
