@@ -54,13 +54,12 @@ from llmrec.models.calrec.ranking import (
     to_recommendations,
 )
 from llmrec.models.calrec.vllm_backend import Sampler, make_sampler
+from llmrec.models.stages import train_stage
 from llmrec.retrieval.bm25 import BM25Index
 from llmrec.retrieval.constrained import CatalogueTrie
 from llmrec.retrieval.dense import DenseIndex, reciprocal_rank_fusion
 from llmrec.text.templates import ItemLines
-from llmrec.training.config import TrainConfig
-from llmrec.training.loop import LossOutput, TrainResult, train
-from llmrec.training.validation import sample_eval_set
+from llmrec.training.loop import LossOutput
 
 BACKBONE_FOLDER = "backbone"
 BM25_FOLDER = "bm25"
@@ -219,7 +218,8 @@ class CALRec(RecommenderModel):
         stage_seconds: dict[str, float] = {}
         result = None
         if self.config.stage_one is not None:
-            result = self._train_stage(
+            result = train_stage(
+                self,
                 "stage_one",
                 self._stage_one_batches(train_sequences, run),
                 self.config.stage_one.train,
@@ -235,7 +235,7 @@ class CALRec(RecommenderModel):
                 self.tokenizer.pad_token_id,
                 run.seed,
             )
-            result = self._train_stage("stage_two", batches, run.train, valid, run)
+            result = train_stage(self, "stage_two", batches, run.train, valid, run)
             history += [{**h, "stage": 2} for h in result.history]
             stage_seconds["stage_two"] = result.train_seconds
         self.network.language_model = merge_lora(self.network.language_model)
@@ -268,26 +268,6 @@ class CALRec(RecommenderModel):
             run.seed,
             weights,
             stage.examples_per_epoch,
-        )
-
-    def _train_stage(self, name, batches, cfg: TrainConfig, valid, run) -> TrainResult:
-        """One stage on the shared loop; validation (by generation, costly: set
-        `train.eval_users`) as for every model. A resumed run restarts each stage from its own
-        last checkpoint, and a stage that never started starts afresh."""
-        validate = None
-        if valid is not None:
-            subset = sample_eval_set(valid, cfg.eval_users, run.seed)
-            validate = lambda network: self._validate(subset)  # noqa: E731
-        stage_dir = run.run_dir / name
-        return train(
-            self.network,
-            batches,
-            validate,
-            cfg,
-            stage_dir,
-            seed=run.seed,
-            resume=run.resume and (stage_dir / "checkpoints" / "last").is_dir(),
-            show_progress=run.show_progress,
         )
 
     def target_loss(self, eval_set: EvalSet, batch_size: int = 16) -> float:

@@ -29,9 +29,9 @@ from llmrec.models.cllm4rec.config import CLLM4RecConfig
 from llmrec.models.cllm4rec.documents import Document, DocumentBatches, Task, Templates, collate
 from llmrec.models.cllm4rec.network import CLLM4RecNetwork
 from llmrec.models.cllm4rec.vocab import VIEWS, IdVocabulary
+from llmrec.models.stages import train_stage
 from llmrec.training.config import TrainConfig
-from llmrec.training.loop import TrainResult, train
-from llmrec.training.validation import full_ranking_metrics, sample_eval_set
+from llmrec.training.validation import full_ranking_metrics
 
 TABLES_FILE = "id_tables.safetensors"
 USERS_FILE = "users.json"
@@ -114,8 +114,8 @@ class CLLM4Rec(RecommenderModel):
                 run.seed,
                 mutual=stage.mutual,
             )
-            result = self._train_stage(
-                stage.name, batches, stage.train, valid if stage.validated else None, run
+            result = train_stage(
+                self, stage.name, batches, stage.train, valid if stage.validated else None, run
             )
             history += [{**entry, "stage": stage.name} for entry in result.history]
             stage_seconds[stage.name] = result.train_seconds
@@ -142,23 +142,6 @@ class CLLM4Rec(RecommenderModel):
         content = ("content",) if self.config.finetune_content_epochs else ()
         stages.append(Stage("finetune", ("recommend", *content), finetune))
         return stages
-
-    def _train_stage(self, name, batches, cfg: TrainConfig, valid, run) -> TrainResult:
-        validate = None
-        if valid is not None:
-            subset = sample_eval_set(valid, cfg.eval_users, run.seed)
-            validate = lambda network: self._validate(subset)  # noqa: E731
-        stage_dir = run.run_dir / name
-        return train(
-            self.network,
-            batches,
-            validate,
-            cfg,
-            stage_dir,
-            seed=run.seed,
-            resume=run.resume and (stage_dir / "checkpoints" / "last").is_dir(),
-            show_progress=run.show_progress,
-        )
 
     def _validate(self, subset: EvalSet) -> dict[str, float]:
         """The library's validation metrics of the item head on known users (no history filter)."""

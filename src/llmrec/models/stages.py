@@ -1,0 +1,38 @@
+"""One named training stage of a multi-stage LLM model (CALRec's two stages, CLLM4Rec's
+warm-up / pretraining / finetuning) on the shared loop."""
+
+from __future__ import annotations
+
+from llmrec.data.sequences import AnyEvalSet
+from llmrec.models.base import RunContext
+from llmrec.training.config import TrainConfig
+from llmrec.training.loop import BatchSource, TrainResult, train
+from llmrec.training.validation import sample_eval_set
+
+
+def train_stage(
+    model,
+    name: str,
+    batches: BatchSource,
+    cfg: TrainConfig,
+    valid: AnyEvalSet | None,
+    run: RunContext,
+) -> TrainResult:
+    """Train `model.network` in RUN_DIR/name, validated after each epoch by
+    `model._validate(subset)` on a seeded sample of `valid` (`cfg.eval_users`). A resumed run
+    restarts the stage from its own last checkpoint; a stage that never started starts afresh."""
+    validate = None
+    if valid is not None:
+        subset = sample_eval_set(valid, cfg.eval_users, run.seed)
+        validate = lambda network: model._validate(subset)  # noqa: E731
+    stage_dir = run.run_dir / name
+    return train(
+        model.network,
+        batches,
+        validate,
+        cfg,
+        stage_dir,
+        seed=run.seed,
+        resume=run.resume and (stage_dir / "checkpoints" / "last").is_dir(),
+        show_progress=run.show_progress,
+    )
