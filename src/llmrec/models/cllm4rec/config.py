@@ -51,7 +51,7 @@ class CLLM4RecConfig(ModelConfig):
         0.02,
         gt=0.0,
         description="std of the ID tables' normal init (official: GPT-2's 0.02); None = std of "
-        "the base table, which for SmolLM2 (0.135, hidden norm ~52) starts item logits at std ~7",
+        "the base table, larger for SmolLM2, which spreads the initial item logits widely",
     )
     # --- documents ---
     content_fields: tuple[ContentField, ...] = Field(
