@@ -20,7 +20,8 @@ import torch
 
 from llmrec.data.catalogue import Item
 from llmrec.models.cllm4rec.config import CLLM4RecConfig, ContentField
-from llmrec.models.cllm4rec.vocab import IdVocabulary, Segment, encode_document
+from llmrec.models.cllm4rec.vocab import IdVocabulary, encode_document
+from llmrec.text.templates import field_text
 
 Task = Literal["collaborative", "content", "recommend"]
 CONTENT_PROMPTS: dict[ContentField, str] = {
@@ -88,9 +89,9 @@ class Templates:
         documents = []
         for index, item in enumerate(items):
             for name in self.config.content_fields:
-                text = _field(item, name)
+                text = field_text(item, name).strip()
                 if text:
-                    documents.append(self._content(("item", index), name, text))
+                    documents.append(self._content(index, name, text))
         return documents
 
     def user_documents(self, train: Sequence[np.ndarray], items: Sequence[Item]) -> list[Document]:
@@ -104,17 +105,9 @@ class Templates:
                 documents.append(Document(prompt, main))
         return documents
 
-    def _content(self, owner: Segment, name: ContentField, text: str) -> Document:
-        prompt = (self.vocabulary.item_id(owner[1]), *self.content_prompts[name])
+    def _content(self, item: int, name: ContentField, text: str) -> Document:
+        prompt = (self.vocabulary.item_id(item), *self.content_prompts[name])
         return Document(prompt, self.words(" " + text)[: self.config.max_content_tokens])
-
-
-def _field(item: Item, name: ContentField) -> str:
-    if name == "title":
-        return item.title.strip()
-    if name == "categories":
-        return ", ".join(c.strip() for c in item.categories if c.strip())
-    return (item.brand or "").strip()
 
 
 def masked_split(
