@@ -8,6 +8,7 @@ sample of test users, under either protocol.
     .venv/bin/python benchmarks/cllm4rec.py --config configs/cllm4rec_cpu_beauty.yaml \
         --baseline-config configs/multvae_beauty_holdout.yaml \
         --baseline-config configs/sasrec_beauty_holdout.yaml --protocol b --name cllm4rec-beauty-b
+    # the same on Toys: --set-all data.source=toys (every model), --name cllm4rec-toys-b
 
 Each model trains in its own `python -m llmrec` process (wall time, peak memory): CLLM4Rec with
 `train` (fit only), each baseline with `run` (so a refit its config asks for happens). Then every
@@ -63,6 +64,10 @@ def main(
     latency_users: Annotated[int, typer.Option(help="users timed one by one")] = 50,
     train: Annotated[bool, typer.Option(help="train first (else reuse the run folders)")] = True,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="CLLM4Rec overrides")] = None,
+    overrides_all: Annotated[
+        list[str] | None,
+        typer.Option("--set-all", help="overrides for every model (e.g. data.source=toys)"),
+    ] = None,
     name: Annotated[str, typer.Option(help="results file stem")] = "cllm4rec",
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
@@ -74,6 +79,7 @@ def main(
         f"data.split={split}",
         f"output.dir={work}",
         f"seed={seed}",
+        *(overrides_all or []),
     ]
     if split == "holdout":  # the hold-out protocol's early-stopping metric (its cut-offs)
         common.append("train.metric=recall@20")

@@ -147,6 +147,27 @@ def test_same_seed_same_lines_whatever_the_prompt_order(
     assert [result.token_ids for result in other] != [result.token_ids for result in first]
 
 
+def test_batched_prompts_decode_as_one_at_a_time(tiny: Backbone, stops: frozenset[int]) -> None:
+    """Left-padded batches of prompts of different lengths give each prompt the lines it gets
+    alone (same seeded stream), with log-probs equal up to float rounding."""
+    prompts = [*PROMPTS, "Title: a much longer line of text about a lipstick\nTitle: Nail"]
+    config = GenerationConfig(num_samples=3, max_new_tokens=5, seed=3)
+    alone = config.model_copy(update={"batch_prompts": 1})
+    batched = sample_generations(tiny.model, tiny.tokenizer, prompts, config, stops)
+    single = sample_generations(tiny.model, tiny.tokenizer, prompts, alone, stops)
+    assert len({len(tiny.tokenizer(prompt)["input_ids"]) for prompt in prompts}) == 3
+    for together, apart in zip(batched, single, strict=True):
+        assert together.token_ids == apart.token_ids
+        assert together.mean_logprobs == pytest.approx(apart.mean_logprobs, abs=1e-5)
+    greedy = config.model_copy(update={"temperature": 0.0})
+    greedy_alone = greedy.model_copy(update={"batch_prompts": 1})
+    assert [
+        r.token_ids for r in sample_generations(tiny.model, tiny.tokenizer, prompts, greedy)
+    ] == [
+        r.token_ids for r in sample_generations(tiny.model, tiny.tokenizer, prompts, greedy_alone)
+    ]
+
+
 def test_token_id_prompts_equal_text_prompts(tiny: Backbone, stops: frozenset[int]) -> None:
     config = GenerationConfig(num_samples=2, max_new_tokens=3)
     ids = tiny.tokenizer(VARIED_PROMPT)["input_ids"]
@@ -173,7 +194,8 @@ def test_sampler_draws_from_the_tempered_nucleus(
     probabilities = torch.tensor([[0.15, 0.5, 0.05, 0.3]])  # shuffled: order must not matter
     logits = probabilities.log().expand(40_000, -1)
     config = GenerationConfig(temperature=temperature, top_p=top_p)
-    draws = _sample(logits, config, torch.Generator().manual_seed(0))
+    uniforms = torch.rand((len(logits), 1), generator=torch.Generator().manual_seed(0))
+    draws = _sample(logits, config, uniforms.double())
     counts = torch.bincount(draws, minlength=4).double() / len(draws)
     frequencies = counts[[1, 3, 0, 2]].tolist()  # back to descending probability order
     assert frequencies == pytest.approx(expected, abs=0.01)
@@ -189,6 +211,7 @@ def test_sampler_draws_from_the_tempered_nucleus(
         {"top_p": 1.5},
         {"num_samples": 0},
         {"max_new_tokens": 0},
+        {"batch_prompts": 0},
         {"beams": 4},
     ],
 )
