@@ -1,14 +1,20 @@
 """Benchmark: CALRec (a recipe config) on a target data set, every retrieval mode, side by side
-with SASRec-CE and BM25 on the same sampled test users.
+with baselines trained in the same run, on the same seeded sample of test users.
 
     .venv/bin/python benchmarks/calrec.py --config configs/calrec_cpu_beauty.yaml \
-        --data-dir ../shared/data --test-users 2000 \
-        --baseline benchmarks/results/tmp/baselines/sasrec-beauty/model \
-        --baseline benchmarks/results/tmp/baselines/bm25-beauty/model
+        --data-dir ../shared/data --test-users 2000 --name calrec-cpu-beauty \
+        --baseline-config configs/sasrec_beauty.yaml --baseline-config configs/bm25_beauty.yaml
 
-Trains with `python -m llmrec train` in its own process (wall time, peak memory), then evaluates
-the saved model with bm25 / dense / hybrid / constrained retrieval and the baselines on one seeded
-user sample; times `recommend` per user (p50, p95). Writes benchmarks/results/NAME.json and .md.
+CALRec trains with `python -m llmrec train` and each baseline with `python -m llmrec run`, each in
+its own process (wall time, peak memory). Then the saved CALRec model is evaluated with each
+retrieval mode and the baselines on one seeded user sample, and `recommend` is timed per user
+(p50, p95). Writes benchmarks/results/NAME.json and .md.
+
+Long runs continue where they stopped: models already trained in benchmarks/results/tmp/NAME are
+reused, a killed training resumes from its last checkpoint, and each finished evaluation row is
+kept in tmp/NAME/rows/ (delete that folder, or pass --fresh-rows, to evaluate again). bm25 and
+hybrid read the same sampled lines (`generation.memo_size`), and latency is timed with the memo
+off, so it includes the decoding.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from baselines import RESULTS, machine, metric_cells, run_measured
-from measure import evaluate, stage_throughput
+from baselines import RESULTS, machine, metric_cells
+from measure import evaluate, latency, stage_throughput, train_one
 
 from llmrec.config import load_config
 from llmrec.data.registry import load_dataset
@@ -40,49 +46,43 @@ def main(
     data_dir: Annotated[Path, typer.Option(help="staged data root")] = REPO.parent / "shared/data",
     test_users: Annotated[int, typer.Option(help="seeded sample of test users")] = 2000,
     latency_users: Annotated[int, typer.Option(help="users timed one by one")] = 50,
-    baseline: Annotated[list[Path] | None, typer.Option(help="saved baseline model dirs")] = None,
+    baseline_config: Annotated[
+        list[Path] | None, typer.Option(help="baseline run configs, trained in this run")
+    ] = None,
     modes: Annotated[str, typer.Option(help="comma-separated retrieval modes")] = ",".join(MODES),
-    train: Annotated[bool, typer.Option(help="train first (else reuse the run folder)")] = True,
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="config overrides")] = None,
+    fresh_rows: Annotated[bool, typer.Option(help="evaluate again rows kept from a run")] = False,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="CALRec overrides")] = None,
     name: Annotated[str, typer.Option(help="results file stem")] = "calrec",
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     work = RESULTS / "tmp" / name
-    work.mkdir(parents=True, exist_ok=True)
-    sets = [
-        f"data.data_dir={data_dir.resolve()}",
-        f"output.dir={work}",
-        f"seed={seed}",
-        *(overrides or []),
-    ]
-    run_config = load_config(config, sets)
-    run_dir = run_config.run_dir()
-    command = [sys.executable, "-m", "llmrec", "train", str(config), "-q"]
-    for item in sets:
-        command += ["--set", item]
-    trained = run_measured(command, work / "train.log") if train else {}
-    dataset = load_dataset(run_config.data.source, data_dir=data_dir).dataset
+    (work / "rows").mkdir(parents=True, exist_ok=True)
+    common = [f"data.data_dir={data_dir.resolve()}", f"output.dir={work}", f"seed={seed}"]
+    sets = [*common, *(overrides or [])]
+    run_dir, trained = train_one(config, "train", sets, work)
+    baselines = [(path, *train_one(path, "run", common, work)) for path in baseline_config or []]
+    dataset = load_dataset(load_config(config, sets).data.source, data_dir=data_dir).dataset
     eval_config = EvalConfig(sample_users=test_users, seed=seed)
     model = load_model(run_dir / "model")
-    sample = dataset.test.subset(
-        np.sort(
-            np.random.default_rng(seed).choice(
-                len(dataset.test), min(test_users, len(dataset.test)), replace=False
-            )
-        )
-    )
-    held_out_loss = model.target_loss(sample)  # token CE of the test targets' lines
     rows = []
     for mode in modes.split(","):
-        model.config = model.config.model_copy(update={"retrieval": mode})
-        rows.append(evaluate(model, f"calrec ({mode})", dataset.test, eval_config, latency_users))
-    for path in baseline or []:
         rows.append(
-            evaluate(
-                load_model(path), load_model(path).name, dataset.test, eval_config, latency_users
+            kept_row(
+                work,
+                f"calrec-{mode}",
+                fresh_rows,
+                lambda m=mode: calrec_row(model, m, dataset.test, eval_config, latency_users),
             )
         )
-    fit = json.loads((run_dir / "fit.json").read_text()) if (run_dir / "fit.json").is_file() else {}
+    for path, baseline_dir, baseline_trained in baselines:
+        baseline = load_model(baseline_dir / "model")
+
+        def baseline_row(baseline=baseline, trained=baseline_trained) -> dict:
+            row = evaluate(baseline, baseline.name, dataset.test, eval_config, latency_users)
+            return {**row, "train": trained}
+
+        rows.append(kept_row(work, f"baseline-{path.stem}", fresh_rows, baseline_row))
+    fit = json.loads((run_dir / "fit.json").read_text(encoding="utf-8"))
     record = {
         "command": "python benchmarks/calrec.py " + " ".join(sys.argv[1:]),
         "machine": machine(),
@@ -90,12 +90,46 @@ def main(
         "train": trained,
         "stage_seconds": fit.get("stage_seconds"),
         "tokens_per_s": stage_throughput(run_dir),
-        "test_target_token_loss": held_out_loss,
+        "test_target_token_loss": kept_row(
+            work,
+            "target-loss",
+            fresh_rows,
+            lambda: {"loss": model.target_loss(sample(dataset.test, test_users, seed))},
+        )["loss"],
         "rows": rows,
     }
     (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     write_markdown(record, RESULTS / f"{name}.md")
     typer.echo((RESULTS / f"{name}.md").read_text(encoding="utf-8"))
+
+
+def calrec_row(model, mode: str, test, eval_config: EvalConfig, latency_users: int) -> dict:
+    """One retrieval mode's metrics (sampled lines remembered, so bm25 and hybrid share them),
+    grounding diagnostics, and latency with the memo off."""
+    generation = model.config.generation
+    remembering = generation.model_copy(update={"memo_size": eval_config.sample_users or len(test)})
+    model.config = model.config.model_copy(update={"retrieval": mode, "generation": remembering})
+    model.reset_diagnostics()
+    row = evaluate(model, f"calrec ({mode})", test, eval_config, latency_users=0)
+    row["diagnostics"] = model.diagnostics()
+    model.config = model.config.model_copy(update={"generation": generation})
+    return {**row, **latency(model, test, latency_users)}
+
+
+def kept_row(work: Path, key: str, fresh: bool, compute) -> dict:
+    """`compute()`'s row, kept in WORK/rows/KEY.json so that a rerun does not redo it."""
+    path = work / "rows" / f"{key}.json"
+    if path.is_file() and not fresh:
+        return json.loads(path.read_text(encoding="utf-8"))
+    row = compute()
+    path.write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
+    return row
+
+
+def sample(test, users: int, seed: int):
+    """The evaluator's seeded user sample (EvalConfig.sample_users), as an eval set."""
+    chosen = np.random.default_rng(seed).choice(len(test), min(users, len(test)), replace=False)
+    return test.subset(np.sort(chosen))
 
 
 def write_markdown(record: dict, path: Path) -> None:
@@ -105,9 +139,10 @@ def write_markdown(record: dict, path: Path) -> None:
         f"Machine: {record['machine']['cpu']}, {record['machine']['cores']} cores.",
         f"Command: `{record['command']}`",
         "",
-        f"Training: {record['train']}; stage seconds {record['stage_seconds']}; "
-        f"median tokens/s {record['tokens_per_s']}; held-out target-line token loss "
-        f"{record['test_target_token_loss']:.3f}.",
+        f"Training: {record['train']['wall_s']:.0f} s wall in {record['train']['parts']} "
+        f"part(s), peak RSS {record['train']['peak_rss_gib']:.2f} GiB; stage seconds "
+        f"{record['stage_seconds']}; median tokens/s {record['tokens_per_s']}; held-out "
+        f"target-line token loss {record['test_target_token_loss']:.3f}.",
         "",
         "| model | " + " | ".join(METRICS) + " | latency p50 / p95 (s) |",
         "|" + "---|" * (len(METRICS) + 2),

@@ -11,7 +11,9 @@ sample of test users, under either protocol.
     # the same on Toys: --set-all data.source=toys (every model), --name cllm4rec-toys-b
 
 Each model trains in its own `python -m llmrec` process (wall time, peak memory): CLLM4Rec with
-`train` (fit only), each baseline with `run` (so a refit its config asks for happens). Then every
+`train` (fit only), each baseline with `run` (so a refit its config asks for happens). Models
+already trained in benchmarks/results/tmp/NAME are reused and a killed training resumes: run the
+same command again to continue (delete that folder to start over). Then every
 model is evaluated on the same test users and timed per user (p50, p95). Writes
 benchmarks/results/NAME.json and .md. Run it on an idle machine.
 """
@@ -24,8 +26,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from baselines import RESULTS, machine, metric_cells, run_measured
-from measure import evaluate, stage_throughput
+from baselines import RESULTS, machine, metric_cells
+from measure import evaluate, stage_throughput, train_one
 
 from llmrec.config import load_config
 from llmrec.evaluation.config import EvalConfig
@@ -39,18 +41,6 @@ METRICS = {
 }
 
 
-def train_one(
-    config: Path, command: str, sets: list[str], work: Path, train: bool
-) -> tuple[Path, dict]:
-    """Train (or reuse) one model; returns its run folder and the measured wall time / memory."""
-    run_dir = load_config(config, sets).run_dir()
-    argv = [sys.executable, "-m", "llmrec", command, str(config), "-q"]
-    for item in sets:
-        argv += ["--set", item]
-    measured = run_measured(argv, work / f"{run_dir.name}.log") if train else {}
-    return run_dir, {"command": f"llmrec {command} {config} " + " ".join(sets), **measured}
-
-
 def main(
     config: Annotated[Path, typer.Option(help="CLLM4Rec run config")] = Path(
         "configs/cllm4rec_cpu_beauty.yaml"
@@ -62,7 +52,6 @@ def main(
     data_dir: Annotated[Path, typer.Option(help="staged data root")] = REPO.parent / "shared/data",
     test_users: Annotated[int, typer.Option(help="seeded sample of test users")] = 2000,
     latency_users: Annotated[int, typer.Option(help="users timed one by one")] = 50,
-    train: Annotated[bool, typer.Option(help="train first (else reuse the run folders)")] = True,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="CLLM4Rec overrides")] = None,
     overrides_all: Annotated[
         list[str] | None,
@@ -85,7 +74,7 @@ def main(
         common.append("train.metric=recall@20")
     models = [(config, "train", [*common, *(overrides or [])])]
     models += [(path, "run", common) for path in baseline_config or []]
-    runs = [(path, *train_one(path, command, sets, work, train)) for path, command, sets in models]
+    runs = [(path, *train_one(path, command, sets, work)) for path, command, sets in models]
     ks = [1, 5, 10, 20] if protocol == "a" else [20, 40, 100]
     eval_config = EvalConfig(ks=ks, sample_users=test_users, seed=seed)
     rows, data = [], None

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from baselines import run_measured
 
+from llmrec.config import load_config
 from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.ranking import evaluate_model
 
@@ -26,6 +29,7 @@ def latency(model, eval_set, users: int) -> dict[str, float]:
 
 
 def evaluate(model, name: str, test, config: EvalConfig, latency_users: int) -> dict:
+    """Metrics with CIs on `config`'s user sample, then per-user latency (0 users: none)."""
     started = time.perf_counter()
     result = evaluate_model(model, test, config, show_progress=True, split="test")
     return {
@@ -34,7 +38,32 @@ def evaluate(model, name: str, test, config: EvalConfig, latency_users: int) -> 
         "ci": {k: v.to_json() for k, v in result.ci.items()},
         "protocol": result.protocol,
         "eval_s": time.perf_counter() - started,
-        **latency(model, test, latency_users),
+        **(latency(model, test, latency_users) if latency_users else {}),
+    }
+
+
+def train_one(config: Path, command: str, sets: list[str], work: Path) -> tuple[Path, dict]:
+    """Train one model with `python -m llmrec COMMAND` in its own process (wall time, peak
+    memory), unless its run folder already holds a model: then its recorded measurement is
+    reused. A run killed part-way resumes from its last checkpoint (`--resume`), so a long
+    benchmark can be continued by running the same command again; the parts' wall times add up.
+    """
+    run_dir = load_config(config, sets).run_dir()
+    record = work / f"{run_dir.name}.train.json"
+    parts = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else []
+    if not (run_dir / "model").is_dir():
+        argv = [sys.executable, "-m", "llmrec", command, str(config), "-q"]
+        for item in sets:
+            argv += ["--set", item]
+        resume = any(run_dir.glob("**/checkpoints/last"))
+        measured = run_measured(argv + ["--resume"] * resume, work / f"{run_dir.name}.log")
+        parts.append({**measured, "resumed": resume})
+        record.write_text(json.dumps(parts, indent=1) + "\n", encoding="utf-8")
+    return run_dir, {
+        "command": f"llmrec {command} {config} " + " ".join(sets),
+        "wall_s": sum(part["wall_s"] for part in parts) if parts else float("nan"),
+        "peak_rss_gib": max((part["peak_rss_gib"] for part in parts), default=float("nan")),
+        "parts": len(parts),
     }
 
 

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -324,6 +325,26 @@ def add_lora(model: PreTrainedModel, settings: LoraSettings) -> PreTrainedModel:
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
+
+
+def train_top_layers(model: torch.nn.Module, num_layers: int) -> None:
+    """Freeze every weight but those of the last `num_layers` decoder layers and the final norm
+    (adapters included, under LoRA). The token embedding, tied to the output head in SmolLM2,
+    freezes too. Backpropagation then stops at the lowest trainable layer: with 10 of 30 layers
+    a step costs about half as much (docs/calrec.md, CPU recipe)."""
+    names = [name for name, _ in model.named_parameters()]
+    depth = 1 + max((int(m.group(1)) for n in names if (m := _LAYER.search(n))), default=-1)
+    if num_layers > depth:
+        raise ConfigError(f"cannot train the top {num_layers} layers: the model has {depth}")
+    for name, parameter in model.named_parameters():
+        match = _LAYER.search(name)
+        on_top = match is not None and int(match.group(1)) >= depth - num_layers
+        if not (on_top or _FINAL_NORM.search(name)):
+            parameter.requires_grad_(False)
+
+
+_LAYER = re.compile(r"\.layers\.(\d+)\.")
+_FINAL_NORM = re.compile(r"(^|\.)model\.norm\.")
 
 
 def merge_lora(model: PreTrainedModel) -> PreTrainedModel:

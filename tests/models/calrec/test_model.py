@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from llmrec.data.sequences import EvalSet
+from llmrec.errors import ConfigError
 from llmrec.evaluation.ranking import evaluate_model
 from llmrec.models.base import RunContext
 from llmrec.models.calrec.model import CALRec, CALRecConfig
@@ -114,6 +115,33 @@ def test_lora_trains_adapters_only_and_merges_into_a_plain_model(
     assert torch.equal(after["model.embed_tokens.weight"], before["model.embed_tokens.weight"])
     model.save(tmp_path / "saved")
     assert (tmp_path / "saved" / "backbone" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("lora", [None, {"rank": 4, "alpha": 8, "dropout": 0.0}])
+def test_trainable_layers_train_only_the_top_layers(
+    beauty_mini, llm_cache_dir, tmp_path, lora
+) -> None:
+    """The CPU recipe's cut: layer 0 and the (tied) embedding stay bit-identical, the top layer
+    and the final norm train, with full weights or adapters alike."""
+    import torch
+
+    model = CALRec(_config(llm_cache_dir, trainable_layers=1, lora=lora), beauty_mini.catalogue)
+    before = {n: p.detach().clone() for n, p in model.network.language_model.named_parameters()}
+    run = RunContext(
+        tmp_path, TrainConfig(epochs=1, batch_size=4, lr=1e-2), seed=0, show_progress=False
+    )
+    model.fit(beauty_mini.train[:8], None, run)
+    after = dict(model.network.language_model.named_parameters())
+    frozen = ["model.embed_tokens.weight", "model.layers.0.mlp.up_proj.weight"]
+    trained = ["model.layers.1.mlp.up_proj.weight"] + ["model.norm.weight"] * (lora is None)
+    for name in frozen:
+        assert torch.equal(after[name], before[name]), name
+    for name in trained:
+        assert not torch.equal(after[name], before[name]), name
+    with pytest.raises(ConfigError, match="has 2"):
+        CALRec(_config(llm_cache_dir, trainable_layers=3), beauty_mini.catalogue).fit(
+            beauty_mini.train[:4], None, run
+        )
 
 
 def test_grounding_diagnostics_are_reported_by_the_evaluator(beauty_mini, llm_cache_dir) -> None:

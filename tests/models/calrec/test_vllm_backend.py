@@ -97,3 +97,27 @@ def test_vllm_gets_token_prompts_and_its_outputs_become_our_records(monkeypatch,
     assert first.texts == ["red lipstick", ""]
     assert first.mean_logprobs == pytest.approx([-0.5, 0.0])
     assert first.num_new_tokens == [3, 0] and first.token_ids == [[5, 6, 7], []]
+
+
+def test_memo_reuses_the_lines_of_repeated_prompts_and_forgets_the_oldest(backbone) -> None:
+    config = GenerationConfig(num_samples=2, max_new_tokens=3, memo_size=2)
+    sampler = make_sampler(backbone.model, backbone.tokenizer, config, {0}, lambda: None)
+    asked: list[list[tuple[int, ...]]] = []
+    inner = sampler.sampler
+    sampler.sampler = lambda prompts: asked.append(list(prompts)) or inner(prompts)
+    first = sampler([[1, 2], [3, 4], [1, 2]])
+    assert asked == [[(1, 2), (3, 4)]]  # each distinct prompt decoded once
+    assert first[0] == first[2]
+    again = sampler([[3, 4], [5, 6]])
+    assert asked[1:] == [[(5, 6)]] and again[0] == first[1]
+    assert list(sampler.memo) == [(3, 4), (5, 6)]  # (1, 2) was the least recent
+    fresh = make_sampler(
+        backbone.model,
+        backbone.tokenizer,
+        config.model_copy(update={"memo_size": 0}),
+        {0},
+        lambda: None,
+    )
+    (alone,) = fresh([[1, 2]])  # the memo changes the time only (and float rounding)
+    assert alone.token_ids == first[0].token_ids
+    assert alone.mean_logprobs == pytest.approx(first[0].mean_logprobs, abs=1e-5)

@@ -59,6 +59,11 @@ class CALRecConfig(ModelConfig):
     lora: LoraSettings | None = Field(
         None, description="train low-rank adapters instead of every weight (merged after fit)"
     )
+    trainable_layers: PositiveInt | None = Field(
+        None,
+        description="train only the last N decoder layers and the final norm (the embedding and "
+        "tied head frozen; backpropagation stops below them); None trains every weight",
+    )
     constrained: ConstrainedConfig = Field(
         default_factory=ConstrainedConfig, description="settings of constrained decoding"
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveInt
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -36,6 +36,11 @@ class GenerationConfig(BaseModel):
         16, description="prompts decoded together (left-padded); 1 decodes them one by one"
     )
     seed: int = Field(0, description="sampling seed; each prompt's stream also hashes its tokens")
+    memo_size: NonNegativeInt = Field(
+        0,
+        description="remember the lines of this many recent prompts and reuse them for a "
+        "repeated prompt (lines are seeded per prompt); 0 turns it off",
+    )
     backend: Literal["transformers", "vllm"] = Field(
         "transformers",
         description="transformers (CPU or GPU), or vLLM on a CUDA GPU (extra llmrec[vllm]; "

@@ -23,6 +23,7 @@ from llmrec.models.backbone import (
     add_lora,
     load_backbone,
     merge_lora,
+    train_top_layers,
 )
 from llmrec.models.base import (
     Exclusions,
@@ -214,6 +215,8 @@ class CALRec(RecommenderModel):
         torch.manual_seed(run.seed)
         if self.config.lora is not None:  # choice: adapters train, then merge into the weights
             self.network.language_model = add_lora(self.network.language_model, self.config.lora)
+        if self.config.trainable_layers is not None:
+            train_top_layers(self.network.language_model, self.config.trainable_layers)
         history: list[dict[str, float]] = []
         stage_seconds: dict[str, float] = {}
         result = None

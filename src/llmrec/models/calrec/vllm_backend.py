@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
@@ -44,18 +45,43 @@ def make_sampler(
     stop_ids: Collection[int],
     model_folder: Callable[[], Path],
 ) -> Sampler:
-    """The sampler `config.backend` asks for; `model_folder()` gives a saved copy of the model
-    for vLLM (called only when vLLM is used)."""
-    transformers_sampler = functools.partial(
+    """The sampler `config.backend` asks for (remembering recent prompts' lines when
+    `config.memo_size` > 0); `model_folder()` gives a saved copy of the model for vLLM (called
+    only when vLLM is used)."""
+    sampler: Sampler = functools.partial(
         sample_generations, language_model, tokenizer, config=config, stop_ids=stop_ids
     )
-    if config.backend == "transformers":
-        return transformers_sampler
-    reason = vllm_unavailable_reason()
-    if reason is not None:
-        logger.warning("generation.backend is vllm but %s: generating with transformers", reason)
-        return transformers_sampler
-    return VllmSampler(model_folder(), config, stop_ids)
+    if config.backend == "vllm":
+        reason = vllm_unavailable_reason()
+        if reason is None:
+            sampler = VllmSampler(model_folder(), config, stop_ids)
+        else:
+            logger.warning(
+                "generation.backend is vllm but %s: generating with transformers", reason
+            )
+    return MemoSampler(sampler, config.memo_size) if config.memo_size else sampler
+
+
+class MemoSampler:
+    """A sampler that remembers the lines of its `size` most recently seen prompts. Lines are
+    seeded per prompt, so a repeated prompt would be sampled the same again (up to float
+    rounding of the batch it shares): reuse saves only the decoding."""
+
+    def __init__(self, sampler: Sampler, size: int) -> None:
+        self.sampler, self.size = sampler, size
+        self.memo: OrderedDict[tuple[int, ...], SampledGenerations] = OrderedDict()
+
+    def __call__(self, prompts: Sequence[Sequence[int]]) -> list[SampledGenerations]:
+        keys = [tuple(int(token) for token in prompt) for prompt in prompts]
+        missing = list(dict.fromkeys(key for key in keys if key not in self.memo))
+        fresh = dict(zip(missing, self.sampler(missing), strict=True)) if missing else {}
+        results = [fresh[key] if key in fresh else self.memo[key] for key in keys]
+        for key in keys:
+            self.memo[key] = fresh.get(key) or self.memo[key]
+            self.memo.move_to_end(key)
+        while len(self.memo) > self.size:
+            self.memo.popitem(last=False)
+        return results
 
 
 class VllmSampler:
