@@ -4,8 +4,8 @@ same run:
 
 1. training seconds per step (batch 16, Adam) with every weight trained and with only the top
    `--trainable` layers (`model.trainable_layers`);
-2. sampling seconds per user (G lines, `model.generation`) with prompts decoded one by one and in
-   batches of `--batch-prompts`, and constrained decoding per user.
+2. seconds per user of sampling + BM25 (G lines, `model.generation`) and of constrained decoding
+   (`model.constrained`), with prompts decoded one by one and in batches of `--batch-prompts`.
 
     .venv/bin/python benchmarks/calrec_probes.py --data-dir ../shared/data --threads 2
 
@@ -65,8 +65,14 @@ def step_seconds(model, sequences, steps: int, batch_size: int, trainable: int |
 
 def per_user_seconds(model, histories, mode: str, batch_prompts: int) -> float:
     """Seconds per user of `recommend(k=10)` over `histories` in one call (after a warm-up)."""
-    generation = model.config.generation.model_copy(update={"batch_prompts": batch_prompts})
-    model.config = model.config.model_copy(update={"retrieval": mode, "generation": generation})
+    batched = {"batch_prompts": batch_prompts}
+    model.config = model.config.model_copy(
+        update={
+            "retrieval": mode,
+            "generation": model.config.generation.model_copy(update=batched),
+            "constrained": model.config.constrained.model_copy(update=batched),
+        }
+    )
     model.recommend(histories[:2], k=10)
     started = time.perf_counter()
     model.recommend(histories[2:], k=10)
@@ -102,7 +108,10 @@ def main(
         f"bm25, {batch_prompts} prompts per batch": per_user_seconds(
             model, histories, "bm25", batch_prompts
         ),
-        "constrained": per_user_seconds(model, histories, "constrained", batch_prompts),
+        "constrained, one prompt at a time": per_user_seconds(model, histories, "constrained", 1),
+        f"constrained, {batch_prompts} prompts per batch": per_user_seconds(
+            model, histories, "constrained", batch_prompts
+        ),
     }
     record = {
         "command": "python benchmarks/calrec_probes.py " + " ".join(sys.argv[1:]),

@@ -96,6 +96,32 @@ def test_a_full_beam_ranks_as_exhaustive_scoring(
     np.testing.assert_allclose(recs.scores[finite], reference.scores[finite], atol=1e-4)
 
 
+@pytest.mark.parametrize("stop_at_unique", [False, True])
+def test_prompts_searched_together_rank_as_one_at_a_time(
+    tiny: Backbone, trie: CatalogueTrie, prompts, stop_at_unique: bool
+) -> None:
+    """Left-padded prompts of different lengths share the forward passes; each search ends on
+    its own (early stop, finished beams), and rankings equal the one-prompt searches."""
+    assert len({len(prompt) for prompt in prompts}) > 1
+    exclude = [[2], [], [0, 1]]
+    searched = {
+        batch: constrained_ranking(
+            tiny.model,
+            prompts,
+            trie,
+            3,
+            exclude,
+            beam_width=2,
+            stop_at_unique=stop_at_unique,
+            batch_prompts=batch,
+        )
+        for batch in (1, 2, 16)
+    }
+    for batch in (2, 16):
+        np.testing.assert_array_equal(searched[batch].item_indices, searched[1].item_indices)
+        np.testing.assert_allclose(searched[batch].scores, searched[1].scores, atol=1e-5)
+
+
 def test_stopping_at_a_unique_prefix_decodes_fewer_tokens(
     tiny: Backbone, lines: ItemLines, trie: CatalogueTrie, prompts
 ) -> None:

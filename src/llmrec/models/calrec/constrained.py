@@ -32,6 +32,9 @@ class ConstrainedConfig(BaseModel):
         True, description="finish a prefix once it names one line, scored by its tokens so far"
     )
     max_new_tokens: PositiveInt = Field(64, description="tokens decoded per prompt at most")
+    batch_prompts: PositiveInt = Field(
+        16, description="prompts searched together (their beams share each forward pass)"
+    )
     renormalise: bool = Field(
         False,
         description="score tokens by the model's softmax over the trie's allowed tokens only; "
@@ -73,8 +76,10 @@ def constrained_ranking(
     stop_at_unique: bool = True,
     max_new_tokens: int = 64,
     renormalise: bool = False,
+    batch_prompts: int = 16,
 ) -> Recommendations:
-    """Top-k catalogue items per prompt (token ids) by beam search over `trie`.
+    """Top-k catalogue items per prompt (token ids) by beam search over `trie`, `batch_prompts`
+    prompts searched together (their beams share each forward pass).
 
     Items are ranked by their score, ties to the lower index; excluded items are dropped; a prompt
     whose search finds fewer than k items is padded with the lowest-index unused items at -inf,
@@ -86,25 +91,24 @@ def constrained_ranking(
     score_rows = np.full((len(prompts), k), -np.inf, dtype=np.float32)
     if k == 0:
         return Recommendations(item_rows, score_rows)
-    for row, prompt in enumerate(prompts):
+    if any(len(prompt) == 0 for prompt in prompts):
+        raise ValueError("cannot decode from an empty prompt")
+    searches = []
+    for row in range(len(prompts)):
         excluded = np.zeros(num_items, dtype=bool)
         if exclude is not None:
             excluded[np.fromiter(exclude[row], np.int64, len(exclude[row]))] = True
-        found = _search(
-            model,
-            [int(t) for t in prompt],
-            trie,
-            k,
-            excluded,
-            beam_width,
-            stop_at_unique,
-            max_new_tokens,
-            renormalise,
+        searches.append(_BeamSearch(trie, k, excluded, beam_width, stop_at_unique, renormalise))
+    for start in range(0, len(prompts), batch_prompts):
+        rows = range(start, min(start + batch_prompts, len(prompts)))
+        _search(
+            [searches[row] for row in rows], model, [prompts[row] for row in rows], max_new_tokens
         )
-        chosen, scores = _best(found, excluded, k)
+    for row, search in enumerate(searches):
+        chosen, scores = _best(search.found, search.excluded, k)
         item_rows[row, : len(chosen)] = chosen
         score_rows[row, : len(chosen)] = scores
-        item_rows[row, len(chosen) :] = _pad(set(chosen.tolist()), excluded, k - len(chosen))
+        item_rows[row, len(chosen) :] = _pad(set(chosen.tolist()), search.excluded, k - len(chosen))
     return Recommendations(item_rows, score_rows)
 
 
@@ -122,18 +126,8 @@ class _Candidates:
     scores: np.ndarray  # (C,) float64, summed raw log-probs of the prefix
 
 
-def _search(
-    model: PreTrainedModel,
-    prompt_ids: list[int],
-    trie: CatalogueTrie,
-    k: int,
-    excluded: np.ndarray,
-    beam_width: int,
-    stop_at_unique: bool,
-    max_new_tokens: int,
-    renormalise: bool = False,
-) -> _Found:
-    """Items finished by the beam search for one prompt, with their scores.
+class _BeamSearch:
+    """The beam search of one prompt, advanced one token at a time by `step`.
 
     choice: a prefix's score is the sum of the model's raw log-probs of its tokens (the softmax over
     the whole vocabulary, not renormalised over the allowed tokens), so a finished line scores its
@@ -147,43 +141,110 @@ def _search(
     choice: prefixes still unfinished after `max_new_tokens` tokens finish with their score so far
     (all items under them share it).
     """
-    if not prompt_ids:
-        raise ValueError("cannot decode from an empty prompt")
-    found = _Found([], [])
-    root = trie.root
-    if stop_at_unique and trie.is_unique(root):  # one distinct line: nothing to decode
-        found.add(trie.items(root), np.zeros(trie.num_items))
-        return found
-    device = model.device
-    prompt = torch.tensor([prompt_ids], dtype=torch.long, device=device)  # (1, T)
-    # One prefill, its KV cache then gathered per beam (as generate.py copies it per sample).
-    outputs = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
-    cache, logits = outputs.cache, outputs.logits[:, -1]  # (A, V), A = beams decoding
-    beams, beam_scores = [root], np.zeros(1)
-    for step in range(max_new_tokens):
-        candidates = _expand(trie, beams, beam_scores, logits.float(), renormalise)
-        live = _finish(trie, candidates, stop_at_unique, found)
+
+    def __init__(
+        self,
+        trie: CatalogueTrie,
+        k: int,
+        excluded: np.ndarray,
+        beam_width: int,
+        stop_at_unique: bool,
+        renormalise: bool,
+    ) -> None:
+        self.trie, self.k, self.excluded = trie, k, excluded
+        self.beam_width, self.stop_at_unique, self.renormalise = (
+            beam_width,
+            stop_at_unique,
+            renormalise,
+        )
+        self.found = _Found([], [])
+        self.beams, self.beam_scores = [trie.root], np.zeros(1)
+
+    def finished_at_root(self) -> bool:
+        """One distinct line in the catalogue: every item is found with nothing decoded."""
+        if self.stop_at_unique and self.trie.is_unique(self.trie.root):
+            self.found.add(self.trie.items(self.trie.root), np.zeros(self.trie.num_items))
+            return True
+        return False
+
+    def step(self, logits: torch.Tensor, is_last: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        """Extend the beams by one token given their next-token `logits` (A, V): the parent row
+        and token of each new beam, or None once the search is over."""
+        trie = self.trie
+        candidates = _expand(trie, self.beams, self.beam_scores, logits.float(), self.renormalise)
+        live = _finish(trie, candidates, self.stop_at_unique, self.found)
         if not len(live):
-            break
-        chosen = live[np.argsort(-candidates.scores[live], kind="stable")[:beam_width]]
+            return None
+        chosen = live[np.argsort(-candidates.scores[live], kind="stable")[: self.beam_width]]
         starts = candidates.starts[chosen] + candidates.num_ended[chosen]  # unfinished rows
-        beams = [
+        self.beams = [
             TrieNode(candidates.depth, int(start), int(stop))
             for start, stop in zip(starts, candidates.stops[chosen], strict=True)
         ]
-        beam_scores = candidates.scores[chosen]  # descending
-        if step == max_new_tokens - 1:
-            for node, score in zip(beams, beam_scores, strict=True):
+        self.beam_scores = candidates.scores[chosen]  # descending
+        if is_last:
+            for node, score in zip(self.beams, self.beam_scores, strict=True):
                 items = trie.order[node.start : node.stop]
-                found.add(items, np.full(len(items), score))
+                self.found.add(items, np.full(len(items), score))
+            return None
+        if self.found.kth_score(self.k, self.excluded) > self.beam_scores[0]:
+            return None
+        return candidates.parents[chosen], candidates.tokens[chosen]
+
+
+def _search(
+    searches: list[_BeamSearch],
+    model: PreTrainedModel,
+    prompts: Sequence[Sequence[int]],
+    max_new_tokens: int,
+) -> None:
+    """Run the searches of `prompts` together: one left-padded prefill, then each step one
+    forward pass over every prompt's beams, the KV cache rows gathered per beam (as generate.py
+    copies them per sample)."""
+    searching = [i for i, search in enumerate(searches) if not search.finished_at_root()]
+    if not searching:
+        return
+    device = model.device
+    width = max(len(prompts[i]) for i in searching)
+    ids = torch.zeros((len(searching), width), dtype=torch.long, device=device)
+    mask = torch.zeros((len(searching), width), dtype=torch.long, device=device)
+    for row, i in enumerate(searching):
+        ids[row, width - len(prompts[i]) :] = torch.as_tensor([int(t) for t in prompts[i]])
+        mask[row, width - len(prompts[i]) :] = 1
+    positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
+    outputs = model(
+        input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+    )
+    cache, logits = outputs.cache, outputs.logits[:, -1]  # (A, V), A = beams of every prompt
+    position = positions[:, -1] + 1  # (A,) of the next token
+    offsets = np.arange(len(searching) + 1)  # rows of search j: offsets[j]:offsets[j + 1]
+    for step in range(max_new_tokens):
+        parents, tokens, going = [], [], []
+        for j, i in enumerate(searching):
+            extension = searches[i].step(
+                logits[offsets[j] : offsets[j + 1]], is_last=step == max_new_tokens - 1
+            )
+            if extension is not None:
+                parents.append(offsets[j] + extension[0])
+                tokens.append(extension[1])
+                going.append(i)
+        if not going:
             break
-        if found.kth_score(k, excluded) > beam_scores[0]:
-            break
-        cache.batch_select_indices(torch.as_tensor(candidates.parents[chosen], device=device))
-        tokens = torch.as_tensor(candidates.tokens[chosen], device=device)[:, None]  # (A, 1)
-        outputs = model(input_ids=tokens, cache=cache, use_cache=True)
-        cache, logits = outputs.cache, outputs.logits[:, -1]
-    return found
+        rows = torch.as_tensor(np.concatenate(parents), device=device)
+        cache.batch_select_indices(rows)
+        mask = torch.cat([mask[rows], mask.new_ones(len(rows), 1)], dim=1)
+        position = position[rows]
+        next_tokens = torch.as_tensor(np.concatenate(tokens), device=device)[:, None]  # (A, 1)
+        outputs = model(
+            input_ids=next_tokens,
+            attention_mask=mask,
+            position_ids=position[:, None],
+            cache=cache,
+            use_cache=True,
+        )
+        cache, logits, position = outputs.cache, outputs.logits[:, -1], position + 1
+        searching = going
+        offsets = np.concatenate([[0], np.cumsum([len(t) for t in tokens])])
 
 
 def _expand(
