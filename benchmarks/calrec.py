@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
+import torch
 import typer
 from baselines import RESULTS, machine, metric_cells
 from measure import evaluate, latency, stage_throughput, train_one
@@ -54,7 +55,12 @@ def main(
     overrides: Annotated[list[str] | None, typer.Option("--set", help="CALRec overrides")] = None,
     name: Annotated[str, typer.Option(help="results file stem")] = "calrec",
     seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[
+        int | None, typer.Option(help="torch threads for evaluation (training: the config's)")
+    ] = None,
 ) -> None:
+    if threads is not None:
+        torch.set_num_threads(threads)
     work = RESULTS / "tmp" / name
     (work / "rows").mkdir(parents=True, exist_ok=True)
     common = [f"data.data_dir={data_dir.resolve()}", f"output.dir={work}", f"seed={seed}"]
