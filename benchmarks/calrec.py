@@ -110,14 +110,12 @@ def main(
 
 
 def calrec_row(model, mode: str, test, eval_config: EvalConfig, latency_users: int) -> dict:
-    """One retrieval mode's metrics (sampled lines remembered, so bm25 and hybrid share them),
-    grounding diagnostics, and latency with the memo off."""
+    """One retrieval mode's metrics and grounding diagnostics (in the protocol; sampled lines
+    remembered, so bm25 and hybrid share them), and latency with the memo off."""
     generation = model.config.generation
     remembering = generation.model_copy(update={"memo_size": eval_config.sample_users or len(test)})
     model.config = model.config.model_copy(update={"retrieval": mode, "generation": remembering})
-    model.reset_diagnostics()
     row = evaluate(model, f"calrec ({mode})", test, eval_config, latency_users=0)
-    row["diagnostics"] = model.diagnostics()
     model.config = model.config.model_copy(update={"generation": generation})
     return {**row, **latency(model, test, latency_users)}
 

@@ -102,7 +102,9 @@ def train_model(
     run_dir = prepare_run_dir(config)
     dataset = load_run_data(config, run_dir)
     model = build_model(config.model, dataset.catalogue)
-    context = RunContext(run_dir, config.train, config.seed, show_progress, resume)
+    context = RunContext(
+        run_dir, config.train, config.seed, show_progress, resume, config.data.data_dir
+    )
     fit = model.fit(dataset.train, dataset.valid, context, user_ids=dataset.user_ids)
     model.save(run_dir / MODEL_FOLDER)
     copy_run_records(run_dir, run_dir / MODEL_FOLDER)

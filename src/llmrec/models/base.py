@@ -73,13 +73,16 @@ class FitResult:
 
 @dataclass(frozen=True)
 class RunContext:
-    """How a fit runs: where it may write (checkpoints, logs), the loop settings, the seed."""
+    """How a fit runs: where it may write (checkpoints, logs), the loop settings, the seed, and
+    where the run's named data sets live (for models that read other data sets, e.g. CALRec's
+    Stage I mixture)."""
 
     run_dir: Path
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
     show_progress: bool = True
     resume: bool = False
+    data_dir: Path | None = None
 
 
 Histories = Sequence[Sequence[int] | np.ndarray]

@@ -88,6 +88,21 @@ def test_stage_one_mixes_other_data_sets_before_stage_two(beauty_mini, llm_cache
     assert (tmp_path / "stage_two" / "checkpoints" / "last").is_dir()
 
 
+def test_stage_one_reads_named_sets_from_the_runs_data_dir(
+    beauty_mini, llm_cache_dir, tmp_path, monkeypatch
+) -> None:
+    """`llmrec run CONFIG --set data.data_dir=D` is enough for Stage I's named sources too."""
+    monkeypatch.delenv("LLMREC_DATA", raising=False)
+    stage_one = {"sources": ["beauty-mini"], "include_target": False, "examples_per_epoch": 4}
+    config = _config(llm_cache_dir, stage_one={**stage_one, "train": {"batch_size": 4}})
+    model = CALRec(config, beauty_mini.catalogue)
+    data_dir = Path(__file__).resolve().parents[3] / "data"
+    train = TrainConfig(epochs=1, batch_size=4)
+    run = RunContext(tmp_path, train, seed=0, show_progress=False, data_dir=data_dir)
+    model.fit(beauty_mini.train[:4], None, run)
+    assert (tmp_path / "stage_one" / "checkpoints" / "last").is_dir()
+
+
 def test_weights_must_leave_room_for_the_generation_loss(llm_cache_dir) -> None:
     with pytest.raises(ValidationError, match="alpha \\+ beta"):
         _config(llm_cache_dir, alpha=0.6, beta=0.4)

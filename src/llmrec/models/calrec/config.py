@@ -24,7 +24,10 @@ class StageOneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sources: tuple[str, ...] = Field((), description="named data sets or folders mixed in")
-    data_dir: Path | None = Field(None, description="root of named data sets ($LLMREC_DATA)")
+    data_dir: Path | None = Field(
+        None,
+        description="root of named data sets (default: the run's data.data_dir, else $LLMREC_DATA)",
+    )
     include_target: bool = Field(True, description="mix in the target's own training part")
     exponent: float = Field(0.3, ge=0.0, description="data set sampled with p ~ users ** exponent")
     examples_per_epoch: PositiveInt | None = Field(

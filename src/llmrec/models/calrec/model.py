@@ -255,7 +255,7 @@ class CALRec(RecommenderModel):
         stage = self.config.stage_one
         pools, users, offset = [], [], len(self.catalogue)
         for source in stage.sources:
-            dataset = load_dataset(source, data_dir=stage.data_dir).dataset
+            dataset = load_dataset(source, data_dir=stage.data_dir or run.data_dir).dataset
             lines = ItemLines(dataset.catalogue.items, self.tokenizer, self.config.text)
             pools.append(build_examples(dataset.train, lines, self.config.training_targets, offset))
             users.append(dataset.num_users)
