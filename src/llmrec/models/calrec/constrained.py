@@ -15,6 +15,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from llmrec.models.base import Exclusions, Recommendations
+from llmrec.models.calrec.generate import left_pad
 from llmrec.models.calrec.ranking import unused_items
 from llmrec.retrieval.constrained import CatalogueTrie, TrieNode
 
@@ -205,13 +206,7 @@ def _search(
     if not searching:
         return
     device = model.device
-    width = max(len(prompts[i]) for i in searching)
-    ids = torch.zeros((len(searching), width), dtype=torch.long, device=device)
-    mask = torch.zeros((len(searching), width), dtype=torch.long, device=device)
-    for row, i in enumerate(searching):
-        ids[row, width - len(prompts[i]) :] = torch.as_tensor([int(t) for t in prompts[i]])
-        mask[row, width - len(prompts[i]) :] = 1
-    positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
+    ids, mask, positions = left_pad([prompts[i] for i in searching], device)  # (P, T) each
     outputs = model(
         input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
     )

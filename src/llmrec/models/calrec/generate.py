@@ -143,8 +143,7 @@ def _decode(
     generators = [
         torch.Generator(device=device).manual_seed(prompt_seed(config, ids)) for ids in prompts
     ]
-    ids, mask = _left_pad(prompts, device)  # (P, T)
-    positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
+    ids, mask, positions = left_pad(prompts, device)  # (P, T) each
     # num_return_sequences would repeat each prompt in the batch and prefill it G times
     # (notes/llm-on-cpu.md); the cache is copied instead.
     outputs = model(
@@ -205,15 +204,18 @@ def _decode(
     return lines
 
 
-def _left_pad(prompts: list[list[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(P, T) token ids padded on the left (pad id 0, never attended) and their attention mask."""
+def left_pad(
+    prompts: Sequence[Sequence[int]], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(P, T) token ids padded on the left (pad id 0, never attended), their attention mask and
+    position ids (0 at each prompt's first real token), for one batched prefill."""
     width = max(len(ids) for ids in prompts)
     ids = torch.zeros((len(prompts), width), dtype=torch.long, device=device)
     mask = torch.zeros((len(prompts), width), dtype=torch.long, device=device)
     for row, tokens in enumerate(prompts):
-        ids[row, width - len(tokens) :] = torch.tensor(tokens, device=device)
+        ids[row, width - len(tokens) :] = torch.tensor([int(t) for t in tokens], device=device)
         mask[row, width - len(tokens) :] = 1
-    return ids, mask
+    return ids, mask, (mask.cumsum(dim=-1) - 1).clamp(min=0)
 
 
 def _draws(owners: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
