@@ -124,8 +124,10 @@ def test_killed_run_resumes_to_identical_weights(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         train(crashing, Batches(), None, config, tmp_path / "killed", seed=1, show_progress=False)
     assert _log_records(tmp_path / "killed")[-1]["step"] == 13
+    state = json.loads((tmp_path / "killed" / "checkpoints" / "last" / "state.json").read_text())
+    assert state["train_seconds"] > 0
     resumed = Regression()
-    train(
+    result = train(
         resumed,
         Batches(),
         None,
@@ -138,6 +140,7 @@ def test_killed_run_resumes_to_identical_weights(tmp_path: Path) -> None:
     for name, tensor in _weights(uninterrupted).items():
         torch.testing.assert_close(_weights(resumed)[name], tensor, rtol=0, atol=0)
     assert not (tmp_path / "killed" / "checkpoints" / "last.tmp").exists()
+    assert result.train_seconds > state["train_seconds"]  # the killed part's time counts too
     # the logs read as one run: what the killed run logged after its checkpoint is dropped
     steps = [record["step"] for record in _log_records(tmp_path / "killed")]
     assert steps == list(range(1, 21))

@@ -37,6 +37,7 @@ class LoopState:
     best_epoch: int | None = None
     evals_without_improvement: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    train_seconds: float = 0.0  # wall time of the run so far, earlier resumed parts included
 
 
 def save_weights(module: nn.Module, path: Path) -> None:

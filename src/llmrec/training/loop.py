@@ -129,7 +129,7 @@ def train(
         logger.info("resumed from %s at epoch %d step %d", checkpoints, state.epoch, state.step)
     log = RunLog(run_dir, cfg.tensorboard, state.step if resume else None, accelerator)
     epoch_seconds: list[float] = []
-    started = time.perf_counter()
+    started = time.perf_counter() - state.train_seconds  # a resumed run counts earlier parts
     progress = tqdm(
         total=cfg.epochs,
         initial=state.epoch,
@@ -163,6 +163,7 @@ def train(
                         log.train(state, losses, scheduler.get_last_lr()[0])
                         progress.set_postfix(loss=f"{losses['loss']:.4f}")
                     if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
+                        state.train_seconds = time.perf_counter() - started
                         _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state)
                 if _is_done(state, cfg):
                     break
@@ -174,6 +175,7 @@ def train(
             if validate is not None and (state.epoch % cfg.eval_every == 0 or _is_done(state, cfg)):
                 _validate_and_track(accelerator, validate, module, state, cfg, checkpoints, log)
                 progress.set_postfix({cfg.metric: f"{state.history[-1][cfg.metric]:.4f}"})
+            state.train_seconds = time.perf_counter() - started
             _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state)
     finally:
         progress.close()
