@@ -280,11 +280,14 @@ def test_two_processes_resume_exactly_with_dropout(runs) -> None:
 
 def test_sasrec_positions_are_weighted_exactly(runs) -> None:
     one, two = runs
-    _assert_same_weights(one / "sasrec.safetensors", two / "sasrec.safetensors", 1e-5, 1e-6, 16)
+    # Summation order differs between one and two processes, and by CPU: on an AMD EPYC the
+    # exact weighting still differs by up to 2e-6 after AdamW, while the control below differs
+    # by about 0.1; the tolerance sits between them.
+    _assert_same_weights(one / "sasrec.safetensors", two / "sasrec.safetensors", 1e-4, 1e-5, 16)
     # the control: a mean per process weighted by rows is not the mean over all positions
     with pytest.raises(AssertionError):
         _assert_same_weights(
-            one / "sasrec_rows.safetensors", two / "sasrec_rows.safetensors", 1e-5, 1e-6, 16
+            one / "sasrec_rows.safetensors", two / "sasrec_rows.safetensors", 1e-4, 1e-5, 16
         )
 
 
