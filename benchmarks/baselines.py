@@ -26,6 +26,9 @@ import typer
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
+# The staged data sets, read by every benchmark (`--data-dir`).
+DataDir = Annotated[Path, typer.Option(help="staged data root")]
+DATA_DIR = REPO.parent / "shared" / "data"
 CONFIGS = {
     "pop": "configs/pop_beauty.yaml",
     "bm25": "configs/bm25_beauty.yaml",
@@ -218,7 +221,7 @@ def write_markdown(record: dict, path: Path) -> None:
 
 
 def main(
-    data_dir: Annotated[Path, typer.Option(help="staged data root")] = REPO.parent / "shared/data",
+    data_dir: DataDir = DATA_DIR,
     datasets: Annotated[str, typer.Option(help="comma-separated")] = "beauty,toys",
     models: Annotated[str, typer.Option(help="comma-separated")] = "pop,bm25,sasrec",
     recbole_epochs: Annotated[int, typer.Option(help="RecBole epochs per mode; 0 skips")] = 1,

@@ -27,7 +27,7 @@ from typing import Annotated
 import numpy as np
 import torch
 import typer
-from baselines import RESULTS, machine, metric_cells
+from baselines import DATA_DIR, RESULTS, DataDir, machine, metric_cells
 from measure import evaluate, latency, stage_throughput, train_one
 
 from llmrec.config import load_config
@@ -44,7 +44,7 @@ def main(
     config: Annotated[Path, typer.Option(help="CALRec run config")] = Path(
         "configs/calrec_cpu_beauty.yaml"
     ),
-    data_dir: Annotated[Path, typer.Option(help="staged data root")] = REPO.parent / "shared/data",
+    data_dir: DataDir = DATA_DIR,
     test_users: Annotated[int, typer.Option(help="seeded sample of test users")] = 2000,
     latency_users: Annotated[int, typer.Option(help="users timed one by one")] = 50,
     baseline_config: Annotated[

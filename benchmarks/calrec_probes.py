@@ -23,7 +23,7 @@ from typing import Annotated
 import numpy as np
 import torch
 import typer
-from baselines import RESULTS, machine
+from baselines import DATA_DIR, RESULTS, DataDir, machine
 
 from llmrec.config import load_config
 from llmrec.data.registry import load_dataset
@@ -83,7 +83,7 @@ def main(
     config: Annotated[Path, typer.Option(help="CALRec CPU recipe")] = Path(
         "configs/calrec_cpu_beauty.yaml"
     ),
-    data_dir: Annotated[Path, typer.Option(help="staged data root")] = REPO.parent / "shared/data",
+    data_dir: DataDir = DATA_DIR,
     threads: Annotated[int, typer.Option(help="torch threads")] = 2,
     steps: Annotated[int, typer.Option(help="timed training steps per variant")] = 6,
     trainable: Annotated[int, typer.Option(help="top layers trained in the cut variant")] = 10,

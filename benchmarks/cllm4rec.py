@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from baselines import RESULTS, machine, metric_cells
+from baselines import DATA_DIR, RESULTS, DataDir, machine, metric_cells
 from measure import evaluate, stage_throughput, train_one
 
 from llmrec.config import load_config
@@ -49,7 +49,7 @@ def main(
     baseline_config: Annotated[
         list[Path] | None, typer.Option(help="baseline run configs, trained in this run")
     ] = None,
-    data_dir: Annotated[Path, typer.Option(help="staged data root")] = REPO.parent / "shared/data",
+    data_dir: DataDir = DATA_DIR,
     test_users: Annotated[int, typer.Option(help="seeded sample of test users")] = 2000,
     latency_users: Annotated[int, typer.Option(help="users timed one by one")] = 50,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="CLLM4Rec overrides")] = None,

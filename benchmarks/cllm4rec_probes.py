@@ -21,7 +21,7 @@ from typing import Annotated
 import numpy as np
 import torch
 import typer
-from baselines import RESULTS, machine
+from baselines import DATA_DIR, RESULTS, DataDir, machine
 
 from llmrec.data.registry import load_dataset
 from llmrec.models.cllm4rec.config import CLLM4RecConfig
@@ -100,7 +100,7 @@ def learning_rates(data_dir: Path, lrs: list[float], steps: int, init_std: float
 
 
 def main(
-    data_dir: Annotated[Path, typer.Option(help="staged data root")] = REPO.parent / "shared/data",
+    data_dir: DataDir = DATA_DIR,
     lrs: Annotated[str, typer.Option(help="comma-separated learning rates")] = "1e-4,1e-3,1e-2",
     steps: Annotated[int, typer.Option(help="Adam steps per learning rate")] = 200,
     throughput_steps: Annotated[int, typer.Option(help="steps timed per task")] = 4,
