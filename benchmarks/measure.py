@@ -56,7 +56,8 @@ def train_one(config: Path, command: str, sets: list[str], work: Path) -> tuple[
         for item in sets:
             argv += ["--set", item]
         resume = any(run_dir.glob("**/checkpoints/last"))
-        measured = run_measured(argv + ["--resume"] * resume, work / f"{run_dir.name}.log")
+        log = work / f"{run_dir.name}{f'.part{len(parts) + 1}' if parts else ''}.log"
+        measured = run_measured(argv + ["--resume"] * resume, log)
         parts.append({**measured, "resumed": resume})
         record.write_text(json.dumps(parts, indent=1) + "\n", encoding="utf-8")
     return run_dir, {
