@@ -24,7 +24,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import torch
 import typer
 from baselines import DATA_DIR, RESULTS, DataDir, machine, metric_cells
@@ -34,6 +33,7 @@ from llmrec.config import load_config
 from llmrec.data.registry import load_dataset
 from llmrec.evaluation.config import EvalConfig
 from llmrec.models.registry import load_model
+from llmrec.training.validation import sample_eval_set
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("bm25", "dense", "hybrid", "constrained")
@@ -100,7 +100,7 @@ def main(
             work,
             "target-loss",
             fresh_rows,
-            lambda: {"loss": model.target_loss(sample(dataset.test, test_users, seed))},
+            lambda: {"loss": model.target_loss(sample_eval_set(dataset.test, test_users, seed))},
         )["loss"],
         "rows": rows,
     }
@@ -128,12 +128,6 @@ def kept_row(work: Path, key: str, fresh: bool, compute) -> dict:
     row = compute()
     path.write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
     return row
-
-
-def sample(test, users: int, seed: int):
-    """The evaluator's seeded user sample (EvalConfig.sample_users), as an eval set."""
-    chosen = np.random.default_rng(seed).choice(len(test), min(users, len(test)), replace=False)
-    return test.subset(np.sort(chosen))
 
 
 def write_markdown(record: dict, path: Path) -> None:

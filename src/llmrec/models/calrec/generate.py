@@ -189,18 +189,11 @@ def _decode(
         )
         cache, logits, position = outputs.cache, outputs.logits[:, -1], position + 1
     sums = logprob_sums.tolist()
+    copies = config.num_samples // per_prompt  # greedy: its one line, G times
     lines = []
     for prompt in range(len(prompts)):
-        rows = range(prompt * per_prompt, (prompt + 1) * per_prompt)
-        if is_greedy:
-            lines.append(
-                (
-                    [list(token_ids[prompt]) for _ in range(config.num_samples)],
-                    [sums[prompt]] * config.num_samples,
-                )
-            )
-        else:
-            lines.append(([token_ids[row] for row in rows], [sums[row] for row in rows]))
+        rows = list(range(prompt * per_prompt, (prompt + 1) * per_prompt)) * copies
+        lines.append(([list(token_ids[row]) for row in rows], [sums[row] for row in rows]))
     return lines
 
 
