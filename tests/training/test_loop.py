@@ -71,6 +71,32 @@ def test_loss_decreases(tmp_path: Path) -> None:
     assert after < 0.5 * before
 
 
+class RecordingRegression(Regression):
+    """Keeps each training batch's loss, to check what the log reports."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.losses: list[float] = []
+
+    def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> LossOutput:
+        out = super().forward(batch)
+        if self.training:
+            self.losses.append(out.total.item())
+        return out
+
+
+def test_logged_loss_is_the_mean_over_the_steps_since_the_previous_record(tmp_path: Path) -> None:
+    module = RecordingRegression()
+    config = TrainConfig(epochs=2, batch_size=8, lr=1e-2, log_every=3, tensorboard=False)
+    train(module, Batches(), None, config, tmp_path, seed=0, show_progress=False)
+    records = _log_records(tmp_path)
+    assert [r["step"] for r in records] == [3, 6, 9]
+    for record in records:
+        window = module.losses[record["step"] - 3 : record["step"]]
+        assert record["loss"] == pytest.approx(sum(window) / 3, rel=1e-6)
+        assert record["mse"] == pytest.approx(record["loss"], rel=1e-6)
+
+
 def _scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

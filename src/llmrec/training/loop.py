@@ -155,11 +155,11 @@ def train(
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                 state.batches_done += 1
-                log.count(tokens, time.perf_counter() - step_start)
+                log.count(tokens, time.perf_counter() - step_start, out, scale)
                 if accelerator.sync_gradients:
                     state.step += 1
                     if state.step % cfg.log_every == 0:
-                        losses = _batch_losses(accelerator, out, scale)
+                        losses = log.window_losses(accelerator)
                         log.train(state, losses, scheduler.get_last_lr()[0])
                         progress.set_postfix(loss=f"{losses['loss']:.4f}")
                     if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
@@ -207,19 +207,6 @@ def _weighted_loss(
         tokens = out.num_tokens
     scale, global_tokens = global_loss_scale(accelerator, terms, tokens)
     return out.total * scale, scale, global_tokens
-
-
-def _batch_losses(accelerator: Accelerator, out: LossOutput, scale: float) -> dict[str, float]:
-    """The loss and its parts over the whole batch (an all-reduce when there are processes).
-
-    The total is exact; a part is weighted like the total, so a part that averages a different
-    number of terms (CALRec's InfoNCE next to its token loss) is the mean of weighted means.
-    """
-    names = ["loss", *out.parts]
-    values = torch.stack([v.detach().float() for v in (out.total, *out.parts.values())]) * scale
-    if accelerator.num_processes > 1:
-        values = accelerator.reduce(values.to(accelerator.device), reduction="mean")
-    return dict(zip(names, values.tolist(), strict=True))
 
 
 def _is_done(state: LoopState, cfg: TrainConfig) -> bool:
@@ -276,8 +263,10 @@ def _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state) -
 class RunLog:
     """`train_log.jsonl` and TensorBoard scalars in `RUN_DIR/tensorboard/`, main process only.
 
-    Each training record holds the loss, its parts, the learning rate and tokens/s (tokens of
-    the whole batch over the seconds spent in training steps since the previous record);
+    Each training record holds the loss and its parts averaged over the micro-batches since the
+    previous record (one batch's loss swings with its users: a multinomial loss sums over a
+    user's targets), the learning rate and tokens/s (tokens of the whole batch over the seconds
+    spent in training steps since the previous record);
     TensorBoard also gets the validation metrics (`valid/<name>`). A fresh run clears both; a
     resumed run drops what the interrupted run logged after its checkpoint's step.
     """
@@ -288,6 +277,8 @@ class RunLog:
         self.path = run_dir / LOG_FILE
         self.enabled = accelerator.is_main_process
         self.tokens, self.seconds = 0, 0.0
+        self.loss_sums: dict[str, torch.Tensor] = {}
+        self.loss_counts: dict[str, int] = {}
         self.writer = None
         if not self.enabled:
             return
@@ -304,9 +295,29 @@ class RunLog:
             purge = None if resume_step is None else resume_step + 1
             self.writer = SummaryWriter(str(run_dir / TENSORBOARD_FOLDER), purge_step=purge)
 
-    def count(self, tokens: int, seconds: float) -> None:
+    def count(self, tokens: int, seconds: float, out: LossOutput, scale: float) -> None:
+        """Adds one micro-batch: its tokens, seconds and losses (kept on the device, no sync)."""
         self.tokens += tokens
         self.seconds += seconds
+        for name, value in (("loss", out.total), *out.parts.items()):
+            weighted = value.detach().float() * scale
+            self.loss_sums[name] = self.loss_sums.get(name, 0.0) + weighted
+            self.loss_counts[name] = self.loss_counts.get(name, 0) + 1
+
+    def window_losses(self, accelerator: Accelerator) -> dict[str, float]:
+        """The loss and its parts over the whole batches since the previous record, then a
+        fresh window; with several processes an all-reduce (every process must call it).
+
+        The total is exact; a part is weighted like the total, so a part that averages a
+        different number of terms (CALRec's InfoNCE next to its token loss) is the mean of
+        weighted means. A part missing from some micro-batches averages those that had it.
+        """
+        names = list(self.loss_sums)
+        values = torch.stack([self.loss_sums[name] / self.loss_counts[name] for name in names])
+        if accelerator.num_processes > 1:
+            values = accelerator.reduce(values.to(accelerator.device), reduction="mean")
+        self.loss_sums, self.loss_counts = {}, {}
+        return dict(zip(names, values.tolist(), strict=True))
 
     def train(self, state: LoopState, losses: dict[str, float], lr: float) -> None:
         tokens_per_s = self.tokens / self.seconds if self.seconds > 0 else 0.0
