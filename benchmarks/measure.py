@@ -47,25 +47,47 @@ def train_one(config: Path, command: str, sets: list[str], work: Path) -> tuple[
     memory), unless its run folder already holds a model: then its recorded measurement is
     reused. A run killed part-way resumes from its last checkpoint (`--resume`), so a long
     benchmark can be continued by running the same command again; the parts' wall times add up.
+    Each part is recorded when it starts, so a part killed with the benchmark still counts: from
+    its start to its last checkpoint (work after that is lost and redone by the next part).
     """
     run_dir = load_config(config, sets).run_dir()
     record = work / f"{run_dir.name}.train.json"
     parts = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else []
+    _settle_killed_part(parts, run_dir)
     if not (run_dir / "model").is_dir():
         argv = [sys.executable, "-m", "llmrec", command, str(config), "-q"]
         for item in sets:
             argv += ["--set", item]
         resume = any(run_dir.glob("**/checkpoints/last"))
         log = work / f"{run_dir.name}{f'.part{len(parts) + 1}' if parts else ''}.log"
-        measured = run_measured(argv + ["--resume"] * resume, log)
-        parts.append({**measured, "resumed": resume})
-        record.write_text(json.dumps(parts, indent=1) + "\n", encoding="utf-8")
+        parts.append({"started": time.time(), "resumed": resume})
+        _write_parts(record, parts)
+        parts[-1].update(run_measured(argv + ["--resume"] * resume, log))
+        _write_parts(record, parts)
     return run_dir, {
         "command": f"llmrec {command} {config} " + " ".join(sets),
         "wall_s": sum(part["wall_s"] for part in parts) if parts else float("nan"),
-        "peak_rss_gib": max((part["peak_rss_gib"] for part in parts), default=float("nan")),
+        "peak_rss_gib": max(
+            (part["peak_rss_gib"] for part in parts if "peak_rss_gib" in part), default=float("nan")
+        ),
         "parts": len(parts),
     }
+
+
+def _write_parts(record: Path, parts: list[dict]) -> None:
+    record.write_text(json.dumps(parts, indent=1) + "\n", encoding="utf-8")
+
+
+def _settle_killed_part(parts: list[dict], run_dir: Path) -> None:
+    """A part that never finished (no `wall_s`: the benchmark was killed) counts from its start
+    to the last checkpoint it wrote. Called before the next part starts, so the checkpoints in
+    the run folder are still its own."""
+    if not parts or "wall_s" in parts[-1]:
+        return
+    started = parts[-1]["started"]
+    saved = [path.stat().st_mtime for path in run_dir.glob("**/checkpoints/last/state.json")]
+    last_saved = max((moment for moment in saved if moment >= started), default=started)
+    parts[-1].update(wall_s=last_saved - started, killed=True)
 
 
 def stage_throughput(run_dir: Path) -> dict[str, float]:
