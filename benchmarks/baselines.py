@@ -165,13 +165,22 @@ def metric_cells(row: dict, keys: tuple[str, ...]) -> list[str]:
     return cells
 
 
-def write_markdown(record: dict, path: Path) -> None:
-    lines = [
-        "# Baselines: Pop, BM25, SASRec-CE (full ranking, leave-one-out, no history filter)",
+def report_head(title: str, record: dict) -> list[str]:
+    """A results page's title, machine and command lines."""
+    machine_used = record["machine"]
+    return [
+        f"# {title}",
         "",
-        f"Machine: {record['machine']['cpu']}, {record['machine']['cores']} cores.",
+        f"Machine: {machine_used['cpu']}, {machine_used['cores']} cores.",
         f"Command: `{record['command']}`",
         "",
+    ]
+
+
+def write_markdown(record: dict, path: Path) -> None:
+    title = "Baselines: Pop, BM25, SASRec-CE (full ranking, leave-one-out, no history filter)"
+    lines = [
+        *report_head(title, record),
         "| data | model | " + " | ".join(METRICS) + " | epochs (best) | s/epoch | wall s |"
         " peak GiB |",
         "|" + "---|" * (len(METRICS) + 6),

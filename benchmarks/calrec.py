@@ -26,8 +26,15 @@ from typing import Annotated
 
 import torch
 import typer
-from baselines import DATA_DIR, RESULTS, DataDir, machine, metric_cells
-from measure import evaluate, latency, stage_throughput, train_one
+from baselines import DATA_DIR, RESULTS, DataDir, machine, report_head
+from measure import (
+    evaluate,
+    latency,
+    protocol_line,
+    results_table,
+    stage_throughput,
+    train_one,
+)
 
 from llmrec.config import load_config
 from llmrec.data.registry import load_dataset
@@ -131,33 +138,18 @@ def kept_row(work: Path, key: str, fresh: bool, compute) -> dict:
 
 
 def write_markdown(record: dict, path: Path) -> None:
-    lines = [
-        f"# CALRec ({record['config']}) against baselines on the same test users",
-        "",
-        f"Machine: {record['machine']['cpu']}, {record['machine']['cores']} cores.",
-        f"Command: `{record['command']}`",
-        "",
-        f"Training: {record['train']['wall_s']:.0f} s wall in {record['train']['parts']} "
-        f"part(s), peak RSS {record['train']['peak_rss_gib']:.2f} GiB; stage seconds "
-        f"{record['stage_seconds']}; median tokens/s {record['tokens_per_s']}; held-out "
-        f"target-line token loss {record['test_target_token_loss']:.3f}.",
-        "",
-        "| model | " + " | ".join(METRICS) + " | latency p50 / p95 (s) |",
-        "|" + "---|" * (len(METRICS) + 2),
-    ]
-    for row in record["rows"]:
-        cells = metric_cells(row, METRICS)
-        lines.append(
-            f"| {row['name']} | "
-            + " | ".join(cells)
-            + f" | {row['p50_s']:.3f} / {row['p95_s']:.3f} |"
-        )
-    protocol = record["rows"][0]["protocol"] if record["rows"] else {}
+    train = record["train"]
+    lines = report_head(
+        f"CALRec ({record['config']}) against baselines on the same test users", record
+    )
     lines += [
+        f"Training: {train['wall_s']:.0f} s wall in {train['parts']} part(s), peak RSS "
+        f"{train['peak_rss_gib']:.2f} GiB; stage seconds {record['stage_seconds']}; median "
+        f"tokens/s {record['tokens_per_s']}; held-out target-line token loss "
+        f"{record['test_target_token_loss']:.3f}.",
         "",
-        f"Protocol: {protocol.get('user_sample')}; full catalogue; history filter "
-        f"{'on' if protocol.get('filter_history') else 'off'}. Diagnostics per row in the JSON.",
-        "",
+        *results_table(record["rows"], METRICS),
+        *protocol_line(record["rows"], "Diagnostics per row in the JSON."),
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
 

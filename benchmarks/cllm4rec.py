@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from baselines import DATA_DIR, RESULTS, DataDir, machine, metric_cells
-from measure import evaluate, stage_throughput, train_one
+from baselines import DATA_DIR, RESULTS, DataDir, machine, report_head
+from measure import evaluate, protocol_line, results_table, stage_throughput, train_one
 
 from llmrec.config import load_config
 from llmrec.evaluation.config import EvalConfig
@@ -77,9 +77,10 @@ def main(
     runs = [(path, *train_one(path, command, sets, work)) for path, command, sets in models]
     ks = [1, 5, 10, 20] if protocol == "a" else [20, 40, 100]
     eval_config = EvalConfig(ks=ks, sample_users=test_users, seed=seed)
-    rows, data = [], None
+    rows, data, dataset = [], None, None
     for path, run_dir, trained in runs:
         run_config = load_config(path, [*common, *(overrides or [])] if path == config else common)
+        dataset = dataset or run_config.data.source
         data = data or load_run_data(run_config, run_dir)
         model = load_model(run_dir / "model")
         row = evaluate(model, f"{model.name} ({path.stem})", data.test, eval_config, latency_users)
@@ -94,6 +95,7 @@ def main(
     record = {
         "command": "python benchmarks/cllm4rec.py " + " ".join(sys.argv[1:]),
         "machine": machine(),
+        "dataset": dataset,
         "protocol": protocol,
         "split": data.split if data else None,
         "rows": rows,
@@ -104,23 +106,11 @@ def main(
 
 
 def write_markdown(record: dict, path: Path) -> None:
-    metrics = METRICS[record["protocol"]]
-    lines = [
-        f"# CLLM4Rec beside baselines, protocol ({record['protocol']}): {record['split']}",
-        "",
-        f"Machine: {record['machine']['cpu']}, {record['machine']['cores']} cores.",
-        f"Command: `{record['command']}`",
-        "",
-        "| model | " + " | ".join(metrics) + " | latency p50 / p95 (s) |",
-        "|" + "---|" * (len(metrics) + 2),
-    ]
-    for row in record["rows"]:
-        cells = metric_cells(row, metrics)
-        lines.append(
-            f"| {row['name']} | "
-            + " | ".join(cells)
-            + f" | {row['p50_s']:.4f} / {row['p95_s']:.4f} |"
-        )
+    title = (
+        f"CLLM4Rec beside baselines on {record['dataset']}, protocol ({record['protocol']}): "
+        f"{record['split']}"
+    )
+    lines = report_head(title, record) + results_table(record["rows"], METRICS[record["protocol"]])
     lines += ["", "| model | wall (s) | peak RSS (GiB) | stage seconds | tokens/s | best epoch |"]
     lines += ["|---|--:|--:|---|---|--:|"]
     for row in record["rows"]:
@@ -132,13 +122,7 @@ def write_markdown(record: dict, path: Path) -> None:
             f"{trained.get('peak_rss_gib', float('nan')):.2f} | {stages} | {rates} | "
             f"{row['best_epoch']} |"
         )
-    protocol = record["rows"][0]["protocol"] if record["rows"] else {}
-    lines += [
-        "",
-        f"Test users: {protocol.get('user_sample', 'all')}; full catalogue; history filter "
-        f"{'on' if protocol.get('filter_history') else 'off'}. Commands per row in the JSON.",
-        "",
-    ]
+    lines += protocol_line(record["rows"], "Commands per row in the JSON.")
     path.write_text("\n".join(lines), encoding="utf-8")
 
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from baselines import run_measured
+from baselines import metric_cells, run_measured
 
 from llmrec.config import load_config
 from llmrec.evaluation.config import EvalConfig
@@ -40,6 +40,30 @@ def evaluate(model, name: str, test, config: EvalConfig, latency_users: int) -> 
         "eval_s": time.perf_counter() - started,
         **(latency(model, test, latency_users) if latency_users else {}),
     }
+
+
+def results_table(rows: list[dict], metrics: tuple[str, ...]) -> list[str]:
+    """Markdown table: each model's metrics with CIs and its per-user latency."""
+    lines = [
+        "| model | " + " | ".join(metrics) + " | latency p50 / p95 (s) |",
+        "|" + "---|" * (len(metrics) + 2),
+    ]
+    for row in rows:
+        cells = " | ".join(metric_cells(row, metrics))
+        lines.append(f"| {row['name']} | {cells} | {row['p50_s']:.4f} / {row['p95_s']:.4f} |")
+    return lines
+
+
+def protocol_line(rows: list[dict], note: str) -> list[str]:
+    """The test users and history filter of the evaluation, then `note`."""
+    protocol = rows[0]["protocol"] if rows else {}
+    history = "on" if protocol.get("filter_history") else "off"
+    return [
+        "",
+        f"Test users: {protocol.get('user_sample', 'all')}; full catalogue; history filter "
+        f"{history}. {note}",
+        "",
+    ]
 
 
 def train_one(config: Path, command: str, sets: list[str], work: Path) -> tuple[Path, dict]:
