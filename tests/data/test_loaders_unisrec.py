@@ -92,64 +92,28 @@ def test_missing_file_names_it(tmp_path: Path) -> None:
     assert_points_at(_load_error(folder), folder / "Sci.test.inter", None, None)
 
 
-def test_header_without_needed_column_names_file_line_and_field(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("file", "line", "text", "field", "message"),
+    [
+        ("Sci.valid.inter", 1, "user_id:token\titem_id:token", "header", ""),
+        ("Sci.test.inter", 3, "1\t5 4 3", "item_id", "missing 'item_id'"),
+        ("Sci.test.inter", 2, "0\t0 1 2 3\t99", "item_id", ""),  # unknown item index
+        ("Sci.valid.inter", 2, "7\t0 1 2\t3", "user_id", ""),  # unknown user
+        ("Sci.text", 3, "B99\tsome text", "item_id", ""),  # unknown item in the text file
+        ("Sci.item2index", 4, "B0\t3", "item_id", ""),  # duplicate item
+        ("Sci.test.inter", 4, "0\t0 1 2 3\t4", "user_id", ""),  # duplicate user row
+        ("Sci.test.inter", 2, "0\t0 1 3 2\t4", "item_id_list", "valid history + valid target"),
+        ("Sci.train.inter", 2, "0\t0 2\t1", "item_id_list", "not a prefix"),
+    ],
+)
+def test_bad_line_names_file_line_and_field(
+    tmp_path: Path, file: str, line: int, text: str, field: str, message: str
+) -> None:
     folder = _write_folder(tmp_path)
-    _replace_line(folder / "Sci.valid.inter", 1, "user_id:token\titem_id:token")
-    assert_points_at(_load_error(folder), folder / "Sci.valid.inter", 1, "header")
-
-
-def test_malformed_row_names_file_line_and_field(tmp_path: Path) -> None:
-    folder = _write_folder(tmp_path)
-    _replace_line(folder / "Sci.test.inter", 3, "1\t5 4 3")
+    _replace_line(folder / file, line, text)
     error = _load_error(folder)
-    assert_points_at(error, folder / "Sci.test.inter", 3, "item_id")
-    assert "missing 'item_id'" in str(error)
-
-
-def test_unknown_item_index_names_file_line_and_field(tmp_path: Path) -> None:
-    folder = _write_folder(tmp_path)
-    _replace_line(folder / "Sci.test.inter", 2, "0\t0 1 2 3\t99")
-    assert_points_at(_load_error(folder), folder / "Sci.test.inter", 2, "item_id")
-
-
-def test_unknown_user_names_file_line_and_field(tmp_path: Path) -> None:
-    folder = _write_folder(tmp_path)
-    _replace_line(folder / "Sci.valid.inter", 2, "7\t0 1 2\t3")
-    assert_points_at(_load_error(folder), folder / "Sci.valid.inter", 2, "user_id")
-
-
-def test_unknown_item_in_text_file_names_file_line_and_field(tmp_path: Path) -> None:
-    folder = _write_folder(tmp_path)
-    _replace_line(folder / "Sci.text", 3, "B99\tsome text")
-    assert_points_at(_load_error(folder), folder / "Sci.text", 3, "item_id")
-
-
-def test_duplicate_item_in_index_names_file_line_and_field(tmp_path: Path) -> None:
-    folder = _write_folder(tmp_path)
-    _replace_line(folder / "Sci.item2index", 4, "B0\t3")
-    assert_points_at(_load_error(folder), folder / "Sci.item2index", 4, "item_id")
-
-
-def test_duplicate_user_row_names_file_line_and_field(tmp_path: Path) -> None:
-    folder = _write_folder(tmp_path)
-    _replace_line(folder / "Sci.test.inter", 4, "0\t0 1 2 3\t4")
-    assert_points_at(_load_error(folder), folder / "Sci.test.inter", 4, "user_id")
-
-
-def test_test_row_not_following_valid_row_is_an_error(tmp_path: Path) -> None:
-    folder = _write_folder(tmp_path)
-    _replace_line(folder / "Sci.test.inter", 2, "0\t0 1 3 2\t4")
-    error = _load_error(folder)
-    assert_points_at(error, folder / "Sci.test.inter", 2, "item_id_list")
-    assert "valid history + valid target" in str(error)
-
-
-def test_train_row_not_a_prefix_is_an_error(tmp_path: Path) -> None:
-    folder = _write_folder(tmp_path)
-    _replace_line(folder / "Sci.train.inter", 2, "0\t0 2\t1")
-    error = _load_error(folder)
-    assert_points_at(error, folder / "Sci.train.inter", 2, "item_id_list")
-    assert "not a prefix" in str(error)
+    assert_points_at(error, folder / file, line, field)
+    assert message in str(error)
 
 
 def test_bad_encoding_names_file_and_line(tmp_path: Path) -> None:
