@@ -106,10 +106,8 @@ def main(
 
 
 def write_markdown(record: dict, path: Path) -> None:
-    title = (
-        f"CLLM4Rec beside baselines on {record['dataset']}, protocol ({record['protocol']}): "
-        f"{record['split']}"
-    )
+    on = f" on {record['dataset']}" if record.get("dataset") else ""  # older runs lack it
+    title = f"CLLM4Rec beside baselines{on}, protocol ({record['protocol']}): {record['split']}"
     lines = report_head(title, record) + results_table(record["rows"], METRICS[record["protocol"]])
     lines += ["", "| model | wall (s) | peak RSS (GiB) | stage seconds | tokens/s | best epoch |"]
     lines += ["|---|--:|--:|---|---|--:|"]
@@ -120,9 +118,18 @@ def write_markdown(record: dict, path: Path) -> None:
         lines.append(
             f"| {row['name']} | {trained.get('wall_s', float('nan')):.0f} | "
             f"{trained.get('peak_rss_gib', float('nan')):.2f} | {stages} | {rates} | "
-            f"{row['best_epoch']} |"
+            f"{'-' if row['best_epoch'] is None else row['best_epoch']} |"
         )
     lines += protocol_line(record["rows"], "Commands per row in the JSON.")
+    for row in record["rows"]:
+        if "added_from" in row:  # by benchmarks/add_rows.py
+            added = row["added_from"]
+            lines += [
+                f"{row['name']}: measured by `{added['command']}` on {added['machine']['cpu']}, "
+                f"{added['machine']['cores']} cores ({added['file']}); its latency is not "
+                "comparable with rows measured on another machine.",
+                "",
+            ]
     path.write_text("\n".join(lines), encoding="utf-8")
 
 

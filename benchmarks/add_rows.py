@@ -1,0 +1,85 @@
+"""Add rows measured by another benchmark run to a CLLM4Rec results page, when both evaluated
+exactly the same test users: protocol (a) asks for CALRec beside CLLM4Rec, and CALRec's rows come
+from benchmarks/calrec.py, which takes hours of its own.
+
+    .venv/bin/python benchmarks/add_rows.py benchmarks/results/cllm4rec-beauty-a.json \
+        benchmarks/results/calrec-cpu-beauty.json --prefix "calrec ("
+
+Refuses unless every protocol field that decides the users, targets and catalogue is equal. The
+added rows keep the source run's machine, command and training costs (latency measured on another
+machine is not comparable with the page's own: the page says so). Rewrites the page's JSON and
+Markdown; a hand-written "## Reading" section of the page is kept.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from cllm4rec import write_markdown
+
+# What must agree for two rows to be measured on the same test users, targets and catalogue.
+SAME_USERS = ("protocol", "targets", "filter_history", "num_items", "num_users", "split", "seed")
+SAME_USERS += ("user_sample", "rank_cutoff", "num_negatives")
+
+
+def main(
+    target: Annotated[Path, typer.Argument(help="results JSON of benchmarks/cllm4rec.py")],
+    source: Annotated[Path, typer.Argument(help="results JSON whose rows are added")],
+    prefix: Annotated[str, typer.Option(help="add only rows whose name starts with this")] = "",
+) -> None:
+    record = json.loads(target.read_text(encoding="utf-8"))
+    other = json.loads(source.read_text(encoding="utf-8"))
+    added = [row for row in other["rows"] if row["name"].startswith(prefix)]
+    if not added:
+        raise typer.BadParameter(f"{source}: no row's name starts with {prefix!r}")
+    reference = record["rows"][0]["protocol"]
+    for row in added:
+        differing = [k for k in SAME_USERS if row["protocol"].get(k) != reference.get(k)]
+        if differing:
+            raise typer.BadParameter(
+                f"{source}: row {row['name']!r} was not evaluated like {target}: "
+                + ", ".join(
+                    f"{k} {row['protocol'].get(k)!r} vs {reference.get(k)!r}" for k in differing
+                )
+            )
+    names = {row["name"] for row in added}
+    record["rows"] = [row for row in record["rows"] if row["name"] not in names]
+    record["rows"] += [with_source_costs(row, other, source) for row in added]
+    target.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    page = target.with_suffix(".md")
+    reading = kept_reading(page)
+    write_markdown(record, page)
+    if reading:
+        rendered = page.read_text(encoding="utf-8").rstrip("\n")
+        page.write_text(f"{rendered}\n\n{reading}", encoding="utf-8")
+    typer.echo(page.read_text(encoding="utf-8"))
+
+
+def with_source_costs(row: dict, other: dict, source: Path) -> dict:
+    """The row with the training costs its page shows, taken from the source run's record."""
+    return {
+        **row,
+        "train": row.get("train", other.get("train", {})),
+        "stage_seconds": row.get("stage_seconds", other.get("stage_seconds")),
+        "tokens_per_s": row.get("tokens_per_s", other.get("tokens_per_s", {})),
+        "best_epoch": row.get("best_epoch"),
+        "added_from": {
+            "file": source.name,
+            "command": other["command"],
+            "machine": other["machine"],
+        },
+    }
+
+
+def kept_reading(page: Path) -> str:
+    """The page's hand-written '## Reading' section and what follows it ('' when none)."""
+    text = page.read_text(encoding="utf-8") if page.is_file() else ""
+    start = text.find("## Reading")
+    return text[start:] if start >= 0 else ""
+
+
+if __name__ == "__main__":
+    typer.run(main)
