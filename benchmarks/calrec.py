@@ -39,8 +39,8 @@ from measure import (
 from llmrec.config import load_config
 from llmrec.data.registry import load_dataset
 from llmrec.evaluation.config import EvalConfig
+from llmrec.evaluation.ranking import sample_eval_set
 from llmrec.models.registry import load_model
-from llmrec.training.validation import sample_eval_set
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("bm25", "dense", "hybrid", "constrained")

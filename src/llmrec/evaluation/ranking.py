@@ -239,11 +239,7 @@ def evaluate_model(
     if is_set and config.protocol == "sampled":
         raise ValueError("target sets are ranked over the full catalogue; use protocol 'full'")
     total_users = len(eval_set)
-    if config.sample_users is not None and config.sample_users < total_users:
-        rows = np.random.default_rng(config.seed).choice(
-            total_users, config.sample_users, replace=False
-        )
-        eval_set = eval_set.subset(np.sort(rows))
+    eval_set = sample_eval_set(eval_set, config.sample_users, config.seed)
     batch_size = batch_size or config.batch_size
     negatives = None
     if config.protocol == "sampled":
@@ -277,6 +273,15 @@ def evaluate_model(
     parts = [batch.ranks for batch in batches]
     ranks = stack_target_set_ranks(parts) if is_set else np.concatenate(parts)
     return EvalResult.from_ranks(ranks, eval_set.user_ids, protocol)
+
+
+def sample_eval_set(eval_set: AnyEvalSet, num_users: int | None, seed: int) -> AnyEvalSet:
+    """A seeded subset of the users, in their original order (all of them when `num_users` is
+    None or not smaller): the evaluator's `sample_users` and training's validation users."""
+    if num_users is None or num_users >= len(eval_set):
+        return eval_set
+    rows = np.random.default_rng(seed).choice(len(eval_set), num_users, replace=False)
+    return eval_set.subset(np.sort(rows))
 
 
 def _rank_batch(

@@ -217,9 +217,14 @@ def mask_excluded(scores: torch.Tensor, exclude: Exclusions) -> torch.Tensor:
     return scores
 
 
+def module_device(module: torch.nn.Module) -> torch.device:
+    """Where a network's weights are (a GPU after training there): its inputs go there too."""
+    return next(module.parameters()).device
+
+
 def top_k(scores: torch.Tensor, k: int, exclude: Exclusions = None) -> Recommendations:
     """Top-k of (B, n) scores, excluded items removed, ties broken toward the lower item index."""
-    scores = mask_excluded(scores.float(), exclude)
+    scores = mask_excluded(scores.float().cpu(), exclude)
     k = min(k, scores.shape[1])
     # A stable descending sort keeps equal scores in index order; topk makes no such promise.
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]

@@ -23,6 +23,7 @@ from llmrec.models.base import (
     Histories,
     ModelConfig,
     RunContext,
+    module_device,
 )
 from llmrec.models.losses import multinomial_nll
 from llmrec.models.single_network import NetworkModel
@@ -155,4 +156,4 @@ class MultVAE(NetworkModel):
         inputs = torch.zeros(len(histories), self.num_items)
         for row, history in enumerate(histories):
             inputs[row, torch.as_tensor(np.asarray(history, dtype=np.int64))] = 1.0
-        return network.scores(inputs.to(next(network.parameters()).device))
+        return network.scores(inputs.to(module_device(network)))

@@ -20,6 +20,7 @@ from llmrec.models.base import (
     Histories,
     ModelConfig,
     RunContext,
+    module_device,
 )
 from llmrec.models.losses import full_softmax_cross_entropy
 from llmrec.models.single_network import NetworkModel
@@ -86,7 +87,7 @@ class SASRecNetwork(nn.Module):
 
     def last_hidden(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         hidden = self.encode(items, lengths)
-        return hidden[torch.arange(len(items)), lengths - 1]  # (B, H)
+        return hidden[torch.arange(len(items), device=items.device), lengths - 1]  # (B, H)
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -176,9 +177,10 @@ class SASRec(NetworkModel):
         items = np.full((len(recent), steps), self.num_items, dtype=np.int64)
         for row, history in enumerate(recent):
             items[row, : len(history)] = history
+        device = module_device(network)
         hidden = network.last_hidden(
-            torch.from_numpy(items), torch.from_numpy(np.maximum(lengths, 1))
+            torch.from_numpy(items).to(device), torch.from_numpy(np.maximum(lengths, 1)).to(device)
         )
         scores = hidden @ network.item_table().T
-        scores[torch.from_numpy(lengths == 0)] = 0.0
+        scores[torch.from_numpy(lengths == 0).to(device)] = 0.0
         return scores

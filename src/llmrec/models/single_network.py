@@ -14,6 +14,7 @@ from torch import nn
 
 from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import AnyEvalSet
+from llmrec.evaluation.ranking import sample_eval_set
 from llmrec.models.base import (
     FitResult,
     Histories,
@@ -24,7 +25,7 @@ from llmrec.models.base import (
 )
 from llmrec.training.checkpoint import load_weights, save_weights
 from llmrec.training.loop import BatchSource, train
-from llmrec.training.validation import full_ranking_metrics, sample_eval_set
+from llmrec.training.validation import validation_metrics
 
 WEIGHTS_FILE = "model.safetensors"
 
@@ -60,9 +61,8 @@ class NetworkModel(RecommenderModel):
         validate = None
         if valid is not None:
             subset = sample_eval_set(valid, run.train.eval_users, run.seed)
-            validate = lambda network: full_ranking_metrics(  # noqa: E731
-                lambda histories: self._score_with(network, histories), subset
-            )
+            # the loop trains self.network itself, so scoring the model scores it
+            validate = lambda network: validation_metrics(self, subset)  # noqa: E731
         result = train(
             self.network,
             self.batches(train_sequences, run),
@@ -84,7 +84,7 @@ class NetworkModel(RecommenderModel):
                 self._score_with(self.network, histories[i : i + size])
                 for i in range(0, len(histories), size)
             ]
-        return torch.cat(parts) if parts else torch.zeros(0, self.num_items)
+        return torch.cat(parts).cpu() if parts else torch.zeros(0, self.num_items)
 
     def _save_state(self, path: Path) -> None:
         save_weights(self.network, path / WEIGHTS_FILE)

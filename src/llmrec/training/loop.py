@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list
+from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list, send_to_device
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -145,6 +145,7 @@ def train(
             for batch in epoch_batches[state.batches_done :]:
                 step_start = time.perf_counter()
                 local, stand_in = local_batch(batch, rank, world) if world > 1 else (batch, False)
+                local = send_to_device(local, accelerator.device)  # batches are built on the CPU
                 with accelerator.accumulate(model):
                     out = model(local)
                     loss, scale, tokens = _weighted_loss(accelerator, out, local, stand_in)

@@ -16,8 +16,6 @@ from torch import nn
 
 from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import EvalSet
-from llmrec.evaluation.metrics import compute_metrics
-from llmrec.evaluation.ranking import ranks_from_recommendations
 from llmrec.models.backbone import (
     BackboneConfig,
     add_lora,
@@ -33,6 +31,7 @@ from llmrec.models.base import (
     RecommenderModel,
     RunContext,
     Users,
+    module_device,
     top_k,
 )
 from llmrec.models.calrec.batches import (
@@ -191,7 +190,7 @@ class CALRec(RecommenderModel):
     def _encode(self, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
         """(N, H) mean-pooled last hidden states of token sequences (padded per batch)."""
         network, pad = self.network.eval(), self.tokenizer.pad_token_id
-        vectors = []
+        device, vectors = module_device(network), []
         with torch.no_grad():
             for start in range(0, len(sequences), self.config.encode_batch_size):
                 chunk = sequences[start : start + self.config.encode_batch_size]
@@ -201,7 +200,8 @@ class CALRec(RecommenderModel):
                 for row, tokens in enumerate(chunk):
                     ids[row, : len(tokens)] = torch.tensor(tokens)
                     mask[row, : len(tokens)] = True
-                vectors.append(mean_pool(network.hidden_states(ids, mask), mask).float())
+                hidden = network.hidden_states(ids.to(device), mask.to(device))
+                vectors.append(mean_pool(hidden, mask.to(device)).float().cpu())
         return torch.cat(vectors) if vectors else torch.zeros(0, 1)
 
     # --- training ---------------------------------------------------------------------------
@@ -287,6 +287,7 @@ class CALRec(RecommenderModel):
         with torch.no_grad():
             for start in range(0, len(examples), batch_size):
                 batch = collate(examples[start : start + batch_size], self.tokenizer.pad_token_id)
+                batch = {key: value.to(module_device(network)) for key, value in batch.items()}
                 hidden = network.hidden_states(batch["input_ids"], batch["attention_mask"])
                 count = int(batch["label_mask"][:, 1:].sum())
                 loss = next_item_generation_loss(
@@ -295,10 +296,6 @@ class CALRec(RecommenderModel):
                 total += loss.item() * count
                 tokens += count
         return total / max(tokens, 1)
-
-    def _validate(self, subset: EvalSet) -> dict[str, float]:
-        recs = self.recommend(subset.histories, k=21)
-        return compute_metrics(ranks_from_recommendations(recs, subset.targets), (10, 20), 20)
 
     # --- ranking ----------------------------------------------------------------------------
     def recommend(

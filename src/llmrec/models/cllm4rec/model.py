@@ -24,14 +24,20 @@ from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import EvalSet
 from llmrec.errors import ModelFormatError
 from llmrec.models.backbone import BackboneConfig, add_lora, load_backbone, merge_lora
-from llmrec.models.base import FitResult, Histories, RecommenderModel, RunContext, Users
+from llmrec.models.base import (
+    FitResult,
+    Histories,
+    RecommenderModel,
+    RunContext,
+    Users,
+    module_device,
+)
 from llmrec.models.cllm4rec.config import CLLM4RecConfig
 from llmrec.models.cllm4rec.documents import Document, DocumentBatches, Task, Templates, collate
 from llmrec.models.cllm4rec.network import CLLM4RecNetwork
 from llmrec.models.cllm4rec.vocab import VIEWS, IdVocabulary
 from llmrec.models.stages import train_stage
 from llmrec.training.config import TrainConfig
-from llmrec.training.validation import full_ranking_metrics
 
 TABLES_FILE = "id_tables.safetensors"
 USERS_FILE = "users.json"
@@ -143,13 +149,6 @@ class CLLM4Rec(RecommenderModel):
         stages.append(Stage("finetune", ("recommend", *content), finetune))
         return stages
 
-    def _validate(self, subset: EvalSet) -> dict[str, float]:
-        """The library's validation metrics of the item head on known users (no history filter)."""
-        users = iter(subset.user_ids)
-        return full_ranking_metrics(
-            lambda histories: self.score(histories, [next(users) for _ in histories]), subset
-        )
-
     def _set_anonymous_user(self) -> None:
         """The anonymous user's rows: the mean of the trained users' rows, in both views."""
         with torch.no_grad():
@@ -183,7 +182,11 @@ class CLLM4Rec(RecommenderModel):
 
     def _score_documents(self, network, documents: Sequence[Document]) -> torch.Tensor:
         batch = collate("recommend", documents, network.vocabulary, self.config)
-        return network.rank_scores(batch["input_ids"], batch["attention_mask"]).float()
+        device = module_device(network)
+        scores = network.rank_scores(
+            batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        )
+        return scores.float().cpu()
 
     # --- persistence ------------------------------------------------------------------------
     def _save_state(self, path: Path) -> None:

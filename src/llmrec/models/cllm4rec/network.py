@@ -63,14 +63,14 @@ class CLLM4RecNetwork(nn.Module):
         """(B, J) item scores at the last real token of recommendation prompts."""
         hidden = self.hidden_states(input_ids, attention_mask, "collaborative")
         last = attention_mask.sum(1) - 1
-        return self.item_logits(hidden[torch.arange(len(last)), last])
+        return self.item_logits(hidden[torch.arange(len(last), device=last.device), last])
 
     def forward(self, batch: dict) -> LossOutput:
         task = batch["task"]
         view = TASK_VIEW[task]
         hidden = self.hidden_states(batch["input_ids"], batch["attention_mask"], view)
         if task == "recommend":
-            rows = torch.arange(len(batch["last"]))
+            rows = torch.arange(len(batch["last"]), device=hidden.device)
             scores = self.item_logits(hidden[rows, batch["last"]])
             main = multinomial_nll(scores, batch["target_items"])
             terms = len(rows)
