@@ -72,6 +72,19 @@ def test_recommend_honours_exclude(fitted) -> None:
         assert not set(row.tolist()) & set(history.tolist())
 
 
+def test_exclusions_that_leave_fewer_than_k_items_rank_them_last(fitted) -> None:
+    """k may exceed the items a request allows (one asking for two candidates, batched with
+    others): the allowed items come first, then excluded ones at -inf."""
+    model, data = fitted
+    allowed = {0, 1}
+    exclude = [set(range(len(data.catalogue))) - allowed, set()]
+    recs = model.recommend(data.test.histories[:2], k=4, exclude=exclude)
+    assert recs.item_indices.shape == (2, 4)
+    assert set(recs.item_indices[0, :2].tolist()) == allowed
+    assert np.all(np.isneginf(recs.scores[0, 2:]))
+    assert len(set(recs.item_indices[1].tolist())) == 4
+
+
 def test_save_load_gives_identical_recommendations(fitted, tmp_path: Path) -> None:
     model, data = fitted
     model.save(tmp_path / "saved")

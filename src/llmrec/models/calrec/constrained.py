@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from llmrec.models.base import Exclusions, Recommendations
 from llmrec.models.calrec.generate import left_pad
-from llmrec.models.calrec.ranking import unused_items
+from llmrec.models.calrec.ranking import padding_items
 from llmrec.retrieval.constrained import CatalogueTrie, TrieNode
 
 if TYPE_CHECKING:
@@ -109,7 +109,9 @@ def constrained_ranking(
         chosen, scores = _best(search.found, search.excluded, k)
         item_rows[row, : len(chosen)] = chosen
         score_rows[row, : len(chosen)] = scores
-        item_rows[row, len(chosen) :] = _pad(set(chosen.tolist()), search.excluded, k - len(chosen))
+        unwanted = set(np.flatnonzero(search.excluded).tolist())
+        padding = padding_items(set(chosen.tolist()), unwanted, k - len(chosen), num_items)
+        item_rows[row, len(chosen) :] = padding
     return Recommendations(item_rows, score_rows)
 
 
@@ -292,14 +294,6 @@ def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     lengths = stops - starts
     offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
     return np.arange(int(lengths.sum())) - offsets + np.repeat(starts, lengths)
-
-
-def _pad(used: set[int], excluded: np.ndarray, count: int) -> list[int]:
-    """The lowest-index unused items; excluded ones only when too few others are left, last, as
-    `top_k` ranks them (excluded at -inf)."""
-    num_items = len(excluded)
-    padding = unused_items(used | set(np.flatnonzero(excluded).tolist()), count, num_items)
-    return padding + unused_items(used | set(padding), count - len(padding), num_items)
 
 
 def _best(found: _Found, excluded: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -320,10 +320,13 @@ class CALRec(RecommenderModel):
             self.sampler, prompts, self.index, depth, exclude, self.lines.texts, self._grounding
         )
         if self.config.retrieval == "hybrid":
-            dense = top_k(self.dense_scores(histories), depth, exclude).item_indices
+            dense = top_k(self.dense_scores(histories), depth, exclude)
             rankings = [
-                reciprocal_rank_fusion([generated, list(dense_row)], depth)
-                for generated, dense_row in zip(rankings, dense, strict=True)
+                # excluded items come back at -inf when too few others are left: not fused
+                reciprocal_rank_fusion([generated, list(items[np.isfinite(scores)])], depth)
+                for generated, items, scores in zip(
+                    rankings, dense.item_indices, dense.scores, strict=True
+                )
             ]
         return to_recommendations(rankings, k, self.num_items, exclude)
 

@@ -2,7 +2,8 @@
 merge, optionally fused with the dense ranking (reciprocal rank fusion).
 
 A history whose rankings name fewer than k items is padded with the lowest-index unused items at
-score -inf, which the evaluator counts as misses (no item gains from a model that said nothing).
+score -inf, which the evaluator counts as misses (no item gains from a model that said nothing);
+excluded items pad only when too few others are left, last, as `top_k` ranks them.
 """
 
 from __future__ import annotations
@@ -88,8 +89,8 @@ def to_recommendations(
         chosen = [int(item) for item in ranking[:k]]
         items[row, : len(chosen)] = chosen
         scores[row, : len(chosen)] = 1.0 / np.arange(1, len(chosen) + 1)
-        used = set(chosen) | _excluded(exclude, row)
-        items[row, len(chosen) :] = unused_items(used, k - len(chosen), num_items)
+        padding = padding_items(set(chosen), _excluded(exclude, row), k - len(chosen), num_items)
+        items[row, len(chosen) :] = padding
     return Recommendations(items, scores)
 
 
@@ -97,8 +98,15 @@ def _excluded(exclude: Exclusions, row: int) -> set[int]:
     return {int(item) for item in exclude[row]} if exclude is not None else set()
 
 
-def unused_items(used: set[int], count: int, num_items: int) -> list[int]:
-    """The `count` lowest item indices not in `used` (padding of short rankings)."""
+def padding_items(used: set[int], excluded: set[int], count: int, num_items: int) -> list[int]:
+    """`count` items to pad a short ranking: the lowest indices neither `used` nor `excluded`,
+    then excluded ones only when too few others are left (k may exceed the allowed items)."""
+    allowed = _lowest_unused(used | excluded, count, num_items)
+    return allowed + _lowest_unused(used | set(allowed), count - len(allowed), num_items)
+
+
+def _lowest_unused(used: set[int], count: int, num_items: int) -> list[int]:
+    """The `count` lowest item indices not in `used`."""
     padding: list[int] = []
     for item in range(num_items):
         if len(padding) == count:
