@@ -193,6 +193,22 @@ def test_early_stopping_keeps_the_best_weights(tmp_path: Path) -> None:
         assert torch.equal(_weights(module)[name], tensor), name
 
 
+def test_a_fresh_run_never_loads_an_earlier_runs_best_weights(tmp_path: Path) -> None:
+    """A run that validates nothing (eval_every beyond its epochs) keeps its own final weights,
+    even in a folder where an earlier run left checkpoints/best."""
+    validate = lambda network: {"ndcg@10": 1.0}  # noqa: E731
+    earlier = TrainConfig(epochs=1, batch_size=8, lr=1e-2)
+    train(Regression(), Batches(), validate, earlier, tmp_path, seed=0, show_progress=False)
+    assert (tmp_path / "checkpoints" / "best" / MODEL_FILE).is_file()
+    module, unvalidated = Regression(), TrainConfig(epochs=2, batch_size=8, lr=1e-2, eval_every=5)
+    train(module, Batches(), validate, unvalidated, tmp_path, seed=0, show_progress=False)
+    plain = Regression()
+    train(plain, Batches(), None, unvalidated, tmp_path / "plain", seed=0, show_progress=False)
+    for name, tensor in _weights(plain).items():
+        assert torch.equal(_weights(module)[name], tensor), name
+    assert not (tmp_path / "checkpoints" / "best").exists()
+
+
 def test_resume_without_a_checkpoint_is_an_error(tmp_path: Path) -> None:
     from llmrec.errors import ConfigError
 

@@ -127,6 +127,8 @@ def train(
             raise ConfigError(f"cannot resume: {checkpoints / 'last'} does not exist")
         state = load_checkpoint(checkpoints / "last", module, optimizer, scheduler, rank)
         logger.info("resumed from %s at epoch %d step %d", checkpoints, state.epoch, state.step)
+    elif accelerator.is_main_process:  # an earlier run's best weights are not this run's
+        shutil.rmtree(checkpoints / "best", ignore_errors=True)
     log = RunLog(run_dir, cfg.tensorboard, state.step if resume else None, accelerator)
     epoch_seconds: list[float] = []
     started = time.perf_counter() - state.train_seconds  # a resumed run counts earlier parts
@@ -182,7 +184,7 @@ def train(
         progress.close()
         log.close()
     accelerator.wait_for_everyone()  # the main process has written checkpoints/best
-    if validate is not None and (checkpoints / "best" / MODEL_FILE).is_file():
+    if validate is not None and state.best_step is not None:
         load_weights(module, checkpoints / "best" / MODEL_FILE)
     return TrainResult(
         state.best_step,
