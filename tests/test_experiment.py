@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from llmrec.config import load_config
-from llmrec.experiment import before_test_sequences, run_experiment
+from llmrec.experiment import before_test_sequences, evaluate_saved_model, run_experiment
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "amazon-beauty-mini"
 
@@ -78,6 +78,10 @@ def test_holdout_run_evaluates_target_sets_and_records_the_split(tmp_path: Path)
     assert data_report["holdout"] == {"split": split, "users": 300, "dropped": 0}
     assert "ranks" in json.loads((run_dir / "test" / "ranks.jsonl").read_text().splitlines()[0])
     assert {"recall@40", "ndcg@100"} <= set(result.fit.history[0])
+    # evaluated later from its folder, the model meets the same hold-out, not leave-one-out
+    again = evaluate_saved_model(run_dir / "model", str(FIXTURE), config=config.eval)
+    assert again.protocol["split"] == f"{split}:test"
+    assert again.metrics == result.results["test"].metrics
 
 
 def test_holdout_refit_trains_on_train_and_valid_items(tmp_path: Path) -> None:

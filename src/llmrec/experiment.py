@@ -9,7 +9,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from llmrec.config import RunConfig, save_config
+from llmrec.config import RunConfig, load_config, save_config
+from llmrec.data.config import DataConfig
+from llmrec.data.loaders.common import LoadResult
 from llmrec.data.registry import load_dataset
 from llmrec.data.sequences import Dataset
 from llmrec.data.splits import holdout_split
@@ -57,20 +59,30 @@ def load_run_data(config: RunConfig, run_dir: Path) -> Dataset:
     report = {"path": str(loaded.path), "format": loaded.format, **asdict(loaded.report)}
     if loaded.report.num_skipped:
         logger.warning("%s: %s", loaded.path, loaded.report.summary())
-    dataset = loaded.dataset
-    if config.data.split == "holdout":
-        native = loaded.dataset
-        sequences = loaded.full_sequences  # aligned with native.user_ids
-        split = holdout_split(
-            native.name, native.catalogue, native.user_ids, sequences, config.data.holdout
-        )
-        dataset = split.dataset
-        dropped = len(split.dropped_user_ids)
-        report["holdout"] = {"split": dataset.split, "users": dataset.num_users, "dropped": dropped}
-        if dropped:
-            logger.warning("hold-out: dropped %d users with fewer than 3 distinct items", dropped)
+    dataset, holdout = split_dataset(loaded, config.data)
+    if holdout is not None:
+        report["holdout"] = holdout
     (run_dir / "data_report.json").write_text(json.dumps(report, indent=1) + "\n", "utf-8")
     return dataset
+
+
+def split_dataset(loaded: LoadResult, data: DataConfig) -> tuple[Dataset, dict | None]:
+    """The loaded data under `data.split`: the format's own split, or the per-user hold-out
+    (then also its record: split, users kept, users dropped)."""
+    if data.split != "holdout":
+        return loaded.dataset, None
+    native = loaded.dataset
+    split = holdout_split(
+        native.name, native.catalogue, native.user_ids, loaded.full_sequences, data.holdout
+    )
+    dropped = len(split.dropped_user_ids)
+    if dropped:
+        logger.warning("hold-out: dropped %d users with fewer than 3 distinct items", dropped)
+    return split.dataset, {
+        "split": split.dataset.split,
+        "users": split.dataset.num_users,
+        "dropped": dropped,
+    }
 
 
 def evaluate_saved_model(
@@ -81,9 +93,13 @@ def evaluate_saved_model(
     config: EvalConfig | None = None,
     show_progress: bool = True,
 ) -> EvalResult:
-    """Evaluate a saved model on a data set's split; the catalogues must be the same."""
+    """Evaluate a saved model on a data set's split; the catalogues must be the same. A model
+    trained on the per-user hold-out (its saved config says so) is evaluated on the same
+    hold-out, never on leave-one-out targets it may have trained on."""
     model = load_model(model_dir)
-    dataset = load_dataset(source, data_dir=data_dir).dataset
+    saved = Path(model_dir) / "config.resolved.yaml"
+    data_config = load_config(saved).data if saved.is_file() else DataConfig()
+    dataset, _ = split_dataset(load_dataset(source, data_dir=data_dir), data_config)
     if model.catalogue.fingerprint() != dataset.catalogue.fingerprint():
         raise ModelFormatError(
             f"{model_dir} was fit on another catalogue ({len(model.catalogue)} items) than "
