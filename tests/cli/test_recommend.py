@@ -60,3 +60,12 @@ def test_serve_help_lists_its_options() -> None:
     assert result.exit_code == 0
     for option in ("--host", "--port", "--max-batch", "--batch-wait-ms", "--max-body-bytes"):
         assert option in result.output
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--max-batch", "5000"), ("--batch-wait-ms", "2000"), ("--port", "0")]
+)
+def test_serve_refuses_out_of_range_options_by_name(pop_dir: Path, option, value) -> None:
+    result = runner.invoke(app, ["serve", str(pop_dir), option, value])
+    assert result.exit_code == 2  # a usage error, before any model is loaded
+    assert option in result.output

@@ -9,13 +9,18 @@ import typer
 
 from llmrec.cli.run import ModelDir
 from llmrec.errors import ConfigError
-from llmrec.serving.schemas import ServeSettings
+from llmrec.serving.schemas import MAX_BATCH, MAX_BATCH_WAIT_MS, ServeSettings
 
 Host = Annotated[str, typer.Option(help="address to listen on (127.0.0.1: this machine only)")]
 Port = Annotated[int, typer.Option(min=1, max=65535, help="TCP port")]
-MaxBatch = Annotated[int, typer.Option(min=1, help="concurrent requests per model call at most")]
+MaxBatch = Annotated[
+    int, typer.Option(min=1, max=MAX_BATCH, help="concurrent requests per model call at most")
+]
 BatchWait = Annotated[
-    float, typer.Option("--batch-wait-ms", min=0, help="ms a batch waits for more requests")
+    float,
+    typer.Option(
+        "--batch-wait-ms", min=0, max=MAX_BATCH_WAIT_MS, help="ms a batch waits for more requests"
+    ),
 ]
 MaxBody = Annotated[int, typer.Option("--max-body-bytes", min=1024, help="largest body, bytes")]
 

@@ -14,6 +14,8 @@ MAX_HISTORY = 200  # history entries per request
 MAX_ENTRY_CHARS = 256  # characters per history entry (an item id or a title)
 MAX_K = 100
 MAX_CANDIDATES = 1000
+MAX_BATCH = 1024  # requests per model call
+MAX_BATCH_WAIT_MS = 1000
 
 Entry = Annotated[str, Field(min_length=1, max_length=MAX_ENTRY_CHARS)]
 
@@ -25,9 +27,12 @@ class _Strict(BaseModel):
 class ServeSettings(_Strict):
     """How `llmrec serve` batches and what body size it accepts."""
 
-    max_batch: int = Field(16, ge=1, le=1024, description="requests per model call at most")
+    max_batch: int = Field(16, ge=1, le=MAX_BATCH, description="requests per model call at most")
     batch_wait_ms: float = Field(
-        5.0, ge=0, le=1000, description="ms a batch waits for more requests after its first"
+        5.0,
+        ge=0,
+        le=MAX_BATCH_WAIT_MS,
+        description="ms a batch waits for more requests after its first",
     )
     max_body_bytes: int = Field(131_072, ge=1024, description="largest request body in bytes")
 
