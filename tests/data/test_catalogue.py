@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -55,12 +54,23 @@ def test_jsonl_round_trip(tmp_path: Path) -> None:
     assert Catalogue.load_jsonl(path).items[0].categories == ("Beauty", "Nails")
 
 
-def test_jsonl_rows_out_of_order_name_file_and_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("second_line", "field", "problem"),
+    [
+        ('{"index": 2, "item_id": "B"}', "index", "expected index 1"),
+        ('{"item_id": "B"}', "index", "expected index 1"),
+        ('{"index": 1, "item_id": "B", "colour": "red"}', "colour", "unknown field"),
+        ('{"index": 1, "item_id": 7}', "item_id", "expected a string"),
+        ('{"index": 1, "item_id": "B"', None, "not valid JSON"),
+        ("[1, 2]", None, "expected a JSON object"),
+    ],
+)
+def test_a_damaged_saved_catalogue_names_file_line_and_field(
+    tmp_path: Path, second_line: str, field: str | None, problem: str
+) -> None:
     path = tmp_path / "items.jsonl"
-    rows = [{"index": 0, "item_id": "A"}, {"index": 2, "item_id": "B"}]
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    with pytest.raises(DataError) as caught:
+    path.write_text('{"index": 0, "item_id": "A"}\n' + second_line + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=problem) as caught:
         Catalogue.load_jsonl(path)
-    assert caught.value.line == 2
-    assert caught.value.field == "index"
+    assert (caught.value.line, caught.value.field) == (2, field)
     assert str(path) in str(caught.value)

@@ -87,13 +87,34 @@ class Catalogue:
 
     @classmethod
     def load_jsonl(cls, path: str | Path) -> Catalogue:
-        """Read what `save_jsonl` wrote (rows in index order)."""
+        """Read what `save_jsonl` wrote (rows in index order); a damaged file is named with the
+        line and field at fault."""
         items = []
         with open(path, encoding="utf-8") as handle:
             for line_number, line in enumerate(handle, start=1):
-                record = json.loads(line)
-                if record.pop("index") != len(items):
-                    raise DataError("rows are not in index order", path, line_number, "index")
-                record["categories"] = tuple(record.get("categories") or ())
-                items.append(Item(**record))
+                items.append(_saved_item(line, len(items), path, line_number))
         return cls(tuple(items))
+
+
+ITEM_FIELDS = frozenset(Item.__dataclass_fields__)
+
+
+def _saved_item(line: str, index: int, path: str | Path, line_number: int) -> Item:
+    """One row of a saved catalogue: a JSON object with its index and the `Item` fields."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(f"not valid JSON ({error.msg})", path, line_number) from None
+    if not isinstance(record, dict):
+        raise DataError("expected a JSON object", path, line_number)
+    if record.pop("index", None) != index:
+        raise DataError(f"expected index {index} (rows in index order)", path, line_number, "index")
+    unknown = sorted(set(record) - ITEM_FIELDS)
+    if unknown:
+        raise DataError(
+            f"unknown field (known: {sorted(ITEM_FIELDS)})", path, line_number, unknown[0]
+        )
+    if not isinstance(record.get("item_id"), str):
+        raise DataError("expected a string", path, line_number, "item_id")
+    record["categories"] = tuple(record.get("categories") or ())
+    return Item(**record)
