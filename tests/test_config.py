@@ -92,6 +92,33 @@ def test_calrec_ablations_documented_in_docs_are_valid_overrides(overrides: list
     assert config.model.name == "calrec"
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.name=cllm4rec", "model.pretrain.train.epochs=5"], r"pretrain\.train\.epochs"),
+        (
+            ["model.name=cllm4rec", "model.pretrain.train.refit_before_test=true"],
+            r"pretrain\.train\.refit_before_test",
+        ),
+        (
+            ["model.name=calrec", "model.stage_one.train.refit_before_test=true"],
+            r"stage_one\.train\.refit_before_test",
+        ),
+    ],
+)
+def test_stage_settings_that_would_be_ignored_are_errors(overrides: list[str], message) -> None:
+    with pytest.raises(ConfigError, match=message + " is not used"):
+        load_config(None, overrides)
+
+
+def test_llm_model_configs_round_trip(tmp_path: Path) -> None:
+    """A saved resolved config (every field written) passes the unused-settings checks."""
+    for name in ("cllm4rec", "calrec"):
+        config = load_config(None, [f"model.name={name}"])
+        save_config(config, tmp_path / f"{name}.yaml")
+        assert load_config(tmp_path / f"{name}.yaml") == config
+
+
 def test_holdout_split_defaults_to_the_cllm4rec_cut_offs(tmp_path: Path) -> None:
     config = load_config(None, ["data.split=holdout"])
     assert config.eval.ks == (20, 40, 100)

@@ -50,3 +50,12 @@ class TrainConfig(BaseModel):
     num_threads: PositiveInt | None = Field(
         None, description="torch CPU threads (None = torch default; 1 on a shared machine)"
     )
+
+
+def refuse_unused(train: TrainConfig, section: str, unused: dict[str, str]) -> None:
+    """Raise when `train` (the config section `section`) sets a field its stage never reads,
+    `unused` naming each with the reason: an option that would be silently ignored is an error.
+    Left at its default (as in a saved resolved config), a field is fine."""
+    for name, reason in unused.items():
+        if getattr(train, name) != TrainConfig.model_fields[name].default:
+            raise ValueError(f"{section}.{name} is not used: {reason}")

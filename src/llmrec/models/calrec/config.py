@@ -13,7 +13,7 @@ from llmrec.models.calrec.batches import TrainingTargets
 from llmrec.models.calrec.constrained import ConstrainedConfig
 from llmrec.models.calrec.generate import GenerationConfig
 from llmrec.text.templates import TextConfig
-from llmrec.training.config import TrainConfig
+from llmrec.training.config import TrainConfig, refuse_unused
 
 Retrieval = Literal["bm25", "dense", "hybrid", "constrained"]
 
@@ -36,6 +36,15 @@ class StageOneConfig(BaseModel):
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(epochs=1), description="Stage I loop settings"
     )
+
+    @model_validator(mode="after")
+    def _no_unused_train_settings(self) -> StageOneConfig:
+        refuse_unused(
+            self.train,
+            "stage_one.train",
+            {"refit_before_test": "refitting before test is the run's train.refit_before_test"},
+        )
+        return self
 
 
 class CALRecConfig(ModelConfig):

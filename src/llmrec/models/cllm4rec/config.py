@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    model_validator,
+)
 
 from llmrec.models.backbone import BackboneConfig, LoraSettings
 from llmrec.models.base import ModelConfig
-from llmrec.training.config import TrainConfig
+from llmrec.training.config import TrainConfig, refuse_unused
 
 ContentField = Literal["title", "categories", "brand"]
 MutualMode = Literal["sum", "mean"]
@@ -33,8 +41,20 @@ class PretrainConfig(BaseModel):
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(lr=1e-3, batch_size=20, grad_clip=None),
         description="loop settings of both pretraining phases (official: Adam, lr 1e-3, "
-        "batch 20 per process); `epochs` is ignored (warmup_epochs / rounds count instead)",
+        "batch 20 per process); `epochs` must stay unset (warmup_epochs / rounds count)",
     )
+
+    @model_validator(mode="after")
+    def _no_unused_train_settings(self) -> PretrainConfig:
+        refuse_unused(
+            self.train,
+            "pretrain.train",
+            {
+                "epochs": "warmup_epochs and rounds count the pretraining epochs",
+                "refit_before_test": "refitting before test is the run's train.refit_before_test",
+            },
+        )
+        return self
 
 
 class CLLM4RecConfig(ModelConfig):
