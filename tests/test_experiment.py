@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from llmrec.config import load_config
-from llmrec.experiment import before_test_sequences, evaluate_saved_model, run_experiment
+from llmrec.experiment import (
+    before_test_sequences,
+    evaluate_saved_model,
+    refit_before_test,
+    run_experiment,
+)
+from llmrec.models.base import FitResult
+from llmrec.models.pop import Popularity
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "amazon-beauty-mini"
 
@@ -58,6 +65,21 @@ def _holdout_overrides(tmp_path: Path, name: str, *extra: str) -> list[str]:
         "eval.bootstrap_resamples=0",
         *extra,
     ]
+
+
+def test_the_refit_reads_named_data_from_the_runs_data_dir(tmp_path, monkeypatch, toy_dataset):
+    """CALRec's Stage I loads its named sources again in the refit: from data.data_dir."""
+    seen = []
+    fit = Popularity._fit
+
+    def spy(self, train, valid, run, user_ids):
+        seen.append(run.data_dir)
+        return fit(self, train, valid, run, user_ids)
+
+    monkeypatch.setattr(Popularity, "_fit", spy)
+    config = load_config(None, ["model.name=pop", f"data.data_dir={tmp_path}"])
+    refit_before_test(config, toy_dataset, FitResult(), tmp_path / "run", show_progress=False)
+    assert seen == [tmp_path]
 
 
 def test_holdout_run_evaluates_target_sets_and_records_the_split(tmp_path: Path) -> None:

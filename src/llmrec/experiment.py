@@ -93,13 +93,20 @@ def evaluate_saved_model(
     config: EvalConfig | None = None,
     show_progress: bool = True,
 ) -> EvalResult:
-    """Evaluate a saved model on a data set's split; the catalogues must be the same. A model
-    trained on the per-user hold-out (its saved config says so) is evaluated on the same
-    hold-out, never on leave-one-out targets it may have trained on."""
+    """Evaluate a saved model on a data set's split; the catalogues must be the same. The data
+    is read as the model's run read it (its saved config.resolved.yaml: format, skip_bad,
+    data_dir unless given, split), so a model trained on the per-user hold-out meets the same
+    hold-out, never leave-one-out targets it may have trained on."""
     model = load_model(model_dir)
     saved = Path(model_dir) / "config.resolved.yaml"
     data_config = load_config(saved).data if saved.is_file() else DataConfig()
-    dataset, _ = split_dataset(load_dataset(source, data_dir=data_dir), data_config)
+    loaded = load_dataset(
+        source,
+        data_format=data_config.format,
+        data_dir=data_dir or data_config.data_dir,
+        skip_bad=data_config.skip_bad,
+    )
+    dataset, _ = split_dataset(loaded, data_config)
     if model.catalogue.fingerprint() != dataset.catalogue.fingerprint():
         raise ModelFormatError(
             f"{model_dir} was fit on another catalogue ({len(model.catalogue)} items) than "
@@ -170,7 +177,9 @@ def refit_before_test(
     epochs = fit.best_epoch or config.train.epochs
     train = config.train.model_copy(update={"epochs": epochs})
     model = build_model(config.model, dataset.catalogue)
-    context = RunContext(run_dir / "refit", train, config.seed, show_progress)
+    context = RunContext(
+        run_dir / "refit", train, config.seed, show_progress, data_dir=config.data.data_dir
+    )
     model.fit(before_test_sequences(dataset), None, context, user_ids=dataset.user_ids)
     model.save(run_dir / MODEL_FOLDER)
     return model, epochs
