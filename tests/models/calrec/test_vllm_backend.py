@@ -99,6 +99,27 @@ def test_vllm_gets_token_prompts_and_its_outputs_become_our_records(monkeypatch,
     assert first.num_new_tokens == [3, 0] and first.token_ids == [[5, 6, 7], []]
 
 
+def test_greedy_vllm_decodes_one_line_and_repeats_it(monkeypatch, tmp_path) -> None:
+    """vLLM refuses n > 1 with temperature 0; the G lines are equal anyway."""
+    calls: dict = {}
+    fake = _fake_vllm(calls)
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    monkeypatch.setitem(sys.modules, "vllm.inputs", fake.inputs)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    config = GenerationConfig(backend="vllm", num_samples=3, temperature=0, max_new_tokens=9)
+    sampler = make_sampler(None, None, config, {2}, lambda: tmp_path)
+    calls_generate = fake.LLM.generate
+
+    def one_completion(self, requests, params, use_tqdm=True):
+        outputs = calls_generate(self, requests, params, use_tqdm)
+        return [_RequestOutput(output.outputs[:1]) for output in outputs]
+
+    monkeypatch.setattr(fake.LLM, "generate", one_completion)
+    (lines,) = sampler([[1, 2]])
+    assert calls["params"][0]["n"] == 1
+    assert lines.texts == ["red lipstick"] * 3 and lines.token_ids == [[5, 6, 7]] * 3
+
+
 def test_memo_reuses_the_lines_of_repeated_prompts_and_forgets_the_oldest(backbone) -> None:
     config = GenerationConfig(num_samples=2, max_new_tokens=3, memo_size=2)
     sampler = make_sampler(backbone.model, backbone.tokenizer, config, {0}, lambda: None)

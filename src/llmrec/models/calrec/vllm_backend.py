@@ -102,13 +102,15 @@ class VllmSampler:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
+        # vLLM refuses n > 1 when greedy: one line, repeated G times (as the transformers path)
+        greedy = self.config.temperature == 0
         requests, params = [], []
         for prompt in prompts:
             ids = [int(token) for token in prompt]
             requests.append(TokensPrompt(prompt_token_ids=ids))
             params.append(
                 SamplingParams(
-                    n=self.config.num_samples,
+                    n=1 if greedy else self.config.num_samples,
                     temperature=self.config.temperature,
                     top_p=self.config.top_p,
                     max_tokens=self.config.max_new_tokens,
@@ -118,12 +120,14 @@ class VllmSampler:
                 )
             )
         outputs = self.engine.generate(requests, params, use_tqdm=False)
-        return [to_sampled_generations(output) for output in outputs]
+        copies = self.config.num_samples if greedy else 1
+        return [to_sampled_generations(output, copies) for output in outputs]
 
 
-def to_sampled_generations(request_output) -> SampledGenerations:
-    """One vLLM RequestOutput as our record. choice: a line's mean log-prob is vLLM's cumulative
-    log-prob over its tokens (the stopping token included when vLLM returns it)."""
+def to_sampled_generations(request_output, copies: int = 1) -> SampledGenerations:
+    """One vLLM RequestOutput as our record, its lines each repeated `copies` times. choice: a
+    line's mean log-prob is vLLM's cumulative log-prob over its tokens (the stopping token
+    included when vLLM returns it)."""
     texts, means, counts, token_ids = [], [], [], []
     for completion in request_output.outputs:
         tokens = [int(token) for token in completion.token_ids]
@@ -132,4 +136,4 @@ def to_sampled_generations(request_output) -> SampledGenerations:
         means.append(float(completion.cumulative_logprob or 0.0) / count)
         counts.append(len(tokens))
         token_ids.append(tokens)
-    return SampledGenerations(texts, means, counts, token_ids)
+    return SampledGenerations(texts * copies, means * copies, counts * copies, token_ids * copies)
