@@ -97,7 +97,8 @@ def test_missing_file_names_it(tmp_path: Path) -> None:
     [
         ("Sci.valid.inter", 1, "user_id:token\titem_id:token", "header", ""),
         ("Sci.test.inter", 3, "1\t5 4 3", "item_id", "missing 'item_id'"),
-        ("Sci.test.inter", 2, "0\t0 1 2 3\t99", "item_id", ""),  # unknown item index
+        ("Sci.test.inter", 2, "0\t0 1 2 3\t99", "item_id", "unknown item '99'"),
+        ("Sci.test.inter", 2, "0\t0 77 2 3\t4", "item_id_list", "unknown item '77'"),
         ("Sci.valid.inter", 2, "7\t0 1 2\t3", "user_id", ""),  # unknown user
         ("Sci.text", 3, "B99\tsome text", "item_id", ""),  # unknown item in the text file
         ("Sci.item2index", 4, "B0\t3", "item_id", ""),  # duplicate item

@@ -58,6 +58,9 @@ def test_unknown_item_is_404_naming_it(client: TestClient) -> None:
     response = client.get("/items/nope")
     assert response.status_code == 404
     assert response.json() == {"detail": "field 'item_id': unknown item id 'nope'"}
+    # an id with a slash reaches the handler (and its message), not a bare routing 404
+    slashed = client.get("/items/sku%2F1").json()
+    assert slashed == {"detail": "field 'item_id': unknown item id 'sku/1'"}
 
 
 def test_typo_titles_are_mapped_and_reported(client: TestClient) -> None:

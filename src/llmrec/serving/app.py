@@ -59,7 +59,7 @@ def create_app(source: str | Path | Recommender, settings: ServeSettings | None 
             model=model.name, num_items=model.num_items, llmrec_version=__version__
         )
 
-    @app.get("/items/{item_id}", responses={404: {"model": ErrorResponse}})
+    @app.get("/items/{item_id:path}", responses={404: {"model": ErrorResponse}})  # ids may hold "/"
     async def get_item(item_id: str) -> ItemResponse:
         """One catalogue item's fields."""
         try:

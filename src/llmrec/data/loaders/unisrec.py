@@ -128,13 +128,15 @@ def read_inter(
             problem = f"unknown user {user_text!r} (not in the user2index file)"
             problems.handle("unknown_user", DataError(problem, path, line, "user_id"))
             continue
-        history = [index_of.get(token, -1) for token in history_text.split()]
-        target = index_of.get(target_text.strip(), -1)
-        if -1 in history or target == -1:
-            field = "item_id_list" if -1 in history else "item_id"
-            problem = "unknown item index (not in the item2index file)"
+        tokens = history_text.split()
+        unknown = [token for token in tokens if token not in index_of]
+        if unknown or target_text.strip() not in index_of:
+            field, token = ("item_id_list", unknown[0]) if unknown else ("item_id", target_text)
+            problem = f"unknown item {token.strip()!r} (not in the item2index file)"
             problems.handle("unknown_item", DataError(problem, path, line, field))
             continue
+        history = [index_of[token] for token in tokens]
+        target = index_of[target_text.strip()]
         rows.append(InterRow(line, user_of[user_text], history, target))
     return rows
 

@@ -39,6 +39,11 @@ class StageOneConfig(BaseModel):
 
     @model_validator(mode="after")
     def _no_unused_train_settings(self) -> StageOneConfig:
+        if not self.sources and not self.include_target:
+            raise ValueError(
+                "Stage I mixes nothing: name sources or set include_target (stage_one: null "
+                "skips Stage I)"
+            )
         refuse_unused(
             self.train,
             "stage_one.train",
