@@ -24,6 +24,7 @@ from llmrec.models.base import (
 )
 from llmrec.models.losses import full_softmax_cross_entropy
 from llmrec.models.single_network import NetworkModel
+from llmrec.training.batching import length_pooled_batches
 from llmrec.training.loop import LossOutput
 
 
@@ -119,16 +120,10 @@ class SequenceBatches:
 
     def epoch_batches(self, epoch: int) -> list[dict[str, torch.Tensor]]:
         rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(len(self.windows))
-        lengths = np.array([len(self.windows[i]) for i in order])
-        pool = self.batch_size * 50  # sort by length within pools: little padding, still random
-        batches = []
-        for start in range(0, len(order), pool):
-            chunk = order[start : start + pool]
-            chunk = chunk[np.argsort(-lengths[start : start + pool], kind="stable")]
-            for offset in range(0, len(chunk), self.batch_size):
-                batches.append(self._collate(chunk[offset : offset + self.batch_size]))
-        return [batches[i] for i in rng.permutation(len(batches))]
+        lengths = [len(window) for window in self.windows]
+        return [
+            self._collate(rows) for rows in length_pooled_batches(lengths, self.batch_size, rng)
+        ]
 
     def _collate(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
         windows = [self.windows[i] for i in rows]

@@ -22,6 +22,7 @@ from llmrec.data.catalogue import Item
 from llmrec.models.cllm4rec.config import CLLM4RecConfig, ContentField
 from llmrec.models.cllm4rec.vocab import IdVocabulary, encode_document
 from llmrec.text.templates import field_text
+from llmrec.training.batching import length_pooled_batches
 
 Task = Literal["collaborative", "content", "recommend"]
 CONTENT_PROMPTS: dict[ContentField, str] = {
@@ -29,8 +30,6 @@ CONTENT_PROMPTS: dict[ContentField, str] = {
     "categories": " belongs to the categories:",
     "brand": " is made by the brand:",
 }
-# Rows of a length pool sorted together, so batches hold documents of similar length.
-POOL_BATCHES = 50
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,9 @@ class DocumentBatches:
         for number, task in enumerate(self.phases):
             rng = np.random.default_rng([self.seed, epoch, number])
             documents = self._documents(task, rng)
-            for group in length_pooled(documents, self.batch_size, rng):
+            lengths = [len(document.prompt) + len(document.main) for document in documents]
+            for rows in length_pooled_batches(lengths, self.batch_size, rng):
+                group = [documents[row] for row in rows]
                 batch = collate(task, group, self.templates.vocabulary, self.config)
                 batches.append({**batch, "mutual": self.mutual})
         return batches
@@ -174,24 +175,6 @@ class DocumentBatches:
             targets = masked if self.config.target_set == "heldout" else items
             documents.append(self.templates.recommendation(user, visible, targets))
         return documents
-
-
-def length_pooled(
-    documents: Sequence[Document], batch_size: int, rng: np.random.Generator
-) -> list[list[Document]]:
-    """Shuffled batches of similar length: shuffle, sort within pools of POOL_BATCHES batches,
-    cut into batches, shuffle the batches (less padding, still a random order)."""
-    order = rng.permutation(len(documents))
-    pool = batch_size * POOL_BATCHES
-    batches = []
-    for start in range(0, len(order), pool):
-        rows = sorted(order[start : start + pool], key=lambda r: _length(documents[r]))
-        batches += [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
-    return [[documents[r] for r in batches[b]] for b in rng.permutation(len(batches))]
-
-
-def _length(document: Document) -> int:
-    return len(document.prompt) + len(document.main)
 
 
 def collate(
