@@ -71,6 +71,22 @@ def model(llm_cache_dir: Path) -> CLLM4Rec:
     return _built(llm_cache_dir)
 
 
+def test_id_tokens_follow_an_embedding_table_padded_beyond_the_tokenizer(
+    llm_cache_dir: Path, monkeypatch
+) -> None:
+    """Backbones such as Qwen2.5 or Pythia have more embedding rows than tokenizer tokens."""
+    import llmrec.models.cllm4rec.model as model_module
+    from llmrec.models.backbone import BackboneConfig, load_backbone
+
+    padded = load_backbone(BackboneConfig(source="tiny", cache_dir=llm_cache_dir), False)
+    padded.model.resize_token_embeddings(len(padded.tokenizer) + 7)
+    monkeypatch.setattr(model_module, "load_backbone", lambda *args, **kwargs: padded)
+    model = _built(llm_cache_dir)
+    assert model.network.vocabulary.base_vocab_size == len(padded.tokenizer) + 7
+    scores = model.score([np.array([1, 2])], ["u0"])
+    assert scores.shape == (1, NUM_ITEMS) and torch.isfinite(scores).all()
+
+
 def test_id_tokens_in_documents_are_atomic_and_titles_stay_text(model) -> None:
     vocabulary = model.network.vocabulary
     document = model.templates.collaborative(3, [5, 7])

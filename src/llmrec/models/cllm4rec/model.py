@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import EvalSet
-from llmrec.errors import ModelFormatError
+from llmrec.errors import ConfigError, ModelFormatError
 from llmrec.models.backbone import BackboneConfig, add_lora, load_backbone, merge_lora
 from llmrec.models.base import (
     FitResult,
@@ -75,8 +75,16 @@ class CLLM4Rec(RecommenderModel):
         self.user_index = {str(user): index for index, user in enumerate(user_ids)}
         if len(self.user_index) != len(user_ids):
             raise ValueError("user ids must be distinct")
+        # ID tokens start after the embedding table, which may hold more rows than the tokenizer
+        # has tokens (padded for speed, e.g. Qwen2.5, Pythia): those rows are never read.
+        base_rows = loaded.model.get_input_embeddings().num_embeddings
+        if base_rows < len(loaded.tokenizer):
+            raise ConfigError(
+                f"backbone {backbone.source}: its tokenizer has {len(loaded.tokenizer)} tokens "
+                f"but its embedding table only {base_rows} rows"
+            )
         # choice: the last user row stands for users the model never saw (the mean user).
-        vocabulary = IdVocabulary(len(loaded.tokenizer), len(user_ids) + 1, self.num_items)
+        vocabulary = IdVocabulary(base_rows, len(user_ids) + 1, self.num_items)
         self._network = CLLM4RecNetwork(loaded.model, vocabulary, self.config)
         self.templates = Templates(loaded.tokenizer, vocabulary, self.config)
 

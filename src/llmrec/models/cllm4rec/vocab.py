@@ -24,7 +24,7 @@ VIEWS: tuple[View, ...] = ("collaborative", "content")
 class IdVocabulary:
     """The id layout: base tokens [0, N), users [N, N + I), items [N + I, N + I + J)."""
 
-    base_vocab_size: int  # N, `len(tokenizer)` of the base model
+    base_vocab_size: int  # N, the base model's embedding rows (>= its tokenizer's tokens)
     num_users: int  # I
     num_items: int  # J
 
@@ -91,10 +91,10 @@ def encode_document(segments: Sequence[Segment], tokenizer, vocabulary: IdVocabu
     Text is never searched for "user_3"/"item_12" patterns (notes sec. 8.2, step 6), so a title that
     contains such a string stays base-vocabulary tokens. choice: no BOS/EOS (as the official code).
     """
-    if len(tokenizer) != vocabulary.base_vocab_size:
+    if len(tokenizer) > vocabulary.base_vocab_size:
         raise ValueError(
-            f"the tokenizer has {len(tokenizer)} tokens but the vocabulary's "
-            f"base_vocab_size is {vocabulary.base_vocab_size}"
+            f"the tokenizer has {len(tokenizer)} tokens, more than the vocabulary's "
+            f"base_vocab_size {vocabulary.base_vocab_size}: its ids would collide with ID tokens"
         )
     ids: list[int] = []
     for position, (kind, value) in enumerate(segments):
