@@ -111,6 +111,16 @@ def test_bad_value_names_file_line_and_field(tmp_path: Path, record: dict, field
     assert_points_at(_load_error(folder), folder / "interactions.jsonl", 2, field)
 
 
+def test_a_first_row_without_a_timestamp_is_the_odd_one_out(tmp_path: Path) -> None:
+    """The majority of rows decides whether the file has timestamps, not the first row."""
+    folder = _write_folder(tmp_path, [{"user": "u3", "item": "a"}, *INTERACTIONS])
+    error = _load_error(folder)
+    assert_points_at(error, folder / "interactions.jsonl", 1, "timestamp")
+    assert "most rows have one" in str(error)
+    result = load_byo(folder, skip_bad=True)
+    assert result.report.skipped == {"bad_value": 1}  # only that row; u3 then has none
+
+
 def test_unknown_item_names_file_line_and_field(tmp_path: Path) -> None:
     folder = _write_folder(tmp_path, [*INTERACTIONS, {"user": "u1", "item": "zz", "timestamp": 9}])
     assert_points_at(_load_error(folder), folder / "interactions.jsonl", 8, "item")

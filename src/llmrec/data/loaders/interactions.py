@@ -73,15 +73,21 @@ def group_by_user(
 ) -> UserSequences:
     """Per-user item sequences, users in order of first appearance, each sorted by time.
 
-    Timestamps must be given on every row or on none (then file order is the time order).
-    An interaction with an unknown item or a missing/extra timestamp raises or is skipped.
+    Timestamps must be given on every row or on none (then file order is the time order); the
+    rows that differ from the majority are the ones named (or skipped). An interaction with an
+    unknown item or a missing/extra timestamp raises or is skipped.
     """
-    has_time = bool(interactions) and interactions[0].timestamp is not None
+    timed = sum(row.timestamp is not None for row in interactions)
+    has_time = bool(interactions) and 2 * timed >= len(interactions)
+    odd_one = (
+        "timestamp missing, though most rows have one (give it on all rows or none)"
+        if has_time
+        else "timestamp given, though most rows have none (give it on all rows or none)"
+    )
     by_user: dict[str, list[Interaction]] = {}
     for row in interactions:
         if (row.timestamp is not None) != has_time:
-            problem = "timestamp given on some rows but not on others (give it on all or none)"
-            problems.handle("bad_value", DataError(problem, path, row.line, timestamp_field))
+            problems.handle("bad_value", DataError(odd_one, path, row.line, timestamp_field))
             continue
         if row.item_id not in catalogue:
             problem = f"unknown item id {row.item_id!r} (not in the items file)"
