@@ -117,6 +117,7 @@ class CALRec(RecommenderModel):
         self.backbone_identity: dict = {}
         self._sampler: tuple[GenerationConfig, Sampler] | None = None
         self._saved_folder: Path | None = None
+        self._temporary_folder: tempfile.TemporaryDirectory | None = None
 
     # --- lazy state: the backbone is loaded on first use, from the config or a saved folder ---
     def _attach(self, backbone_config: BackboneConfig, show_progress: bool = True) -> None:
@@ -174,7 +175,9 @@ class CALRec(RecommenderModel):
     def _model_folder(self) -> Path:
         """A saved copy of the language model (for vLLM): the loaded folder, or a fresh one."""
         if self._saved_folder is None:
-            folder = Path(tempfile.mkdtemp(prefix="llmrec-calrec-model-"))
+            # removed when the model is garbage-collected or the interpreter exits
+            self._temporary_folder = tempfile.TemporaryDirectory(prefix="llmrec-calrec-model-")
+            folder = Path(self._temporary_folder.name)
             self.network.language_model.save_pretrained(folder)
             self.tokenizer.save_pretrained(folder)
             self._saved_folder = folder
