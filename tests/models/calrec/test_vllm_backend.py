@@ -64,12 +64,11 @@ def _fake_vllm(calls: dict) -> types.ModuleType:
 
         def generate(self, requests, params, use_tqdm=True):
             calls["requests"], calls["params"] = requests, params
-            return [
-                _RequestOutput(
-                    [_Completion("red lipstick\nextra", [5, 6, 7], -1.5), _Completion("", [], None)]
-                )
-                for _ in requests
+            canned = [
+                _Completion("red lipstick\nextra", [5, 6, 7], -1.5),
+                _Completion("", [], None),
             ]
+            return [_RequestOutput(canned[: request["n"]]) for request in params]
 
     module.LLM = LLM
     module.SamplingParams = lambda **kwargs: kwargs
@@ -78,12 +77,19 @@ def _fake_vllm(calls: dict) -> types.ModuleType:
     return module
 
 
-def test_vllm_gets_token_prompts_and_its_outputs_become_our_records(monkeypatch, tmp_path):
+@pytest.fixture()
+def vllm_calls(monkeypatch) -> dict:
+    """What the stand-in `vllm` module (installed, with a 'GPU') was asked."""
     calls: dict = {}
     fake = _fake_vllm(calls)
     monkeypatch.setitem(sys.modules, "vllm", fake)
     monkeypatch.setitem(sys.modules, "vllm.inputs", fake.inputs)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    return calls
+
+
+def test_vllm_gets_token_prompts_and_its_outputs_become_our_records(vllm_calls, tmp_path):
+    calls = vllm_calls
     config = GenerationConfig(backend="vllm", num_samples=2, temperature=0.7, max_new_tokens=9)
     sampler = make_sampler(None, None, config, {13, 2}, lambda: tmp_path)
     assert isinstance(sampler, VllmSampler)
@@ -99,24 +105,12 @@ def test_vllm_gets_token_prompts_and_its_outputs_become_our_records(monkeypatch,
     assert first.num_new_tokens == [3, 0] and first.token_ids == [[5, 6, 7], []]
 
 
-def test_greedy_vllm_decodes_one_line_and_repeats_it(monkeypatch, tmp_path) -> None:
+def test_greedy_vllm_decodes_one_line_and_repeats_it(vllm_calls, tmp_path) -> None:
     """vLLM refuses n > 1 with temperature 0; the G lines are equal anyway."""
-    calls: dict = {}
-    fake = _fake_vllm(calls)
-    monkeypatch.setitem(sys.modules, "vllm", fake)
-    monkeypatch.setitem(sys.modules, "vllm.inputs", fake.inputs)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     config = GenerationConfig(backend="vllm", num_samples=3, temperature=0, max_new_tokens=9)
     sampler = make_sampler(None, None, config, {2}, lambda: tmp_path)
-    calls_generate = fake.LLM.generate
-
-    def one_completion(self, requests, params, use_tqdm=True):
-        outputs = calls_generate(self, requests, params, use_tqdm)
-        return [_RequestOutput(output.outputs[:1]) for output in outputs]
-
-    monkeypatch.setattr(fake.LLM, "generate", one_completion)
     (lines,) = sampler([[1, 2]])
-    assert calls["params"][0]["n"] == 1
+    assert vllm_calls["params"][0]["n"] == 1
     assert lines.texts == ["red lipstick"] * 3 and lines.token_ids == [[5, 6, 7]] * 3
 
 
