@@ -95,15 +95,15 @@ def evaluate_saved_model(
 ) -> EvalResult:
     """Evaluate a saved model on a data set's split; the catalogues must be the same. The data
     is read as the model's run read it (its saved config.resolved.yaml: format, skip_bad,
-    data_dir unless given, split), so a model trained on the per-user hold-out meets the same
-    hold-out, never leave-one-out targets it may have trained on."""
+    split), so a model trained on the per-user hold-out meets the same hold-out, never
+    leave-one-out targets it may have trained on."""
     model = load_model(model_dir)
     saved = Path(model_dir) / "config.resolved.yaml"
     data_config = load_config(saved).data if saved.is_file() else DataConfig()
     loaded = load_dataset(
         source,
         data_format=data_config.format,
-        data_dir=data_dir or data_config.data_dir,
+        data_dir=data_dir,
         skip_bad=data_config.skip_bad,
     )
     dataset, _ = split_dataset(loaded, data_config)

@@ -285,12 +285,12 @@ class CALRec(RecommenderModel):
         ]
         examples = build_examples(sequences, self.lines, "last")
         network = self.network.eval()
-        head = network.language_model.get_output_embeddings()
+        device, head = module_device(network), network.language_model.get_output_embeddings()
         total, tokens = 0.0, 0
         with torch.no_grad():
             for start in range(0, len(examples), batch_size):
                 batch = collate(examples[start : start + batch_size], self.tokenizer.pad_token_id)
-                batch = {key: value.to(module_device(network)) for key, value in batch.items()}
+                batch = {key: value.to(device) for key, value in batch.items()}
                 hidden = network.hidden_states(batch["input_ids"], batch["attention_mask"])
                 count = int(batch["label_mask"][:, 1:].sum())
                 loss = next_item_generation_loss(

@@ -76,7 +76,8 @@ class CLLM4Rec(RecommenderModel):
         if len(self.user_index) != len(user_ids):
             raise ValueError("user ids must be distinct")
         # ID tokens start after the embedding table, which may hold more rows than the tokenizer
-        # has tokens (padded for speed, e.g. Qwen2.5, Pythia): those rows are never read.
+        # has tokens (padded for speed, e.g. Qwen2.5, Pythia): no text maps to those rows; the
+        # content LM's head keeps them, as the backbone's own pretraining did.
         base_rows = loaded.model.get_input_embeddings().num_embeddings
         if base_rows < len(loaded.tokenizer):
             raise ConfigError(
