@@ -101,8 +101,8 @@ def test_holdout_run_evaluates_target_sets_and_records_the_split(tmp_path: Path)
     assert "ranks" in json.loads((run_dir / "test" / "ranks.jsonl").read_text().splitlines()[0])
     assert {"recall@40", "ndcg@100"} <= set(result.fit.history[0])
     # evaluated later from its folder, the model meets the same hold-out, not leave-one-out
-    again = evaluate_saved_model(run_dir / "model", str(FIXTURE), config=config.eval)
-    assert again.protocol["split"] == f"{split}:test"
+    again = evaluate_saved_model(run_dir / "model", str(FIXTURE))  # the run's own eval settings
+    assert again.protocol["split"] == f"{split}:test" and again.protocol["ks"] == [20, 40, 100]
     assert again.metrics == result.results["test"].metrics
 
 

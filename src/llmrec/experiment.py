@@ -85,6 +85,13 @@ def split_dataset(loaded: LoadResult, data: DataConfig) -> tuple[Dataset, dict |
     }
 
 
+def saved_run_config(model_dir: Path) -> RunConfig | None:
+    """The resolved config of the run that wrote a model folder (`llmrec train` and `llmrec run`
+    copy it there); None for a folder saved from Python."""
+    path = Path(model_dir) / "config.resolved.yaml"
+    return load_config(path) if path.is_file() else None
+
+
 def evaluate_saved_model(
     model_dir: Path,
     source: str,
@@ -96,10 +103,11 @@ def evaluate_saved_model(
     """Evaluate a saved model on a data set's split; the catalogues must be the same. The data
     is read as the model's run read it (its saved config.resolved.yaml: format, skip_bad,
     split), so a model trained on the per-user hold-out meets the same hold-out, never
-    leave-one-out targets it may have trained on."""
+    leave-one-out targets it may have trained on. `config` None: the run's own `eval`."""
     model = load_model(model_dir)
-    saved = Path(model_dir) / "config.resolved.yaml"
-    data_config = load_config(saved).data if saved.is_file() else DataConfig()
+    run = saved_run_config(model_dir)
+    data_config = run.data if run else DataConfig()
+    config = config or (run.eval if run else EvalConfig())
     loaded = load_dataset(
         source,
         data_format=data_config.format,

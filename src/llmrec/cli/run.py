@@ -11,7 +11,7 @@ import typer
 from llmrec.cli.data import DataDir
 from llmrec.config import load_config
 from llmrec.evaluation.config import EvalConfig
-from llmrec.experiment import evaluate_saved_model, run_experiment, train_model
+from llmrec.experiment import evaluate_saved_model, run_experiment, saved_run_config, train_model
 
 ConfigPath = Annotated[Path, typer.Argument(help="YAML run config", exists=True, dir_okay=False)]
 Overrides = Annotated[
@@ -49,10 +49,13 @@ def evaluate(
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Evaluate a saved model with full ranking (history filter off unless asked)."""
+    """Evaluate a saved model as its run evaluated it (history filter off unless asked)."""
     if split not in ("valid", "test"):
         raise typer.BadParameter("split must be valid or test", param_hint="--split")
-    config = EvalConfig(filter_history=filter_history)
+    run = saved_run_config(model_dir)  # the run's own eval settings, as in its report
+    config = (run.eval if run else EvalConfig()).model_copy(
+        update={"filter_history": filter_history}
+    )
     result = evaluate_saved_model(model_dir, data, split, data_dir, config, not quiet)
     typer.echo(json.dumps(result.to_json(), indent=2) if as_json else result.format_table())
 
