@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from llmrec.config import load_config
+from llmrec.data.registry import load_dataset
 from llmrec.experiment import (
     before_test_sequences,
     evaluate_saved_model,
@@ -17,6 +19,8 @@ from llmrec.experiment import (
 )
 from llmrec.models.base import FitResult
 from llmrec.models.pop import Popularity
+from llmrec.models.registry import load_model
+from llmrec.models.single_network import NetworkModel
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "amazon-beauty-mini"
 
@@ -34,7 +38,15 @@ def test_before_test_sequences_are_train_plus_valid_target(toy_dataset) -> None:
         np.testing.assert_array_equal(sequence, test_history)
 
 
-def test_refit_before_test_is_recorded_and_replaces_the_model(tmp_path: Path) -> None:
+def test_refit_before_test_is_recorded_and_replaces_the_model(tmp_path: Path, monkeypatch) -> None:
+    fits = []  # (model, training sequences) of each fit: the first, then the refit
+    fit = NetworkModel._fit
+
+    def spy(self, train, valid, run, user_ids):
+        fits.append((self, [np.array(sequence) for sequence in train]))
+        return fit(self, train, valid, run, user_ids)
+
+    monkeypatch.setattr(NetworkModel, "_fit", spy)
     config = load_config(
         None,
         [
@@ -54,6 +66,17 @@ def test_refit_before_test_is_recorded_and_replaces_the_model(tmp_path: Path) ->
     assert "refit" not in result.results["valid"].protocol["split"]
     assert (tmp_path / "refit" / "refit" / "checkpoints" / "last").is_dir()
     assert "refit on train + valid" in (tmp_path / "refit" / "report.md").read_text()
+    dataset = load_dataset(FIXTURE).dataset
+    (_, first_train), (refit, refit_train) = fits
+    for sequence, train, valid_target, test_history in zip(
+        refit_train, dataset.train, dataset.valid.targets, dataset.test.histories, strict=True
+    ):
+        np.testing.assert_array_equal(sequence, np.append(train, valid_target))
+        np.testing.assert_array_equal(sequence, test_history)  # all before the test target
+    assert all(np.array_equal(a, b) for a, b in zip(first_train, dataset.train, strict=True))
+    saved = load_model(result.model_dir)  # the refit model, not the early-stopped one
+    histories = dataset.test.histories[:8]
+    assert torch.equal(saved.score(histories), refit.score(histories))
 
 
 def _holdout_overrides(tmp_path: Path, name: str, *extra: str) -> list[str]:

@@ -59,10 +59,15 @@ def test_all_metrics_share_the_resampled_users() -> None:
     assert intervals["b"] == bootstrap_ci(second, num_resamples=300, seed=6)
 
 
-def test_many_users_are_chunked() -> None:
-    values = np.random.default_rng(5).random(300_000)  # more users than one chunk row allows
-    interval = bootstrap_ci(values, num_resamples=20)
-    assert interval.low < values.mean() < interval.high
+def test_resamples_are_drawn_in_chunks_that_add_up(monkeypatch) -> None:
+    """Memory is bounded by drawing CHUNK_ELEMENTS indices at a time: here 2, 2 and 1 resamples."""
+    import llmrec.evaluation.bootstrap as bootstrap
+
+    monkeypatch.setattr(bootstrap, "CHUNK_ELEMENTS", 14)
+    values = np.random.default_rng(2).random((7, 2))
+    rng = np.random.default_rng(9)
+    draws = np.concatenate([rng.integers(7, size=(size, 7), dtype=np.int32) for size in (2, 2, 1)])
+    np.testing.assert_allclose(bootstrap_means(values, 5, seed=9), values[draws].mean(axis=1))
 
 
 def test_paired_test_finds_a_clearly_better_model() -> None:

@@ -159,4 +159,5 @@ def test_compare_results_pairs_target_set_results() -> None:
         compare_results(good, next_item, "recall@2")
     older = {key: value for key, value in next_item.protocol.items() if key != "targets"}
     saved_before_sets = EvalResult(next_item.metrics, {}, next_item.ranks, good.user_ids, older)
-    compare_results(next_item, saved_before_sets, "recall@1", num_resamples=10)  # no "targets"
+    same = compare_results(next_item, saved_before_sets, "recall@1", num_resamples=10)
+    assert (same.mean_difference, same.p_value) == (0.0, 1.0)  # no "targets" key: still paired

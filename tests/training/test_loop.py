@@ -191,6 +191,7 @@ def test_early_stopping_keeps_the_best_weights(tmp_path: Path) -> None:
     load_weights(best, tmp_path / "checkpoints" / "best" / MODEL_FILE)
     for name, tensor in snapshots[1].items():
         assert torch.equal(_weights(module)[name], tensor), name
+        assert torch.equal(_weights(best)[name], tensor), name  # the file holds them too
 
 
 def test_a_fresh_run_never_loads_an_earlier_runs_best_weights(tmp_path: Path) -> None:
@@ -207,6 +208,20 @@ def test_a_fresh_run_never_loads_an_earlier_runs_best_weights(tmp_path: Path) ->
     for name, tensor in _weights(plain).items():
         assert torch.equal(_weights(module)[name], tensor), name
     assert not (tmp_path / "checkpoints" / "best").exists()
+
+
+def test_max_steps_and_gradient_accumulation_count_optimizer_steps(tmp_path: Path) -> None:
+    """5 batches per epoch: max_steps stops mid-epoch; grad_accum=2 takes a step every 2 batches,
+    counted across the epoch's end (Accelerate's count), so 2 epochs are 5 optimizer steps."""
+    capped = TrainConfig(epochs=4, batch_size=8, max_steps=3)
+    result = train(Regression(), Batches(), None, capped, tmp_path / "a", show_progress=False)
+    assert result.steps == 3
+    accumulated = TrainConfig(epochs=2, batch_size=8, grad_accum=2, log_every=1)
+    result = train(Regression(), Batches(), None, accumulated, tmp_path / "b", show_progress=False)
+    assert result.steps == 5
+    lines = (tmp_path / "b" / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
+    logged = [json.loads(line)["step"] for line in lines]
+    assert logged == [1, 2, 3, 4, 5]
 
 
 def test_resume_without_a_checkpoint_is_an_error(tmp_path: Path) -> None:

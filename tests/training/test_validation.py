@@ -8,7 +8,7 @@ import pytest
 
 from llmrec.data.sequences import EvalSet, MultiTargetEvalSet
 from llmrec.evaluation.metrics import compute_metrics
-from llmrec.evaluation.ranking import sample_eval_set, target_set_ranks
+from llmrec.evaluation.ranking import ranks_from_scores, sample_eval_set, target_set_ranks
 from llmrec.training.validation import validation_metrics
 from tests.evaluation.test_ranking import MatrixRecommender, MatrixScorer
 
@@ -43,8 +43,15 @@ def test_hold_out_validation_excludes_the_history_at_the_holdout_cut_offs(model_
     assert isinstance(subset, MultiTargetEvalSet) and len(subset) == 5
 
 
-def test_next_item_validation_has_the_next_item_metrics() -> None:
+def test_next_item_validation_ranks_without_the_history_filter() -> None:
     histories = tuple(RNG.integers(NUM_ITEMS, size=3) for _ in range(12))
-    valid = EvalSet(tuple(map(str, range(12))), histories, RNG.integers(NUM_ITEMS, size=12))
-    metrics = validation_metrics(MatrixScorer(TABLE), valid)
+    targets = RNG.integers(NUM_ITEMS, size=12)
+    targets[0] = histories[0][-1]  # a repeat purchase: a miss if the history were excluded
+    valid = EvalSet(tuple(map(str, range(12))), histories, targets)
+    model = MatrixScorer(TABLE)
+    metrics = validation_metrics(model, valid)
     assert set(metrics) == {f"{m}@{k}" for m in ("recall", "ndcg", "mrr") for k in (10, 20)}
+    ranks = ranks_from_scores(model.score(histories), targets)  # no exclusion
+    assert metrics == pytest.approx(compute_metrics(ranks, (10, 20)), abs=1e-12)
+    filtered = ranks_from_scores(model.score(histories), targets, exclude=histories)
+    assert compute_metrics(filtered, (10, 20)) != pytest.approx(metrics)

@@ -117,7 +117,8 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoints = run_dir / "checkpoints"
     steps_per_epoch = len(batches.epoch_batches(0))  # every process takes part in every batch
-    total_steps = cfg.max_steps or cfg.epochs * max(1, steps_per_epoch // cfg.grad_accum)
+    # Accelerate counts accumulated batches across epoch ends, so steps = all batches // grad_accum
+    total_steps = cfg.max_steps or max(1, cfg.epochs * steps_per_epoch // cfg.grad_accum)
     optimizer = build_optimizer(module, cfg)
     scheduler = build_scheduler(optimizer, cfg, total_steps)
     model, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)

@@ -56,8 +56,13 @@ class NewlineAt(torch.nn.Module):
         return outputs
 
 
-def test_stop_tokens_are_the_newline_tokens_and_the_special_ones(stops: frozenset[int]) -> None:
-    assert len(stops) == 129 + 3
+def test_stop_tokens_are_the_newline_tokens_and_the_special_ones(
+    tiny: Backbone, stops: frozenset[int]
+) -> None:
+    """Derived from the byte-level vocabulary itself: "Ċ" is how its tokens spell a newline."""
+    tokens = tiny.tokenizer.convert_ids_to_tokens(list(range(len(tiny.tokenizer))))
+    newlines = {token_id for token_id, token in enumerate(tokens) if "Ċ" in token}
+    assert stops == newlines | set(tiny.tokenizer.all_special_ids)
     assert {NEWLINE, 0, 1, 2} <= stops  # <|endoftext|>, <|im_start|>, <|im_end|> (eos)
 
 
