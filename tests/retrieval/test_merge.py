@@ -10,7 +10,6 @@ from llmrec.retrieval.merge import (
     GenerationGroup,
     duplicate_share,
     exact_match_share,
-    normalize_text,
     order_generations,
     rank_items,
     round_robin_merge,
@@ -18,11 +17,6 @@ from llmrec.retrieval.merge import (
 
 
 # --- ordering the generations ------------------------------------------------------------------
-def test_normalize_text_collapses_whitespace() -> None:
-    assert normalize_text("  red \t lipstick\n matte ") == "red lipstick matte"
-    assert normalize_text("Red Lipstick") == "Red Lipstick"  # case is kept
-
-
 def test_order_by_count_then_logprob_then_first_occurrence() -> None:
     texts = ["b", "a", "c", "a ", "d", " b", "e"]
     logprobs = [-1.0, -3.0, -0.5, -1.0, -0.5, -2.0, -0.5]

@@ -9,7 +9,7 @@ import pytest
 
 from llmrec.data.catalogue import Item
 from llmrec.models.backbone import BackboneConfig, load_backbone
-from llmrec.text.templates import ItemLines, TextConfig, item_text
+from llmrec.text.templates import ItemLines, TextConfig, item_text, normalize_text
 
 ITEMS = [
     Item("A", "Red Lipstick", ("Beauty", "Makeup"), "Acme", 3.5),
@@ -25,6 +25,17 @@ def test_labelled_fields_in_order_missing_ones_dropped() -> None:
     assert item_text(ITEMS[1]) == "Title: Night Cream"
     assert item_text(ITEMS[0], ("brand", "title"), labelled=False) == "Acme. Red Lipstick"
     assert item_text(ITEMS[2]) == ""
+
+
+def test_normalize_text_collapses_whitespace() -> None:
+    assert normalize_text("  red \t lipstick\n matte ") == "red lipstick matte"
+    assert normalize_text("Red Lipstick") == "Red Lipstick"  # case is kept
+
+
+def test_an_item_line_never_breaks() -> None:
+    # one Beauty title holds a newline; it must not end the item's line early
+    item = Item("D", "Lip Balm\n  Mint", ("Skin\tCare",), " Acme ", None)
+    assert item_text(item) == "Title: Lip Balm Mint; Category: Skin Care; Brand: Acme"
 
 
 @pytest.fixture(scope="module")

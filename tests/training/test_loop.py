@@ -12,6 +12,7 @@ from torch import nn
 from llmrec.training.checkpoint import MODEL_FILE, load_weights
 from llmrec.training.config import TrainConfig
 from llmrec.training.loop import LossOutput, train
+from llmrec.training.optim import build_optimizer
 
 
 class Regression(nn.Module):
@@ -211,17 +212,66 @@ def test_a_fresh_run_never_loads_an_earlier_runs_best_weights(tmp_path: Path) ->
 
 
 def test_max_steps_and_gradient_accumulation_count_optimizer_steps(tmp_path: Path) -> None:
-    """5 batches per epoch: max_steps stops mid-epoch; grad_accum=2 takes a step every 2 batches,
-    counted across the epoch's end (Accelerate's count), so 2 epochs are 5 optimizer steps."""
+    """5 batches per epoch: max_steps stops mid-epoch; grad_accum=2 groups each epoch's batches
+    as 2 + 2 + 1, so 2 epochs are 6 optimizer steps."""
     capped = TrainConfig(epochs=4, batch_size=8, max_steps=3)
     result = train(Regression(), Batches(), None, capped, tmp_path / "a", show_progress=False)
     assert result.steps == 3
     accumulated = TrainConfig(epochs=2, batch_size=8, grad_accum=2, log_every=1)
     result = train(Regression(), Batches(), None, accumulated, tmp_path / "b", show_progress=False)
-    assert result.steps == 5
-    lines = (tmp_path / "b" / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
-    logged = [json.loads(line)["step"] for line in lines]
-    assert logged == [1, 2, 3, 4, 5]
+    assert result.steps == 6
+    assert [record["step"] for record in _log_records(tmp_path / "b")] == [1, 2, 3, 4, 5, 6]
+
+
+class Deterministic(Regression):
+    """No dropout, so a hand-written optimizer loop can repeat the training exactly."""
+
+    def __init__(self, crash_at_call: int | None = None) -> None:
+        super().__init__(crash_at_call)
+        self.layers[1].p = 0.0
+
+
+def test_an_accumulated_group_steps_on_the_mean_gradient_of_its_batches(tmp_path: Path) -> None:
+    """One epoch of 5 batches with grad_accum=2 is three AdamW steps, on the mean gradient of
+    batches (0, 1), of (2, 3), and of batch 4 alone: the short last group is not dropped."""
+    config = TrainConfig(epochs=1, batch_size=8, lr=1e-2, grad_accum=2, grad_clip=None)
+    trained = Deterministic()
+    train(trained, Batches(), None, config, tmp_path, show_progress=False)
+    by_hand = Deterministic()
+    optimizer = build_optimizer(by_hand, config)
+    batches = Batches().epoch_batches(0)
+    for group in [(0, 1), (2, 3), (4,)]:
+        optimizer.zero_grad()
+        loss = sum(by_hand(batches[index]).total for index in group) / len(group)
+        loss.backward()
+        optimizer.step()
+    for name, tensor in _weights(by_hand).items():
+        torch.testing.assert_close(_weights(trained)[name], tensor, rtol=1e-6, atol=1e-7)
+
+
+def test_a_killed_accumulating_run_resumes_to_identical_weights(tmp_path: Path) -> None:
+    """grad_accum=2, 5 batches per epoch: killed in batch 3 of epoch 2, with batch 2's gradient
+    accumulated but not applied; the resumed run restarts that group and ends identical."""
+    config = CONFIG.model_copy(update={"grad_accum": 2})
+    uninterrupted = Regression()
+    train(uninterrupted, Batches(), None, config, tmp_path / "full", seed=1, show_progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        crashing = Regression(crash_at_call=14)  # calls 11-15 are epoch 2's batches 0-4
+        train(crashing, Batches(), None, config, tmp_path / "killed", seed=1, show_progress=False)
+    resumed = Regression()
+    result = train(
+        resumed,
+        Batches(),
+        None,
+        config,
+        tmp_path / "killed",
+        seed=1,
+        resume=True,
+        show_progress=False,
+    )
+    assert result.steps == 12
+    for name, tensor in _weights(uninterrupted).items():
+        torch.testing.assert_close(_weights(resumed)[name], tensor, rtol=0, atol=0)
 
 
 def test_resume_without_a_checkpoint_is_an_error(tmp_path: Path) -> None:

@@ -41,5 +41,17 @@ class BM25Index:
         return cls(bm25s.BM25.load(str(folder), allow_pickle=False))
 
 
+# choice: every word counts, one-character ones too (bm25s's default pattern drops them, which
+# loses shade and size codes: "C" in "Vitamin C", "5", the "x" of "2 x 3"). English stopwords
+# are still dropped.
+TOKEN_PATTERN = r"(?u)\b\w+\b"
+
+
 def _tokenize(texts: Sequence[str]) -> list[list[str]]:
-    return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
+    return bm25s.tokenize(
+        list(texts),
+        token_pattern=TOKEN_PATTERN,
+        stopwords="en",
+        return_ids=False,
+        show_progress=False,
+    )

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from llmrec.text.templates import normalize_text
+
 
 @dataclass(frozen=True)
 class GenerationGroup:
@@ -34,11 +36,6 @@ class MergedRanking:
 
     item_indices: list[int]
     scores: list[float]  # 1 / (position + 1): monotone in merge position, independent of k
-
-
-def normalize_text(text: str) -> str:
-    """Collapse every run of whitespace to one space and strip the ends."""
-    return " ".join(text.split())
 
 
 def order_generations(texts: Sequence[str], logprobs: Sequence[float]) -> list[GenerationGroup]:

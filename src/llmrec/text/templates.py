@@ -24,15 +24,22 @@ LABELS = {
 }
 
 
+def normalize_text(text: str) -> str:
+    """Collapse every run of whitespace to one space and strip the ends."""
+    return " ".join(text.split())
+
+
 def field_text(item: Item, field: ItemField) -> str:
+    """One field's text on one line: an item line must never break (a title holding a newline
+    would end the line early, so the model would learn and BM25 would index half a title)."""
     value = getattr(item, field)
     if value is None:
         return ""
     if field == "categories":
-        return ", ".join(value)
+        return ", ".join(normalize_text(category) for category in value)
     if field == "price":
         return f"{value:.2f}"
-    return str(value).strip()
+    return normalize_text(str(value))
 
 
 def item_text(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -117,8 +118,8 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoints = run_dir / "checkpoints"
     steps_per_epoch = len(batches.epoch_batches(0))  # every process takes part in every batch
-    # Accelerate counts accumulated batches across epoch ends, so steps = all batches // grad_accum
-    total_steps = cfg.max_steps or max(1, cfg.epochs * steps_per_epoch // cfg.grad_accum)
+    steps = cfg.epochs * math.ceil(steps_per_epoch / cfg.grad_accum)  # see `_accumulation`
+    total_steps = cfg.max_steps or max(1, steps)
     optimizer = build_optimizer(module, cfg)
     scheduler = build_scheduler(optimizer, cfg, total_steps)
     model, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
@@ -145,14 +146,18 @@ def train(
             epoch_start = time.perf_counter()
             epoch_batches = batches.epoch_batches(state.epoch)
             model.train()
-            for batch in epoch_batches[state.batches_done :]:
+            for number in range(state.batches_done, len(epoch_batches)):
                 step_start = time.perf_counter()
+                batch = epoch_batches[number]
                 local, stand_in = local_batch(batch, rank, world) if world > 1 else (batch, False)
                 local = send_to_device(local, accelerator.device)  # batches are built on the CPU
+                accelerator.step, group_weight = _accumulation(
+                    number, len(epoch_batches), cfg.grad_accum
+                )
                 with accelerator.accumulate(model):
                     out = model(local)
                     loss, scale, tokens = _weighted_loss(accelerator, out, local, stand_in)
-                    accelerator.backward(loss)
+                    accelerator.backward(loss * group_weight)
                     if cfg.grad_clip is not None and accelerator.sync_gradients:
                         accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                     optimizer.step()
@@ -196,6 +201,23 @@ def train(
         time.perf_counter() - started,
         epoch_seconds,
     )
+
+
+def _accumulation(number: int, num_batches: int, grad_accum: int) -> tuple[int, float]:
+    """(Accelerate's batch counter to set before batch `number` of an epoch, its loss weight).
+
+    choice: batches accumulate in groups of `grad_accum` within an epoch; the last group of an
+    epoch may be shorter and still ends in an optimizer step, so no epoch's gradient leaks into
+    the next and a resumed run (which restarts at a group boundary) groups as the first did.
+    Accelerate divides each loss by `grad_accum` and steps when its counter reaches a multiple
+    of it: the counter is set so that it does at a group's last batch, and the weight makes a
+    short group's gradient the mean over its own batches.
+    """
+    start = number - number % grad_accum
+    size = min(grad_accum, num_batches - start)
+    position = number - start
+    counter = grad_accum - 1 if position == size - 1 else position
+    return counter, grad_accum / size
 
 
 def _weighted_loss(

@@ -19,11 +19,11 @@ from llmrec.retrieval.bm25 import BM25Index
 from llmrec.retrieval.merge import (
     duplicate_share,
     exact_match_share,
-    normalize_text,
     order_generations,
     rank_items,
     round_robin_merge,
 )
+from llmrec.text.templates import normalize_text
 
 
 @dataclass
