@@ -25,10 +25,11 @@ def test_recommend_prints_a_table_and_the_title_mapping(pop_dir: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "history 'prodct 4 blue' -> i0 'product 0 blue' (bm25, score 0.29)"
+    # "4" counts as a word, so the typo maps to product 4, not to another blue product
+    assert lines[0] == "history 'prodct 4 blue' -> i4 'product 4 blue' (bm25, score 1.14)"
     assert lines[1].split() == ["rank", "item_id", "score", "title"]
     assert len(lines) == 5 and lines[2].split()[0] == "1"
-    assert all(" i1 " not in line and " i0 " not in line for line in lines[2:])
+    assert all(" i1 " not in line and " i4 " not in line for line in lines[2:])
 
 
 def test_recommend_json_keeps_history_when_asked(pop_dir: Path) -> None:

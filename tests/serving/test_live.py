@@ -51,7 +51,7 @@ def test_serve_answers_over_http_and_shuts_down_gracefully(pop_dir: Path) -> Non
         assert _wait_for_health(url, process)["model"] == "pop"
         status, answer = _post(url + "/recommend", {"history": ["i1", "prodct 2 blue"], "k": 4})
         assert status == 200 and len(answer["items"]) == 4
-        assert [entry["item_id"] for entry in answer["history"]] == ["i1", "i0"]
+        assert [entry["item_id"] for entry in answer["history"]] == ["i1", "i2"]  # "2" counts
 
         in_flight: list[tuple[int, dict]] = []
         body = {"history": ["i3"], "k": 2}
