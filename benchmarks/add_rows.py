@@ -5,7 +5,9 @@ from benchmarks/calrec.py, which takes hours of its own.
     .venv/bin/python benchmarks/add_rows.py benchmarks/results/cllm4rec-beauty-a.json \
         benchmarks/results/calrec-cpu-beauty.json --prefix "calrec ("
 
-Refuses unless every protocol field that decides the users, targets and catalogue is equal. The
+Refuses unless every protocol field that decides the users, targets and catalogue is equal, and
+unless an added row's ranking (`rank_cutoff`, when a model ranks only its top k) reaches the
+page's largest k. The
 added rows keep the source run's machine, command and training costs (latency measured on another
 machine is not comparable with the page's own: the page says so). Rewrites the page's JSON and
 Markdown; a hand-written "## Reading" section of the page is kept.
@@ -22,7 +24,7 @@ from cllm4rec import write_markdown
 
 # What must agree for two rows to be measured on the same test users, targets and catalogue.
 SAME_USERS = ("protocol", "targets", "filter_history", "num_items", "num_users", "split", "seed")
-SAME_USERS += ("user_sample", "rank_cutoff", "num_negatives")
+SAME_USERS += ("user_sample", "num_negatives")
 
 
 def main(
@@ -38,6 +40,10 @@ def main(
     reference = record["rows"][0]["protocol"]
     for row in added:
         differing = [k for k in SAME_USERS if row["protocol"].get(k) != reference.get(k)]
+        # a model ranked only to a depth (CALRec's top-k) still measures every k up to it exactly
+        cutoff = row["protocol"].get("rank_cutoff")
+        if cutoff is not None and cutoff < max(reference["ks"]):
+            differing.append("rank_cutoff")
         if differing:
             raise typer.BadParameter(
                 f"{source}: row {row['name']!r} was not evaluated like {target}: "

@@ -121,15 +121,18 @@ def write_markdown(record: dict, path: Path) -> None:
             f"{'-' if row['best_epoch'] is None else row['best_epoch']} |"
         )
     lines += protocol_line(record["rows"], "Commands per row in the JSON.")
+    sources: dict[str, list[dict]] = {}  # rows added by benchmarks/add_rows.py, per file
     for row in record["rows"]:
-        if "added_from" in row:  # by benchmarks/add_rows.py
-            added = row["added_from"]
-            lines += [
-                f"{row['name']}: measured by `{added['command']}` on {added['machine']['cpu']}, "
-                f"{added['machine']['cores']} cores ({added['file']}); its latency is not "
-                "comparable with rows measured on another machine.",
-                "",
-            ]
+        if "added_from" in row:
+            sources.setdefault(row["added_from"]["file"], []).append(row)
+    for file, rows in sources.items():
+        added = rows[0]["added_from"]
+        lines += [
+            ", ".join(row["name"] for row in rows) + f": measured by `{added['command']}` on "
+            f"{added['machine']['cpu']}, {added['machine']['cores']} cores ({file}); their "
+            "latency is not comparable with rows measured on another machine.",
+            "",
+        ]
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
