@@ -11,7 +11,7 @@ from torch import nn
 
 from llmrec.training.checkpoint import MODEL_FILE, load_weights
 from llmrec.training.config import TrainConfig
-from llmrec.training.loop import LossOutput, train
+from llmrec.training.loop import LossOutput, TrainResult, train
 from llmrec.training.optim import build_optimizer
 
 
@@ -140,6 +140,20 @@ def test_logs_losses_lr_throughput_and_metrics(tmp_path: Path) -> None:
     assert not (tmp_path / "quiet" / "tensorboard").exists()
 
 
+def _resume(config: TrainConfig, run_dir: Path) -> tuple[Regression, TrainResult]:
+    """A fresh module trained on from the killed run's last checkpoint, with the same seed."""
+    module = Regression()
+    result = train(
+        module, Batches(), None, config, run_dir, seed=1, resume=True, show_progress=False
+    )
+    return module, result
+
+
+def _assert_same_weights(module: nn.Module, reference: nn.Module) -> None:
+    for name, tensor in _weights(reference).items():
+        torch.testing.assert_close(_weights(module)[name], tensor, rtol=0, atol=0)
+
+
 def test_killed_run_resumes_to_identical_weights(tmp_path: Path) -> None:
     uninterrupted = Regression()
     train(uninterrupted, Batches(), None, CONFIG, tmp_path / "full", seed=1, show_progress=False)
@@ -153,19 +167,8 @@ def test_killed_run_resumes_to_identical_weights(tmp_path: Path) -> None:
     assert _log_records(tmp_path / "killed")[-1]["step"] == 13
     state = json.loads((tmp_path / "killed" / "checkpoints" / "last" / "state.json").read_text())
     assert state["train_seconds"] > 0
-    resumed = Regression()
-    result = train(
-        resumed,
-        Batches(),
-        None,
-        config,
-        tmp_path / "killed",
-        seed=1,
-        resume=True,
-        show_progress=False,
-    )
-    for name, tensor in _weights(uninterrupted).items():
-        torch.testing.assert_close(_weights(resumed)[name], tensor, rtol=0, atol=0)
+    resumed, result = _resume(config, tmp_path / "killed")
+    _assert_same_weights(resumed, uninterrupted)
     assert not (tmp_path / "killed" / "checkpoints" / "last.tmp").exists()
     assert result.train_seconds > state["train_seconds"]  # the killed part's time counts too
     # the logs read as one run: what the killed run logged after its checkpoint is dropped
@@ -258,20 +261,9 @@ def test_a_killed_accumulating_run_resumes_to_identical_weights(tmp_path: Path) 
     with pytest.raises(KeyboardInterrupt):
         crashing = Regression(crash_at_call=14)  # calls 11-15 are epoch 2's batches 0-4
         train(crashing, Batches(), None, config, tmp_path / "killed", seed=1, show_progress=False)
-    resumed = Regression()
-    result = train(
-        resumed,
-        Batches(),
-        None,
-        config,
-        tmp_path / "killed",
-        seed=1,
-        resume=True,
-        show_progress=False,
-    )
+    resumed, result = _resume(config, tmp_path / "killed")
     assert result.steps == 12
-    for name, tensor in _weights(uninterrupted).items():
-        torch.testing.assert_close(_weights(resumed)[name], tensor, rtol=0, atol=0)
+    _assert_same_weights(resumed, uninterrupted)
 
 
 def test_resume_without_a_checkpoint_is_an_error(tmp_path: Path) -> None:
