@@ -142,6 +142,15 @@ def test_heads_are_items_only_and_vocabulary_only(model) -> None:
     assert network.vocabulary_logits(hidden).shape == (3, 5, network.vocabulary.base_vocab_size)
 
 
+def test_item_logit_scale_multiplies_rank_scores_and_the_loss_sees_it(llm_cache_dir) -> None:
+    plain, scaled = _built(llm_cache_dir), _built(llm_cache_dir, item_logit_scale=0.25)
+    histories = [sequence[:-1] for sequence in _sequences()[:4]]
+    users = [f"u{u}" for u in range(4)]
+    torch.testing.assert_close(scaled.score(histories, users), 0.25 * plain.score(histories, users))
+    batch = _batch(plain, "recommend")
+    assert scaled.network(batch).parts["recommend"] != plain.network(batch).parts["recommend"]
+
+
 def test_first_main_token_is_a_target_only_when_asked(llm_cache_dir) -> None:
     for flag in (True, False):
         model = _built(llm_cache_dir, first_main_token_target=flag)

@@ -73,6 +73,13 @@ class CLLM4RecConfig(ModelConfig):
         description="std of the ID tables' normal init (official: GPT-2's 0.02); None = std of "
         "the base table, larger for SmolLM2, which spreads the initial item logits widely",
     )
+    item_logit_scale: float = Field(
+        1.0,
+        gt=0.0,
+        description="beyond the paper: multiply the item head's logits by this fixed factor "
+        "(1 = the paper). Below 1 with `init_std: null` keeps ID tokens as loud as words to the "
+        "LLM while the initial item logits stay near uniform (docs/cllm4rec.md sec. 9)",
+    )
     # --- documents ---
     content_fields: tuple[ContentField, ...] = Field(
         ("title", "categories", "brand"),

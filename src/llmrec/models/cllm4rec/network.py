@@ -52,8 +52,11 @@ class CLLM4RecNetwork(nn.Module):
         return decoder(inputs_embeds=embeddings, attention_mask=attention_mask).last_hidden_state
 
     def item_logits(self, hidden: torch.Tensor, view: View = "collaborative") -> torch.Tensor:
-        """(..., J) scores of every item: the tied item head of `view`."""
-        return hidden @ self.ids.item_weight(view).T
+        """(..., J) scores of every item: the tied item head of `view` (times the configured
+        fixed scale)."""
+        logits = hidden @ self.ids.item_weight(view).T
+        scale = self.config.item_logit_scale
+        return logits if scale == 1.0 else logits * scale
 
     def vocabulary_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., N) scores over the base vocabulary only: ID tokens can never be written."""
