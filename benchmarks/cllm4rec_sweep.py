@@ -22,11 +22,10 @@ from typing import Annotated
 
 import typer
 from baselines import DATA_DIR, RESULTS, DataDir, machine, metric_cells, report_head
-from measure import train_one
+from measure import evaluate, train_one
 
 from llmrec.config import load_config
 from llmrec.evaluation.config import EvalConfig
-from llmrec.evaluation.ranking import evaluate_model
 from llmrec.experiment import load_run_data
 from llmrec.models.registry import load_model
 
@@ -83,20 +82,12 @@ def main(
         run_dir, trained = train_one(path, "train", [*common, *sets], work)
         data = data or load_run_data(load_config(path, [*common, *sets]), run_dir)
         model = load_model(run_dir / "model")
-        result = evaluate_model(model, data.valid, eval_config, split="valid")
+        row = evaluate(model, key, data.valid, eval_config, latency_users=0, split="valid")
         fit = json.loads((run_dir / "fit.json").read_text(encoding="utf-8"))
         rows.append(
-            {
-                "name": key,
-                "overrides": sets[1:],
-                "metrics": result.metrics,
-                "ci": {k: v.to_json() for k, v in result.ci.items()},
-                "protocol": result.protocol,
-                "train": trained,
-                "best_step": fit.get("best_step"),
-            }
+            {**row, "overrides": sets[1:], "train": trained, "best_step": fit.get("best_step")}
         )
-        typer.echo(f"{key}: recall@20 {result.metrics['recall@20']:.4f}")
+        typer.echo(f"{key}: recall@20 {row['metrics']['recall@20']:.4f}")
     record = {
         "command": "python benchmarks/cllm4rec_sweep.py " + " ".join(sys.argv[1:]),
         "machine": machine(),

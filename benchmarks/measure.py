@@ -28,10 +28,13 @@ def latency(model, eval_set, users: int) -> dict[str, float]:
     return {"p50_s": float(np.percentile(seconds, 50)), "p95_s": float(np.percentile(seconds, 95))}
 
 
-def evaluate(model, name: str, test, config: EvalConfig, latency_users: int) -> dict:
-    """Metrics with CIs on `config`'s user sample, then per-user latency (0 users: none)."""
+def evaluate(
+    model, name: str, test, config: EvalConfig, latency_users: int, split: str = "test"
+) -> dict:
+    """Metrics with CIs on `config`'s user sample of `split` (`test`: the rows of the eval set),
+    then per-user latency (0 users: none)."""
     started = time.perf_counter()
-    result = evaluate_model(model, test, config, show_progress=True, split="test")
+    result = evaluate_model(model, test, config, show_progress=True, split=split)
     return {
         "name": name,
         "metrics": result.metrics,
