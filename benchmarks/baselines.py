@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -143,6 +144,13 @@ def run_recbole(data_dir: Path, epochs: int, threads: int, anomaly: str, work: P
     }
 
 
+def publish(record: dict, name: str, write_markdown: Callable[[dict, Path], None]) -> None:
+    """Write RESULTS/NAME.json, then RESULTS/NAME.md with `write_markdown`, and print the page."""
+    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    write_markdown(record, RESULTS / f"{name}.md")
+    typer.echo((RESULTS / f"{name}.md").read_text(encoding="utf-8"))
+
+
 def machine() -> dict[str, str | int]:
     cpu = next(
         (
@@ -264,9 +272,7 @@ def main(
         "timing_run": timing,
         "sasrec_beauty_epoch_s": timing["median_epoch_s"] if timing else None,
     }
-    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    write_markdown(record, RESULTS / f"{name}.md")
-    typer.echo((RESULTS / f"{name}.md").read_text(encoding="utf-8"))
+    publish(record, name, write_markdown)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from typing import Annotated
 
 import torch
 import typer
-from baselines import DATA_DIR, RESULTS, DataDir, machine, report_head
+from baselines import DATA_DIR, RESULTS, DataDir, machine, publish, report_head
 from measure import (
     evaluate,
     latency,
@@ -111,9 +111,7 @@ def main(
         )["loss"],
         "rows": rows,
     }
-    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    write_markdown(record, RESULTS / f"{name}.md")
-    typer.echo((RESULTS / f"{name}.md").read_text(encoding="utf-8"))
+    publish(record, name, write_markdown)
 
 
 def calrec_row(model, mode: str, test, eval_config: EvalConfig, latency_users: int) -> dict:

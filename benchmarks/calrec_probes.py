@@ -14,7 +14,6 @@ Writes benchmarks/results/calrec_probes.json and .md. Run it on an idle machine.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Annotated
 import numpy as np
 import torch
 import typer
-from baselines import DATA_DIR, RESULTS, DataDir, machine
+from baselines import DATA_DIR, DataDir, machine, publish
 
 from llmrec.config import load_config
 from llmrec.data.registry import load_dataset
@@ -124,9 +123,7 @@ def main(
         "generation_s_per_user": generation,
         "users": users - 2,
     }
-    (RESULTS / "calrec_probes.json").write_text(json.dumps(record, indent=1) + "\n", "utf-8")
-    write_markdown(record, RESULTS / "calrec_probes.md")
-    typer.echo((RESULTS / "calrec_probes.md").read_text(encoding="utf-8"))
+    publish(record, "calrec_probes", write_markdown)
 
 
 def write_markdown(record: dict, path: Path) -> None:

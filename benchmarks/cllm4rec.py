@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from baselines import DATA_DIR, RESULTS, DataDir, machine, report_head
+from baselines import DATA_DIR, RESULTS, DataDir, machine, publish, report_head
 from measure import evaluate, protocol_line, results_table, stage_throughput, train_one
 
 from llmrec.config import load_config
@@ -100,9 +100,7 @@ def main(
         "split": data.split if data else None,
         "rows": rows,
     }
-    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    write_markdown(record, RESULTS / f"{name}.md")
-    typer.echo((RESULTS / f"{name}.md").read_text(encoding="utf-8"))
+    publish(record, name, write_markdown)
 
 
 def write_markdown(record: dict, path: Path) -> None:

@@ -26,7 +26,7 @@ from typing import Annotated
 import httpx
 import numpy as np
 import typer
-from baselines import RESULTS, machine
+from baselines import RESULTS, machine, publish
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -190,9 +190,7 @@ def main(
         },
         "runs": runs,
     }
-    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    write_markdown(record, RESULTS / f"{name}.md")
-    typer.echo((RESULTS / f"{name}.md").read_text(encoding="utf-8"))
+    publish(record, name, write_markdown)
 
 
 if __name__ == "__main__":
