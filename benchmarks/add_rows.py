@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from baselines import publish
 from cllm4rec import write_markdown
 
 # What must agree for two rows to be measured on the same test users, targets and catalogue.
@@ -54,14 +55,7 @@ def main(
     names = {row["name"] for row in added}
     record["rows"] = [row for row in record["rows"] if row["name"] not in names]
     record["rows"] += [with_source_costs(row, other, source) for row in added]
-    target.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    page = target.with_suffix(".md")
-    reading = kept_reading(page)
-    write_markdown(record, page)
-    if reading:
-        rendered = page.read_text(encoding="utf-8").rstrip("\n")
-        page.write_text(f"{rendered}\n\n{reading}", encoding="utf-8")
-    typer.echo(page.read_text(encoding="utf-8"))
+    publish(record, target.stem, write_markdown, folder=target.parent)
 
 
 def with_source_costs(row: dict, other: dict, source: Path) -> dict:
@@ -78,13 +72,6 @@ def with_source_costs(row: dict, other: dict, source: Path) -> dict:
             "machine": other["machine"],
         },
     }
-
-
-def kept_reading(page: Path) -> str:
-    """The page's hand-written '## Reading' section and what follows it ('' when none)."""
-    text = page.read_text(encoding="utf-8") if page.is_file() else ""
-    start = text.find("## Reading")
-    return text[start:] if start >= 0 else ""
 
 
 if __name__ == "__main__":

@@ -144,11 +144,26 @@ def run_recbole(data_dir: Path, epochs: int, threads: int, anomaly: str, work: P
     }
 
 
-def publish(record: dict, name: str, write_markdown: Callable[[dict, Path], None]) -> None:
-    """Write RESULTS/NAME.json, then RESULTS/NAME.md with `write_markdown`, and print the page."""
-    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    write_markdown(record, RESULTS / f"{name}.md")
-    typer.echo((RESULTS / f"{name}.md").read_text(encoding="utf-8"))
+def publish(
+    record: dict, name: str, write_markdown: Callable[[dict, Path], None], folder: Path = RESULTS
+) -> None:
+    """Write FOLDER/NAME.json, then FOLDER/NAME.md with `write_markdown`, keeping the page's
+    hand-written '## Reading' section (check it still holds), and print the page."""
+    (folder / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    page = folder / f"{name}.md"
+    reading = kept_reading(page)
+    write_markdown(record, page)
+    if reading:
+        rendered = page.read_text(encoding="utf-8").rstrip("\n")
+        page.write_text(f"{rendered}\n\n{reading}", encoding="utf-8")
+    typer.echo(page.read_text(encoding="utf-8"))
+
+
+def kept_reading(page: Path) -> str:
+    """The page's hand-written '## Reading' section and what follows it ('' when none)."""
+    text = page.read_text(encoding="utf-8") if page.is_file() else ""
+    start = text.find("## Reading")
+    return text[start:] if start >= 0 else ""
 
 
 def machine() -> dict[str, str | int]:

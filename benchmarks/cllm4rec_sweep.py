@@ -39,6 +39,7 @@ VARIANTS = {
     "mr-on": ["model.mr_lambda=1.0"],
     "init-base-std": ["model.init_std=null"],
     "targets-all-train": ["model.target_set=all_train"],
+    "targets-all-train-1200": ["model.target_set=all_train", "train.max_steps=1200"],
     "lora-r16": ["model.lora.rank=16"],
     "1200-steps": ["train.max_steps=1200"],
     "30-layers": ["model.backbone.keep_layers=null"],
