@@ -7,10 +7,9 @@ from benchmarks/calrec.py, which takes hours of its own.
 
 Refuses unless every protocol field that decides the users, targets and catalogue is equal, and
 unless an added row's ranking (`rank_cutoff`, when a model ranks only its top k) reaches the
-page's largest k. The
-added rows keep the source run's machine, command and training costs (latency measured on another
-machine is not comparable with the page's own: the page says so). Rewrites the page's JSON and
-Markdown; a hand-written "## Reading" section of the page is kept.
+page's largest k. The added rows keep the source run's machine, command and training costs
+(latency measured on another machine is not comparable with the page's own: the page says so).
+Rewrites the page's JSON and Markdown; a hand-written "## Reading" section of the page is kept.
 """
 
 from __future__ import annotations

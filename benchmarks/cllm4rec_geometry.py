@@ -13,7 +13,6 @@ beside which the ID rows start. Writes benchmarks/results/cllm4rec_geometry.json
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -21,32 +20,24 @@ from typing import Annotated
 import numpy as np
 import torch
 import typer
-from baselines import DATA_DIR, RESULTS, DataDir, machine
+from baselines import DATA_DIR, DataDir, machine, publish
+from cllm4rec_probes import built
 
 from llmrec.data.registry import load_dataset
 from llmrec.models.backbone import BackboneConfig
-from llmrec.models.cllm4rec.config import CLLM4RecConfig
 from llmrec.models.cllm4rec.documents import collate
-from llmrec.models.cllm4rec.model import CLLM4Rec
 
 LAYER_CHOICES = {"first 4 layers": (0, 1, 2, 3), "all 30 layers": None}
 
 
 def geometry(dataset, keep_layers: tuple[int, ...] | None, users: int) -> dict[str, float]:
-    config = CLLM4RecConfig(
-        content_fields=("title",),
-        max_history_items=20,
-        backbone=BackboneConfig(source="smollm2-135m", keep_layers=keep_layers),
-    )
-    model = CLLM4Rec(config, dataset.catalogue)
-    torch.manual_seed(0)
-    model._build(dataset.user_ids, config.backbone, show_progress=False)
+    model = built(dataset, backbone=BackboneConfig(source="smollm2-135m", keep_layers=keep_layers))
     test = dataset.test.subset(np.arange(users))
     documents = [
         model.templates.recommendation(model.user_index[str(user)], model.templates.recent(history))
         for user, history in zip(test.user_ids, test.histories, strict=True)
     ]
-    batch = collate("recommend", documents, model.network.vocabulary, config)
+    batch = collate("recommend", documents, model.network.vocabulary, model.config)
     with torch.no_grad():
         hidden = model.network.hidden_states(
             batch["input_ids"], batch["attention_mask"], "collaborative"
@@ -79,12 +70,15 @@ def main(
         "users": users,
         "rows": {name: geometry(dataset, keep, users) for name, keep in LAYER_CHOICES.items()},
     }
-    (RESULTS / "cllm4rec_geometry.json").write_text(json.dumps(record, indent=1) + "\n", "utf-8")
+    publish(record, "cllm4rec_geometry", write_markdown)
+
+
+def write_markdown(record: dict, path: Path) -> None:
     lines = [
         "# CLLM4Rec: how much recommendation states differ between users (untrained ID tables)",
         "",
-        f"Command: `{record['command']}`. Beauty, the first {users} test histories, SmolLM2-135M "
-        "fp32, ID tables N(0, 0.02²), seed 0.",
+        f"Command: `{record['command']}`. Beauty, the first {record['users']} test histories, "
+        "SmolLM2-135M fp32, ID tables N(0, 0.02²), seed 0.",
         "",
         "| backbone | state norm | shared part (norm of the mean) | per-user deviation (mean "
         "norm) | mean pairwise cosine | base row norm | ID row norm |",
@@ -96,8 +90,7 @@ def main(
             f"{row['deviation_norm']:.1f} | {row['mean_pairwise_cosine']:.3f} | "
             f"{row['base_row_norm']:.2f} | {row['id_row_norm']:.2f} |"
         )
-    Path(RESULTS / "cllm4rec_geometry.md").write_text("\n".join(lines) + "\n", "utf-8")
-    typer.echo("\n".join(lines))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
