@@ -130,6 +130,20 @@ def test_llm_model_configs_round_trip(tmp_path: Path) -> None:
         assert load_config(tmp_path / f"{name}.yaml") == config
 
 
+def test_a_stage_section_keeps_its_own_defaults_for_the_keys_a_config_leaves_out() -> None:
+    """CLLM4Rec's pretraining loop defaults to the official batch 20, lr 1e-3, no clipping, and
+    CALRec's Stage I to one epoch; setting one key must not reset the others to TrainConfig's."""
+    pretrain = load_config(None, ["model.name=cllm4rec", "model.pretrain.train.lr=1e-4"])
+    loop = pretrain.model.pretrain.train
+    assert (loop.lr, loop.batch_size, loop.grad_clip) == (1e-4, 20, None)
+    untouched = load_config(None, ["model.name=cllm4rec"]).model.pretrain.train
+    assert (untouched.lr, untouched.batch_size, untouched.grad_clip) == (1e-3, 20, None)
+    stage_one = load_config(None, ["model.name=calrec", "model.stage_one.train.lr=1e-4"])
+    assert (stage_one.model.stage_one.train.epochs, stage_one.model.stage_one.train.lr) == (1, 1e-4)
+    chosen = load_config(None, ["model.name=calrec", "model.stage_one.train.epochs=3"])
+    assert chosen.model.stage_one.train.epochs == 3
+
+
 def test_holdout_split_defaults_to_the_cllm4rec_cut_offs(tmp_path: Path) -> None:
     config = load_config(None, ["data.split=holdout"])
     assert config.eval.ks == (20, 40, 100)

@@ -203,7 +203,7 @@ def smollm2(cache_dir: Path) -> Backbone:
 def test_smollm2_is_converted_once_into_the_cache(
     smollm2: Backbone, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gguf = backbone_module._smollm2_gguf()
+    gguf = backbone_module.smollm2_gguf()
     assert smollm2.identity["sha256"] == hashlib.sha256(gguf.read_bytes()).hexdigest()
     assert smollm2.identity["kept_layers"] == list(range(30))
     assert 134_000_000 < smollm2.identity["num_parameters"] < 135_000_000

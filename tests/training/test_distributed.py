@@ -142,6 +142,27 @@ SCRIPT = textwrap.dedent(
         save("resumed", resumed)
 
 
+    def toy_deadline():
+        """train.max_seconds with a deadline only the main process sees (the others' is put at
+        infinity): the main process' clock decides, so every process stops after step 1."""
+        import llmrec.training.loop as loop
+
+        original = loop.Deadline.__init__
+
+        def main_clock_only(self, accelerator, seconds):
+            original(self, accelerator, seconds)
+            if not accelerator.is_main_process:
+                self.end = float("inf")
+
+        loop.Deadline.__init__ = main_clock_only
+        config = TrainConfig(epochs=4, batch_size=8, lr=1e-2, max_seconds=1e-9, num_threads=1)
+        module = Regression(dropout=0.0)
+        result = train(module, Batches(), None, config, OUT / "runs" / "deadline", seed=0,
+                       show_progress=False)
+        loop.Deadline.__init__ = original
+        save("deadline", module, steps=result.steps)
+
+
     def sasrec(name, network_class):
         rng = np.random.default_rng(0)
         sequences = [rng.integers(0, 20, size=length) for length in (2, 3, 4, 6, 7, 9, 11, 13)]
@@ -194,6 +215,7 @@ SCRIPT = textwrap.dedent(
 
     toy_parity()
     toy_resume()
+    toy_deadline()
     sasrec("sasrec", CountedSASRec)
     sasrec("sasrec_rows", RowWeightedSASRec)
     calrec()
@@ -276,6 +298,13 @@ def test_two_processes_train_the_toy_model_to_the_same_weights(runs) -> None:
 def test_two_processes_resume_exactly_with_dropout(runs) -> None:
     for outputs in runs:
         _assert_same_weights(outputs / "full.safetensors", outputs / "resumed.safetensors", 0, 0)
+
+
+def test_the_main_process_clock_stops_every_process_at_max_seconds(runs) -> None:
+    for outputs in runs:
+        assert json.loads((outputs / "deadline.json").read_text())["steps"] == 1
+    one, two = runs
+    _assert_same_weights(one / "deadline.safetensors", two / "deadline.safetensors", 1e-5, 1e-6)
 
 
 def test_sasrec_positions_are_weighted_exactly(runs) -> None:

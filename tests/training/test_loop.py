@@ -226,6 +226,32 @@ def test_max_steps_and_gradient_accumulation_count_optimizer_steps(tmp_path: Pat
     assert [record["step"] for record in _log_records(tmp_path / "b")] == [1, 2, 3, 4, 5, 6]
 
 
+def test_max_seconds_stops_after_a_step_validates_checkpoints_and_resume_ends_identical(
+    tmp_path: Path,
+) -> None:
+    """A deadline already passed stops the run after its first optimizer step (mid-epoch); the
+    stopped part validates and checkpoints like an epoch's end, and `--resume` without the
+    limit ends with the weights of an uninterrupted run."""
+    validated: list[int] = []
+
+    def validate(network: nn.Module) -> dict[str, float]:
+        validated.append(1)
+        return {"ndcg@10": 0.5}
+
+    uninterrupted = Regression()
+    train(uninterrupted, Batches(), None, CONFIG, tmp_path / "full", seed=1, show_progress=False)
+    limited = CONFIG.model_copy(update={"max_seconds": 1e-9, "checkpoint_every": None})
+    result = train(
+        Regression(), Batches(), validate, limited, tmp_path / "cut", seed=1, show_progress=False
+    )
+    assert result.steps == 1 and validated == [1]
+    state = json.loads((tmp_path / "cut" / "checkpoints" / "last" / "state.json").read_text())
+    assert state["step"] == 1
+    resumed, result = _resume(CONFIG, tmp_path / "cut")
+    assert result.steps == 20
+    _assert_same_weights(resumed, uninterrupted)
+
+
 class Deterministic(Regression):
     """No dropout, so a hand-written optimizer loop can repeat the training exactly."""
 

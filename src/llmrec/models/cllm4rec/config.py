@@ -15,16 +15,21 @@ from pydantic import (
     NonNegativeFloat,
     NonNegativeInt,
     PositiveInt,
+    field_validator,
     model_validator,
 )
 
 from llmrec.models.backbone import BackboneConfig, LoraSettings
 from llmrec.models.base import ModelConfig
-from llmrec.training.config import TrainConfig, refuse_unused
+from llmrec.training.config import TrainConfig, fill_defaults, refuse_unused
 
 ContentField = Literal["title", "categories", "brand"]
 MutualMode = Literal["sum", "mean"]
 TargetSet = Literal["heldout", "all_train"]
+
+
+# the official pretraining loop's settings, where they differ from TrainConfig's defaults
+PRETRAIN_TRAIN = {"lr": 1e-3, "batch_size": 20, "grad_clip": None}
 
 
 class PretrainConfig(BaseModel):
@@ -39,10 +44,16 @@ class PretrainConfig(BaseModel):
         100, description="rounds of {collaborative epoch, content epoch} (official 100)"
     )
     train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(lr=1e-3, batch_size=20, grad_clip=None),
+        default_factory=lambda: TrainConfig(**PRETRAIN_TRAIN),
         description="loop settings of both pretraining phases (official: Adam, lr 1e-3, "
-        "batch 20 per process); `epochs` must stay unset (warmup_epochs / rounds count)",
+        "batch 20 per process, no clipping: the defaults of keys left out); `epochs` must stay "
+        "unset (warmup_epochs / rounds count)",
     )
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _section_defaults(cls, value):
+        return fill_defaults(value, PRETRAIN_TRAIN)
 
     @model_validator(mode="after")
     def _no_unused_train_settings(self) -> PretrainConfig:
