@@ -51,6 +51,19 @@ VARIANTS = {
         "train.lr=3e-4",
         "train.max_steps=1200",
     ],
+    # one pretraining round (a collaborative epoch, then a content epoch) before the finetuning
+    # of `targets-all-train-1200`, at the official pretraining lr (1e-3) and at the finetuning's
+    "pretrain-1-all-train-1200": [
+        "model.pretrain.rounds=1",
+        "model.target_set=all_train",
+        "train.max_steps=1200",
+    ],
+    "pretrain-1-lr1e-4-all-train-1200": [
+        "model.pretrain.rounds=1",
+        "model.pretrain.train.lr=1e-4",
+        "model.target_set=all_train",
+        "train.max_steps=1200",
+    ],
 }
 
 
