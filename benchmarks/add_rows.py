@@ -1,6 +1,7 @@
-"""Add rows measured by another benchmark run to a CLLM4Rec results page, when both evaluated
-exactly the same test users: protocol (a) asks for CALRec beside CLLM4Rec, and CALRec's rows come
-from benchmarks/calrec.py, which takes hours of its own.
+"""Add rows measured by another benchmark run to a CLLM4Rec or CALRec results page, when both
+evaluated exactly the same test users: protocol (a) asks for CALRec beside CLLM4Rec, and CALRec's
+rows come from benchmarks/calrec.py, which takes hours of its own; a CALRec run on the leased GPU
+takes its SASRec-CE row from the CPU page (benchmarks/device/README.md).
 
     .venv/bin/python benchmarks/add_rows.py benchmarks/results/cllm4rec-beauty-a.json \
         benchmarks/results/calrec-cpu-beauty.json --prefix "calrec ("
@@ -18,9 +19,10 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import calrec
+import cllm4rec
 import typer
 from baselines import publish
-from cllm4rec import write_markdown
 
 # What must agree for two rows to be measured on the same test users, targets and catalogue.
 SAME_USERS = ("protocol", "targets", "filter_history", "num_items", "num_users", "split", "seed")
@@ -28,7 +30,9 @@ SAME_USERS += ("user_sample", "num_negatives")
 
 
 def main(
-    target: Annotated[Path, typer.Argument(help="results JSON of benchmarks/cllm4rec.py")],
+    target: Annotated[
+        Path, typer.Argument(help="results JSON of benchmarks/cllm4rec.py or calrec.py")
+    ],
     source: Annotated[Path, typer.Argument(help="results JSON whose rows are added")],
     prefix: Annotated[str, typer.Option(help="add only rows whose name starts with this")] = "",
 ) -> None:
@@ -54,7 +58,9 @@ def main(
     names = {row["name"] for row in added}
     record["rows"] = [row for row in record["rows"] if row["name"] not in names]
     record["rows"] += [with_source_costs(row, other, source) for row in added]
-    publish(record, target.stem, write_markdown, folder=target.parent)
+    # the page is rewritten by the script that made it, named by its stem (calrec-*, cllm4rec-*)
+    script = calrec if target.stem.startswith("calrec") else cllm4rec
+    publish(record, target.stem, script.write_markdown, folder=target.parent)
 
 
 def with_source_costs(row: dict, other: dict, source: Path) -> dict:

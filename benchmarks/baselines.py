@@ -175,7 +175,16 @@ def machine() -> dict[str, str | int]:
         ),
         platform.processor(),
     )
-    return {"cpu": cpu, "cores": os.cpu_count() or 0, "python": platform.python_version()}
+    described: dict[str, str | int] = {
+        "cpu": cpu,
+        "cores": os.cpu_count() or 0,
+        "python": platform.python_version(),
+    }
+    import torch  # only here: nothing else in this module needs it
+
+    if torch.cuda.is_available():
+        described["gpu"] = torch.cuda.get_device_name(0)
+    return described
 
 
 def metric_cells(row: dict, keys: tuple[str, ...]) -> list[str]:
@@ -194,7 +203,8 @@ def report_head(title: str, record: dict) -> list[str]:
     return [
         f"# {title}",
         "",
-        f"Machine: {machine_used['cpu']}, {machine_used['cores']} cores.",
+        f"Machine: {machine_used['cpu']}, {machine_used['cores']} cores"
+        + (f", GPU {machine_used['gpu']}." if "gpu" in machine_used else "."),
         f"Command: `{record['command']}`",
         "",
     ]
