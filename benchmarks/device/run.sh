@@ -52,8 +52,9 @@ case "${1:-}" in
     find benchmarks/results -maxdepth 1 -newer "$OUT/.started" \( -name '*.json' -o -name '*.md' \) \
       -exec cp {} "$OUT/" \;
     # the runs' own logs, configs and fit records (no weights): at most 8 files come back
-    find benchmarks/results/tmp -newer "$OUT/.started" -type f \
-      \( -name '*.log' -o -name '*.json' -o -name '*.jsonl' -o -name '*.yaml' \) -print0 \
+    find benchmarks/results/tmp -newer "$OUT/.started" -type f -not -path '*/model/*' \
+      -not -name ranks.jsonl \( -name '*.log' -o -name '*.json' -o -name '*.jsonl' \
+      -o -name '*.yaml' \) -print0 \
       | tar -czf "$OUT/run-files.tar.gz" --null -T -
     exit "$status"
     ;;

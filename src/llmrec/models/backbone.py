@@ -241,7 +241,25 @@ def _convert_tokenizer(gguf: Path, folder: Path) -> None:
     logger.info("converting the SmolLM2 tokenizer from %s into %s", gguf, folder)
     with _atomic_folder(folder) as temporary:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # Some transformers 5.x releases (5.17) map eos to bos and drop pad when they read a GGUF
+        # tokenizer: the file's own ids decide, as they do for the model's config.
+        for name, token_id in _gguf_special_token_ids(gguf).items():
+            setattr(tokenizer, name, tokenizer.convert_ids_to_tokens(token_id))
         tokenizer.save_pretrained(temporary)
+
+
+def _gguf_special_token_ids(gguf: Path) -> dict[str, int]:
+    """{"bos_token": id, ...} from the GGUF's tokenizer.ggml.*_token_id fields that it has."""
+    from gguf import GGUFReader
+
+    fields = GGUFReader(str(gguf)).fields
+    names = {"bos": "bos", "eos": "eos", "unknown": "unk", "padding": "pad"}
+    ids = {}
+    for gguf_name, name in names.items():
+        field = fields.get(f"tokenizer.ggml.{gguf_name}_token_id")
+        if field is not None and field.data:
+            ids[f"{name}_token"] = int(field.parts[field.data[0]][0])
+    return ids
 
 
 def _convert_smollm2(gguf: Path, folder: Path, tokenizer_folder: Path) -> None:

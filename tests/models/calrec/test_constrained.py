@@ -64,7 +64,7 @@ class CountingModel(torch.nn.Module):
         return self.model.device
 
     def forward(self, **inputs: Any) -> Any:
-        if "cache" in inputs:
+        if {"cache", "past_key_values"} & inputs.keys():  # decoding (names by transformers 5.x)
             self.decoded += inputs["input_ids"].numel()
         return self.model(**inputs)
 

@@ -15,7 +15,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from llmrec.models.base import Exclusions, Recommendations
-from llmrec.models.calrec.generate import left_pad
+from llmrec.models.calrec.generate import cached_forward, left_pad
 from llmrec.models.calrec.ranking import padding_items
 from llmrec.retrieval.constrained import CatalogueTrie, TrieNode
 
@@ -209,10 +209,9 @@ def _search(
         return
     device = model.device
     ids, mask, positions = left_pad([prompts[i] for i in searching], device)  # (P, T) each
-    outputs = model(
-        input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+    cache, logits = cached_forward(  # logits (A, V), A = beams of every prompt
+        model, None, input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1
     )
-    cache, logits = outputs.cache, outputs.logits[:, -1]  # (A, V), A = beams of every prompt
     position = positions[:, -1] + 1  # (A,) of the next token
     offsets = np.arange(len(searching) + 1)  # rows of search j: offsets[j]:offsets[j + 1]
     for step in range(max_new_tokens):
@@ -232,14 +231,10 @@ def _search(
         mask = torch.cat([mask[rows], mask.new_ones(len(rows), 1)], dim=1)
         position = position[rows]
         next_tokens = torch.as_tensor(np.concatenate(tokens), device=device)[:, None]  # (A, 1)
-        outputs = model(
-            input_ids=next_tokens,
-            attention_mask=mask,
-            position_ids=position[:, None],
-            cache=cache,
-            use_cache=True,
+        cache, logits = cached_forward(
+            model, cache, input_ids=next_tokens, attention_mask=mask, position_ids=position[:, None]
         )
-        cache, logits, position = outputs.cache, outputs.logits[:, -1], position + 1
+        position = position + 1
         searching = going
         offsets = np.concatenate([[0], np.cumsum([len(t) for t in tokens])])
 

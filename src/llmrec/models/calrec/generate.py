@@ -5,6 +5,7 @@ samples decoded in parallel until a newline, an end token or `max_new_tokens`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveInt
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import Cache, PreTrainedModel, PreTrainedTokenizerBase
 
 Prompt = str | Sequence[int]  # text, or token ids already encoded
 
@@ -146,12 +147,11 @@ def _decode(
     ids, mask, positions = left_pad(prompts, device)  # (P, T) each
     # num_return_sequences would repeat each prompt in the batch and prefill it G times
     # (notes/llm-on-cpu.md); the cache is copied instead.
-    outputs = model(
-        input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+    cache, logits = cached_forward(
+        model, None, input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1
     )
-    cache = outputs.cache
     cache.batch_repeat_interleave(per_prompt)
-    logits = outputs.logits[:, -1].repeat_interleave(per_prompt, dim=0)  # (A, V), A rows decoding
+    logits = logits.repeat_interleave(per_prompt, dim=0)  # (A, V), A rows decoding
     mask = mask.repeat_interleave(per_prompt, dim=0)  # (A, T + steps)
     position = positions[:, -1].repeat_interleave(per_prompt) + 1  # (A,) of the next token
     active = torch.arange(len(prompts) * per_prompt, device=device)  # (A,) row of each line
@@ -180,14 +180,14 @@ def _decode(
                 position[keep],
             )
         mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
-        outputs = model(
+        cache, logits = cached_forward(
+            model,
+            cache,
             input_ids=next_tokens[:, None],
             attention_mask=mask,
             position_ids=position[:, None],
-            cache=cache,
-            use_cache=True,
         )
-        cache, logits, position = outputs.cache, outputs.logits[:, -1], position + 1
+        position = position + 1
     sums = logprob_sums.tolist()
     copies = config.num_samples // per_prompt  # greedy: its one line, G times
     lines = []
@@ -195,6 +195,23 @@ def _decode(
         rows = list(range(prompt * per_prompt, (prompt + 1) * per_prompt)) * copies
         lines.append(([list(token_ids[row]) for row in rows], [sums[row] for row in rows]))
     return lines
+
+
+def cached_forward(model: PreTrainedModel, cache, **inputs) -> tuple[Cache, torch.Tensor]:
+    """One forward pass that keeps the KV cache (`cache` None: a prefill that starts one); returns
+    (the cache, the last position's logits). transformers renamed the cache's argument and output
+    field within 5.x (`past_key_values`, then `cache`): both spellings work."""
+    name = _kv_cache_name()
+    outputs = model(**inputs, use_cache=True, **({} if cache is None else {name: cache}))
+    return getattr(outputs, name), outputs.logits[:, -1]
+
+
+@functools.cache
+def _kv_cache_name() -> str:
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    fields = CausalLMOutputWithPast.__dataclass_fields__
+    return "cache" if "cache" in fields else "past_key_values"
 
 
 def left_pad(
