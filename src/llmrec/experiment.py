@@ -99,12 +99,14 @@ def evaluate_saved_model(
     data_dir: Path | None = None,
     config: EvalConfig | None = None,
     show_progress: bool = True,
+    device: str = "auto",
 ) -> EvalResult:
     """Evaluate a saved model on a data set's split; the catalogues must be the same. The data
     is read as the model's run read it (its saved config.resolved.yaml: format, skip_bad,
     split), so a model trained on the per-user hold-out meets the same hold-out, never
-    leave-one-out targets it may have trained on. `config` None: the run's own `eval`."""
-    model = load_model(model_dir)
+    leave-one-out targets it may have trained on. `config` None: the run's own `eval`.
+    `device`: where the model ranks (`auto`: a CUDA GPU when torch sees one)."""
+    model = load_model(model_dir, device)
     run = saved_run_config(model_dir)
     data_config = run.data if run else DataConfig()
     config = config or (run.eval if run else EvalConfig())

@@ -80,9 +80,10 @@ class Recommender:
         self._index_of_title: dict[str, int] = {}
 
     @classmethod
-    def load(cls, model_dir: str | Path) -> Recommender:
-        """Load any saved model folder (every registered kind)."""
-        return cls(load_model(model_dir))
+    def load(cls, model_dir: str | Path, device: str = "auto") -> Recommender:
+        """Load any saved model folder (every registered kind) onto `device` (`auto`: a CUDA GPU
+        when torch sees one, else the CPU)."""
+        return cls(load_model(model_dir, device))
 
     def item(self, item_id: ItemId) -> Item:
         """The catalogue item with this id; DataError when unknown."""

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from llmrec.cli.main import app
@@ -54,6 +55,15 @@ def test_recommend_names_entries_that_match_nothing(pop_dir: Path) -> None:
     result = runner.invoke(app, ["recommend", str(pop_dir), "-H", "zzz"])
     assert result.exit_code != 0
     assert "no catalogue item matches 'zzz'" in str(result.exception)
+
+
+def test_recommend_takes_a_device_and_refuses_a_gpu_torch_does_not_see(pop_dir: Path) -> None:
+    on_cpu = runner.invoke(app, ["recommend", str(pop_dir), "-H", "i1", "--device", "cpu"])
+    assert on_cpu.exit_code == 0, on_cpu.output
+    if not torch.cuda.is_available():
+        missing = runner.invoke(app, ["recommend", str(pop_dir), "-H", "i1", "--device", "cuda:3"])
+        assert missing.exit_code != 0
+        assert "torch sees no CUDA GPU" in str(missing.exception)
 
 
 def test_serve_help_lists_its_options() -> None:

@@ -96,6 +96,17 @@ def test_save_load_gives_identical_recommendations(fitted, tmp_path: Path) -> No
     np.testing.assert_allclose(before.scores, after.scores, rtol=1e-6)
 
 
+def test_loading_onto_the_cpu_by_name_moves_every_network_there(fitted, tmp_path: Path) -> None:
+    """`device="cpu"` places every torch network of the loaded model on the CPU (on a GPU
+    machine `auto` would pick the GPU), and `to` returns the model itself."""
+    model, _ = fitted
+    model.save(tmp_path / "saved")
+    loaded = load_model(tmp_path / "saved", device="cpu")
+    networks = [value for value in vars(loaded).values() if isinstance(value, torch.nn.Module)]
+    assert all(p.device.type == "cpu" for network in networks for p in network.parameters())
+    assert loaded.to("cpu") is loaded
+
+
 def test_score_covers_the_catalogue(fitted) -> None:
     model, data = fitted
     scores = model.score(data.test.histories[:3])

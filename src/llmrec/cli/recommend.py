@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from llmrec.cli.run import ModelDir
+from llmrec.cli.run import Device, ModelDir
 from llmrec.recommender import Recommender
 
 History = Annotated[
@@ -36,9 +36,10 @@ def recommend(
     keep_history: KeepHistory = False,
     user: User = None,
     as_json: AsJson = False,
+    device: Device = "auto",
 ) -> None:
     """Recommend k items after a history given by item ids or titles."""
-    recommender = Recommender.load(model_dir)
+    recommender = Recommender.load(model_dir, device)
     mapping = recommender.resolve_history(history or [])
     items = recommender.recommend(mapping.item_ids, k, exclude_history=not keep_history, user=user)
     if as_json:

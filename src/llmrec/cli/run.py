@@ -20,6 +20,10 @@ Overrides = Annotated[
 ]
 Resume = Annotated[bool, typer.Option(help="continue from the run folder's last checkpoint")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+Device = Annotated[
+    str,
+    typer.Option(help="where the model ranks: auto (a CUDA GPU if torch sees one), cpu, cuda:N"),
+]
 ModelDir = Annotated[
     Path, typer.Argument(help="a saved model folder", exists=True, file_okay=False)
 ]
@@ -48,6 +52,7 @@ def evaluate(
     filter_history: FilterHistory = False,
     as_json: AsJson = False,
     quiet: Quiet = False,
+    device: Device = "auto",
 ) -> None:
     """Evaluate a saved model as its run evaluated it (history filter off unless asked)."""
     if split not in ("valid", "test"):
@@ -56,7 +61,7 @@ def evaluate(
     config = (run.eval if run else EvalConfig()).model_copy(
         update={"filter_history": filter_history}
     )
-    result = evaluate_saved_model(model_dir, data, split, data_dir, config, not quiet)
+    result = evaluate_saved_model(model_dir, data, split, data_dir, config, not quiet, device)
     typer.echo(json.dumps(result.to_json(), indent=2) if as_json else result.format_table())
 
 

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from llmrec.cli.run import ModelDir
+from llmrec.cli.run import Device, ModelDir
 from llmrec.errors import ConfigError
+from llmrec.recommender import Recommender
 from llmrec.serving.schemas import MAX_BATCH, MAX_BATCH_WAIT_MS, ServeSettings
 
 Host = Annotated[str, typer.Option(help="address to listen on (127.0.0.1: this machine only)")]
@@ -32,6 +33,7 @@ def serve(
     max_batch: MaxBatch = 16,
     batch_wait_ms: BatchWait = 5.0,
     max_body_bytes: MaxBody = 131_072,
+    device: Device = "auto",
 ) -> None:
     """Serve a saved model over HTTP: POST /recommend, GET /health, GET /items/{id}, /docs."""
     try:
@@ -43,7 +45,7 @@ def serve(
     settings = ServeSettings(
         max_batch=max_batch, batch_wait_ms=batch_wait_ms, max_body_bytes=max_body_bytes
     )
-    app = create_app(model_dir, settings)
+    app = create_app(Recommender.load(model_dir, device), settings)
     typer.echo(f"serving {model_dir} on http://{host}:{port} (API docs at /docs; Ctrl-C stops)")
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
     uvicorn.run(app, host=host, port=port, log_level=level, timeout_graceful_shutdown=30)

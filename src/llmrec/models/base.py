@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from llmrec import __version__
 from llmrec.data.catalogue import Catalogue, ItemId
 from llmrec.data.sequences import EvalSet
-from llmrec.errors import ModelFormatError
+from llmrec.errors import ConfigError, ModelFormatError
 from llmrec.training.config import TrainConfig
 
 CONFIG_FILE = "config.json"
@@ -152,6 +152,14 @@ class RecommenderModel(ABC):
         """Model-specific counts gathered while ranking (e.g. CALRec's grounding); {} if none."""
         return {}
 
+    def to(self, device: str | torch.device) -> Self:
+        """Move the model's networks to `device` (a GPU for ranking there); returns the model.
+        Inputs follow the weights (`module_device`) and scores come back on the CPU."""
+        for value in vars(self).values():
+            if isinstance(value, torch.nn.Module):
+                value.to(device)
+        return self
+
     # --- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         path = Path(path)
@@ -215,6 +223,20 @@ def mask_excluded(scores: torch.Tensor, exclude: Exclusions) -> torch.Tensor:
         if len(indices):
             scores[row, indices] = float("-inf")
     return scores
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto`: the first CUDA GPU when torch sees one, else the CPU; otherwise a torch device
+    name (`cpu`, `cuda`, `cuda:1`), refused when it names a GPU torch does not see."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise ConfigError(f"device {device!r}: {error}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r}: torch sees no CUDA GPU on this machine")
+    return resolved
 
 
 def module_device(module: torch.nn.Module) -> torch.device:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from llmrec.data.catalogue import Catalogue
 from llmrec.errors import ConfigError
-from llmrec.models.base import ModelConfig, RecommenderModel, read_model_meta
+from llmrec.models.base import ModelConfig, RecommenderModel, read_model_meta, resolve_device
 from llmrec.models.bm25 import BM25Config, BM25Recommender
 from llmrec.models.calrec.config import CALRecConfig
 from llmrec.models.calrec.model import CALRec
@@ -37,9 +37,10 @@ def build_model(config: ModelConfig, catalogue: Catalogue) -> RecommenderModel:
     return MODELS[name](config, catalogue)
 
 
-def load_model(path: str | Path) -> RecommenderModel:
-    """Load any saved model directory, dispatching on the name in its config.json."""
+def load_model(path: str | Path, device: str = "auto") -> RecommenderModel:
+    """Load any saved model directory, dispatching on the name in its config.json, onto
+    `device` (`auto`: a CUDA GPU when torch sees one, else the CPU; see `resolve_device`)."""
     meta = read_model_meta(Path(path))
     if meta["model"] not in MODELS:
         raise ConfigError(f"{path}: unknown model {meta['model']!r}; known: {', '.join(MODELS)}")
-    return MODELS[meta["model"]].load(path)
+    return MODELS[meta["model"]].load(path).to(resolve_device(device))
