@@ -173,7 +173,7 @@ def train(
                 log.count(tokens, time.perf_counter() - step_start, out, scale)
                 if accelerator.sync_gradients:
                     state.step += 1
-                    deadline.check()  # only at optimizer steps: a resumed run starts at one
+                    deadline.check()  # at optimizer steps only: no accumulated gradient is lost
                     if state.step % cfg.log_every == 0:
                         losses = log.window_losses(accelerator)
                         log.train(state, losses, scheduler.get_last_lr()[0])
