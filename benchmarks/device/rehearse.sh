@@ -12,7 +12,15 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 VENV=${VENV:-/tmp/device-py312}
-PYTHON312=${PYTHON312:-$(command -v python3.12 || echo /root/.pyenv/versions/3.12.1/bin/python)}
+if [[ -z ${PYTHON312:-} ]]; then  # the first that runs: a pyenv shim may not
+  for candidate in python3.12 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python; do
+    if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+      PYTHON312=$candidate
+      break
+    fi
+  done
+fi
+[[ -n ${PYTHON312:-} ]] || { echo "no working CPython 3.12: set PYTHON312" >&2; exit 2; }
 COPY=/tmp/device-rehearsal
 [[ -d $REPO/.device/part2 ]] || { echo "run benchmarks/device/pack.sh first" >&2; exit 2; }
 
