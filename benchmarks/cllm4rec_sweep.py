@@ -64,6 +64,32 @@ VARIANTS = {
         "model.target_set=all_train",
         "train.max_steps=1200",
     ],
+    # around `targets-all-train-1200`: a faster lr, a shallower read, and more of each user's
+    # items held out of the prompt (denoising, as Mult-VAE's input dropout), with either target set
+    "all-train-lr3e-4-1200": [
+        "model.target_set=all_train",
+        "train.max_steps=1200",
+        "train.lr=3e-4",
+    ],
+    "all-train-2-layers-1200": [
+        "model.target_set=all_train",
+        "train.max_steps=1200",
+        "model.backbone.keep_layers=[0,1]",
+    ],
+    "all-train-mask0.5-1200": [
+        "model.target_set=all_train",
+        "train.max_steps=1200",
+        "model.mask_ratio=0.5",
+    ],
+    "heldout-mask0.5-1200": ["train.max_steps=1200", "model.mask_ratio=0.5"],
+    # the loud-ID variant that gained most with held-out targets, with the code's targets
+    "all-train-loud-ids-scaled-head-lr3e-4-1200": [
+        "model.target_set=all_train",
+        "train.max_steps=1200",
+        "model.init_std=null",
+        "model.item_logit_scale=0.1",
+        "train.lr=3e-4",
+    ],
 }
 
 
