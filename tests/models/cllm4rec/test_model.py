@@ -151,6 +151,55 @@ def test_item_logit_scale_multiplies_rank_scores_and_the_loss_sees_it(llm_cache_
     assert scaled.network(batch).parts["recommend"] != plain.network(batch).parts["recommend"]
 
 
+def test_centered_head_scores_centred_states_plus_an_item_bias_and_trains_both(
+    llm_cache_dir,
+) -> None:
+    model = _built(llm_cache_dir, centered_head=True)
+    network = model.network
+    with torch.no_grad():
+        network.state_mean.normal_()
+        network.item_bias.normal_()
+    batch = _batch(model, "recommend")
+    states = network.prompt_states(batch["input_ids"], batch["attention_mask"])
+    expected = network.item_logits(states - network.state_mean) + network.item_bias
+    scores = network.rank_scores(batch["input_ids"], batch["attention_mask"])
+    torch.testing.assert_close(scores, expected)
+    network(batch).total.backward()
+    assert network.state_mean.grad.abs().sum() > 0 and network.item_bias.grad.abs().sum() > 0
+
+
+def test_centered_head_starts_as_popularity_and_survives_save_and_load(
+    llm_cache_dir, tmp_path
+) -> None:
+    model = _built(llm_cache_dir, centered_head=True)
+    sequences = _sequences()
+    model._start_centered_head(sequences, seed=0)  # fewer users than the sample: all of them
+    prompts = [
+        model.templates.recommendation(user, model.templates.recent(items))
+        for user, items in enumerate(sequences)
+    ]
+    batch = collate("recommend", prompts, model.network.vocabulary, model.config)
+    with torch.no_grad():
+        states = model.network.prompt_states(batch["input_ids"], batch["attention_mask"])
+    torch.testing.assert_close(model.network.state_mean, states.mean(0))
+    counts = torch.zeros(NUM_ITEMS)
+    for items in sequences:
+        counts[torch.as_tensor(items)] += 1  # items are distinct within a sequence
+    torch.testing.assert_close(model.network.item_bias, torch.log1p(counts))
+
+    trained = CLLM4Rec(_config(llm_cache_dir, centered_head=True), _catalogue())
+    _fit(trained, tmp_path / "run", epochs=1)
+    assert trained.network.item_bias.abs().sum() > 0
+    trained.save(tmp_path / "saved")
+    histories, users = [np.array([1, 2]), np.array([3])], ["u1", "u2"]
+    loaded = CLLM4Rec.load(tmp_path / "saved")
+    torch.testing.assert_close(trained.score(histories, users), loaded.score(histories, users))
+    config = tmp_path / "saved" / "config.json"
+    config.write_text(config.read_text().replace('"centered_head": true', '"centered_head": false'))
+    with pytest.raises(ModelFormatError, match="centered_head"):
+        CLLM4Rec.load(tmp_path / "saved")
+
+
 def test_first_main_token_is_a_target_only_when_asked(llm_cache_dir) -> None:
     for flag in (True, False):
         model = _built(llm_cache_dir, first_main_token_target=flag)
@@ -310,11 +359,12 @@ def test_loading_with_another_backbone_is_refused(llm_cache_dir, tmp_path) -> No
         CLLM4Rec.load(tmp_path / "saved")
 
 
-def test_killed_run_resumes_to_the_same_tables(llm_cache_dir, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("head", [{}, {"centered_head": True}])
+def test_killed_run_resumes_to_the_same_tables(llm_cache_dir, tmp_path, monkeypatch, head) -> None:
     from llmrec.models.cllm4rec.network import CLLM4RecNetwork
 
     def fit(folder: Path, resume: bool = False) -> CLLM4Rec:
-        model = CLLM4Rec(_config(llm_cache_dir), _catalogue())
+        model = CLLM4Rec(_config(llm_cache_dir, **head), _catalogue())
         _fit(model, folder, epochs=3, resume=resume, checkpoint_every=2)
         return model
 
@@ -332,11 +382,12 @@ def test_killed_run_resumes_to_the_same_tables(llm_cache_dir, tmp_path, monkeypa
         fit(tmp_path / "killed")
     monkeypatch.setattr(CLLM4RecNetwork, "forward", original)
     resumed = fit(tmp_path / "killed", resume=True)
-    for kind in ("users", "items"):
-        for view in ("collaborative", "content"):
-            torch.testing.assert_close(
-                getattr(resumed.network.ids, kind)[view].weight,
-                getattr(reference.network.ids, kind)[view].weight,
-                rtol=0,
-                atol=0,
-            )
+    trained = [name for name, p in resumed.network.named_parameters() if p.requires_grad]
+    assert len(trained) == 4 + 2 * bool(head)  # the four ID tables (+ the centred head's two)
+    for name in trained:
+        torch.testing.assert_close(
+            resumed.network.get_parameter(name),
+            reference.network.get_parameter(name),
+            rtol=0,
+            atol=0,
+        )

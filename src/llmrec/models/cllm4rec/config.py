@@ -91,6 +91,14 @@ class CLLM4RecConfig(ModelConfig):
         "(1 = the paper). Below 1 with `init_std: null` keeps ID tokens as loud as words to the "
         "LLM while the initial item logits stay near uniform (docs/cllm4rec.md sec. 9)",
     )
+    centered_head: bool = Field(
+        False,
+        description="beyond the paper: the recommendation head scores (h - m) . V + b, with m "
+        "a trainable mean prompt state and b a trainable item bias, started at finetuning as "
+        "the mean state of training prompts and log(1 + training count): item rows then learn "
+        "what differs between users, not popularity (docs/cllm4rec.md sec. 9). The "
+        "collaborative LM keeps the tied head",
+    )
     # --- documents ---
     content_fields: tuple[ContentField, ...] = Field(
         ("title", "categories", "brand"),

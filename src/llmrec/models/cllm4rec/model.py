@@ -43,6 +43,8 @@ TABLES_FILE = "id_tables.safetensors"
 USERS_FILE = "users.json"
 IDENTITY_FILE = "backbone_identity.json"
 BACKBONE_FOLDER = "backbone"  # only with LoRA: the merged backbone differs from its source
+HEAD_PREFIX = "head."  # centred head's tensors in TABLES_FILE (config.centered_head)
+CENTERING_USERS = 1024  # training prompts whose mean state starts the centred head
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ class CLLM4Rec(RecommenderModel):
             content += self.templates.user_documents(train_sequences, self.catalogue.items)
         history, stage_seconds, result = [], {}, None
         for stage in self._stages(run.train):
+            if stage.name == "finetune" and self.config.centered_head:
+                self._start_centered_head(train_sequences, run.seed)
             batches = DocumentBatches(
                 stage.phases,
                 self.templates,
@@ -158,6 +162,26 @@ class CLLM4Rec(RecommenderModel):
         stages.append(Stage("finetune", ("recommend", *content), finetune))
         return stages
 
+    def _start_centered_head(self, train_sequences: Sequence[np.ndarray], seed: int) -> None:
+        """Start the centred head as popularity: the mean state of a seeded sample of training
+        prompts, and item biases log(1 + training count), which the head's small item rows
+        barely change at first. (A resumed run then loads its checkpointed values over these.)"""
+        users = [user for user, items in enumerate(train_sequences) if len(items)]
+        size = min(len(users), CENTERING_USERS)
+        chosen = sorted(np.random.default_rng(seed).choice(users, size=size, replace=False))
+        templates = self.templates
+        documents = [
+            templates.recommendation(int(user), templates.recent(train_sequences[user]))
+            for user in chosen
+        ]
+        network = self.network
+        with torch.no_grad():
+            batches = self._prompt_batches(documents)
+            states = torch.cat([network.prompt_states(*batch).float() for batch in batches])
+            network.state_mean.copy_(states.mean(0))
+            counts = np.bincount(np.concatenate(train_sequences), minlength=self.num_items)
+            network.item_bias.copy_(torch.log1p(torch.as_tensor(counts)))
+
     def _set_anonymous_user(self) -> None:
         """The anonymous user's rows: the mean of the trained users' rows, in both views."""
         with torch.no_grad():
@@ -182,20 +206,22 @@ class CLLM4Rec(RecommenderModel):
             )
             for user, history in zip(users, histories, strict=True)
         ]
-        network, size = self.network.eval(), self.config.score_batch_size
-        parts = []
+        network = self.network.eval()
         with torch.no_grad():
-            for start in range(0, len(documents), size):
-                parts.append(self._score_documents(network, documents[start : start + size]))
+            batches = self._prompt_batches(documents)
+            parts = [network.rank_scores(*batch).float().cpu() for batch in batches]
         return torch.cat(parts) if parts else torch.zeros(0, self.num_items)
 
-    def _score_documents(self, network, documents: Sequence[Document]) -> torch.Tensor:
-        batch = collate("recommend", documents, network.vocabulary, self.config)
+    def _prompt_batches(self, documents: Sequence[Document]):
+        """(input_ids, attention_mask) of recommendation prompts, `score_batch_size` at a time,
+        on the network's device."""
+        network, size = self.network, self.config.score_batch_size
         device = module_device(network)
-        scores = network.rank_scores(
-            batch["input_ids"].to(device), batch["attention_mask"].to(device)
-        )
-        return scores.float().cpu()
+        for start in range(0, len(documents), size):
+            batch = collate(
+                "recommend", documents[start : start + size], network.vocabulary, self.config
+            )
+            yield batch["input_ids"].to(device), batch["attention_mask"].to(device)
 
     # --- persistence ------------------------------------------------------------------------
     def _save_state(self, path: Path) -> None:
@@ -205,6 +231,9 @@ class CLLM4Rec(RecommenderModel):
             for kind in ("users", "items")
             for view in VIEWS
         }
+        if self.config.centered_head:
+            tables[HEAD_PREFIX + "state_mean"] = network.state_mean.detach().contiguous()
+            tables[HEAD_PREFIX + "item_bias"] = network.item_bias.detach().contiguous()
         save_file(tables, str(path / TABLES_FILE))
         users = json.dumps(list(self.user_index)) + "\n"
         (path / USERS_FILE).write_text(users, encoding="utf-8")
@@ -225,10 +254,19 @@ class CLLM4Rec(RecommenderModel):
             _check_identity(saved_identity, self.backbone_identity, path)
         self.backbone_identity = saved_identity
         tables = load_file(str(path / TABLES_FILE))
+        head = {HEAD_PREFIX + "state_mean", HEAD_PREFIX + "item_bias"}
+        if self.config.centered_head != head.issubset(tables):
+            raise ModelFormatError(
+                f"{path / TABLES_FILE}: centered_head is {self.config.centered_head} in the "
+                f"config but the file holds {sorted(tables)}"
+            )
         with torch.no_grad():
             for key, tensor in tables.items():
-                kind, view = key.split(".")
-                getattr(self.network.ids, kind)[view].weight.copy_(tensor)
+                kind, name = key.split(".")
+                if key.startswith(HEAD_PREFIX):
+                    getattr(self.network, name).copy_(tensor)
+                else:
+                    getattr(self.network.ids, kind)[name].weight.copy_(tensor)
 
 
 def _check_identity(saved: dict, loaded: dict, path: Path) -> None:

@@ -38,6 +38,10 @@ class CLLM4RecNetwork(nn.Module):
         self.language_model = language_model
         self.ids = IdEmbedding(language_model.get_input_embeddings(), vocabulary, config.init_std)
         self.config = config
+        if config.centered_head:  # beyond the paper (config.centered_head)
+            weight = self.ids.item_weight("collaborative")
+            self.state_mean = nn.Parameter(weight.new_zeros(weight.shape[1]))
+            self.item_bias = nn.Parameter(weight.new_zeros(weight.shape[0]))
 
     @property
     def vocabulary(self) -> IdVocabulary:
@@ -58,15 +62,26 @@ class CLLM4RecNetwork(nn.Module):
         scale = self.config.item_logit_scale
         return logits if scale == 1.0 else logits * scale
 
+    def recommend_logits(self, prompt_states: torch.Tensor) -> torch.Tensor:
+        """(B, J) recommendation scores of the states at the prompts' last tokens: the tied item
+        head, or with `centered_head` that head on the centred states plus an item bias."""
+        if not self.config.centered_head:
+            return self.item_logits(prompt_states)
+        return self.item_logits(prompt_states - self.state_mean) + self.item_bias
+
+    def prompt_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, H) collaborative-view states at the last real token of each prompt."""
+        hidden = self.hidden_states(input_ids, attention_mask, "collaborative")
+        last = attention_mask.sum(1) - 1
+        return hidden[torch.arange(len(last), device=last.device), last]
+
     def vocabulary_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., N) scores over the base vocabulary only: ID tokens can never be written."""
         return self.language_model.get_output_embeddings()(hidden)
 
     def rank_scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, J) item scores at the last real token of recommendation prompts."""
-        hidden = self.hidden_states(input_ids, attention_mask, "collaborative")
-        last = attention_mask.sum(1) - 1
-        return self.item_logits(hidden[torch.arange(len(last), device=last.device), last])
+        return self.recommend_logits(self.prompt_states(input_ids, attention_mask))
 
     def forward(self, batch: dict) -> LossOutput:
         task = batch["task"]
@@ -74,7 +89,7 @@ class CLLM4RecNetwork(nn.Module):
         hidden = self.hidden_states(batch["input_ids"], batch["attention_mask"], view)
         if task == "recommend":
             rows = torch.arange(len(batch["last"]), device=hidden.device)
-            scores = self.item_logits(hidden[rows, batch["last"]])
+            scores = self.recommend_logits(hidden[rows, batch["last"]])
             main = multinomial_nll(scores, batch["target_items"])
             terms = len(rows)
         else:
