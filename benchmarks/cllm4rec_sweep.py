@@ -90,6 +90,20 @@ VARIANTS = {
         "model.item_logit_scale=0.1",
         "train.lr=3e-4",
     ],
+    # the centred head (beyond the paper): item rows score what differs between users' states,
+    # an item bias started at log counts holds popularity
+    "all-train-centered-1200": [
+        "model.target_set=all_train",
+        "train.max_steps=1200",
+        "model.centered_head=true",
+    ],
+    "all-train-centered-lr3e-4-1200": [
+        "model.target_set=all_train",
+        "train.max_steps=1200",
+        "model.centered_head=true",
+        "train.lr=3e-4",
+    ],
+    "heldout-centered-1200": ["train.max_steps=1200", "model.centered_head=true"],
 }
 
 
