@@ -174,7 +174,7 @@ class CLLM4Rec(RecommenderModel):
             templates.recommendation(int(user), templates.recent(train_sequences[user]))
             for user in chosen
         ]
-        network = self.network
+        network = self.network.eval()  # the loop sets train mode again when it starts
         with torch.no_grad():
             batches = self._prompt_batches(documents)
             states = torch.cat([network.prompt_states(*batch).float() for batch in batches])
