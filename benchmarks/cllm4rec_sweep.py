@@ -104,6 +104,19 @@ VARIANTS = {
         "train.lr=3e-4",
     ],
     "heldout-centered-1200": ["train.max_steps=1200", "model.centered_head=true"],
+    "all-train-centered-lr1e-3-1200": [
+        "model.target_set=all_train",
+        "train.max_steps=1200",
+        "model.centered_head=true",
+        "train.lr=1e-3",
+    ],
+    "all-train-centered-lr3e-4-mask0.5-1200": [
+        "model.target_set=all_train",
+        "train.max_steps=1200",
+        "model.centered_head=true",
+        "train.lr=3e-4",
+        "model.mask_ratio=0.5",
+    ],
 }
 
 
