@@ -117,6 +117,14 @@ VARIANTS = {
         "train.lr=3e-4",
         "model.mask_ratio=0.5",
     ],
+    # the whole backbone, whose users' states differ 3 times more (results/cllm4rec_geometry.md)
+    "all-train-centered-lr3e-4-30-layers-1200": [
+        "model.target_set=all_train",
+        "train.max_steps=1200",
+        "model.centered_head=true",
+        "train.lr=3e-4",
+        "model.backbone.keep_layers=null",
+    ],
 }
 
 
