@@ -125,6 +125,31 @@ VARIANTS = {
         "train.lr=3e-4",
         "model.backbone.keep_layers=null",
     ],
+    # the learning rate decayed to zero over the run (cosine) instead of kept constant
+    "all-train-centered-lr3e-4-cosine-1200": [
+        "model.target_set=all_train",
+        "train.max_steps=1200",
+        "model.centered_head=true",
+        "train.lr=3e-4",
+        "train.schedule=cosine",
+    ],
+    # the head's own item rows (untied, started at zero), with the prompt's ID rows quiet (0.02)
+    # or as loud as words (base std): input rows then need not double as output rows
+    "all-train-centered-untied-lr3e-4-1200": [
+        "model.target_set=all_train",
+        "train.max_steps=1200",
+        "model.centered_head=true",
+        "model.untied_head=true",
+        "train.lr=3e-4",
+    ],
+    "all-train-centered-untied-loud-ids-lr3e-4-1200": [
+        "model.target_set=all_train",
+        "train.max_steps=1200",
+        "model.centered_head=true",
+        "model.untied_head=true",
+        "model.init_std=null",
+        "train.lr=3e-4",
+    ],
 }
 
 

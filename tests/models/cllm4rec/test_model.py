@@ -168,6 +168,23 @@ def test_centered_head_scores_centred_states_plus_an_item_bias_and_trains_both(
     assert network.state_mean.grad.abs().sum() > 0 and network.item_bias.grad.abs().sum() > 0
 
 
+def test_untied_head_scores_with_its_own_rows_started_at_zero(llm_cache_dir) -> None:
+    model = _built(llm_cache_dir, untied_head=True)
+    network = model.network
+    batch = _batch(model, "recommend")
+    scores = network.rank_scores(batch["input_ids"], batch["attention_mask"])
+    assert torch.count_nonzero(scores) == 0  # zero rows: uniform until trained
+    with torch.no_grad():
+        network.head_items.normal_()
+    states = network.prompt_states(batch["input_ids"], batch["attention_mask"])
+    scores = network.rank_scores(batch["input_ids"], batch["attention_mask"])
+    torch.testing.assert_close(scores, states @ network.head_items.T)
+    network(batch).total.backward()
+    assert network.head_items.grad.abs().sum() > 0
+    prompt_items = network.ids.item_weight("collaborative").grad.abs().sum(1) > 0
+    assert 0 < prompt_items.sum() < NUM_ITEMS  # the item table learns from the prompts only
+
+
 def test_centered_head_starts_as_popularity_and_survives_save_and_load(
     llm_cache_dir, tmp_path
 ) -> None:
@@ -195,9 +212,15 @@ def test_centered_head_starts_as_popularity_and_survives_save_and_load(
     loaded = CLLM4Rec.load(tmp_path / "saved")
     torch.testing.assert_close(trained.score(histories, users), loaded.score(histories, users))
     config = tmp_path / "saved" / "config.json"
-    config.write_text(config.read_text().replace('"centered_head": true', '"centered_head": false'))
-    with pytest.raises(ModelFormatError, match="centered_head"):
-        CLLM4Rec.load(tmp_path / "saved")
+    saved = config.read_text()
+    flips = [
+        ('"centered_head": true', '"centered_head": false'),
+        ('"untied_head": false', '"untied_head": true'),
+    ]
+    for old, new in flips:
+        config.write_text(saved.replace(old, new))
+        with pytest.raises(ModelFormatError, match=r"head\.item_bias"):
+            CLLM4Rec.load(tmp_path / "saved")
 
 
 def test_first_main_token_is_a_target_only_when_asked(llm_cache_dir) -> None:
@@ -359,7 +382,7 @@ def test_loading_with_another_backbone_is_refused(llm_cache_dir, tmp_path) -> No
         CLLM4Rec.load(tmp_path / "saved")
 
 
-@pytest.mark.parametrize("head", [{}, {"centered_head": True}])
+@pytest.mark.parametrize("head", [{}, {"centered_head": True, "untied_head": True}])
 def test_killed_run_resumes_to_the_same_tables(llm_cache_dir, tmp_path, monkeypatch, head) -> None:
     from llmrec.models.cllm4rec.network import CLLM4RecNetwork
 
@@ -383,7 +406,7 @@ def test_killed_run_resumes_to_the_same_tables(llm_cache_dir, tmp_path, monkeypa
     monkeypatch.setattr(CLLM4RecNetwork, "forward", original)
     resumed = fit(tmp_path / "killed", resume=True)
     trained = [name for name, p in resumed.network.named_parameters() if p.requires_grad]
-    assert len(trained) == 4 + 2 * bool(head)  # the four ID tables (+ the centred head's two)
+    assert len(trained) == 4 + 3 * bool(head)  # the four ID tables (+ the head's three)
     for name in trained:
         torch.testing.assert_close(
             resumed.network.get_parameter(name),

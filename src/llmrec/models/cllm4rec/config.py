@@ -99,6 +99,13 @@ class CLLM4RecConfig(ModelConfig):
         "what differs between users, not popularity (docs/cllm4rec.md sec. 9). The "
         "collaborative LM keeps the tied head",
     )
+    untied_head: bool = Field(
+        False,
+        description="beyond the paper: the recommendation head has item rows of its own, "
+        "started at zero, instead of the collaborative item table the prompt reads (tied): input "
+        "rows then need not double as output rows (docs/cllm4rec.md sec. 9). The collaborative "
+        "LM keeps the tied head",
+    )
     # --- documents ---
     content_fields: tuple[ContentField, ...] = Field(
         ("title", "categories", "brand"),

@@ -43,7 +43,7 @@ TABLES_FILE = "id_tables.safetensors"
 USERS_FILE = "users.json"
 IDENTITY_FILE = "backbone_identity.json"
 BACKBONE_FOLDER = "backbone"  # only with LoRA: the merged backbone differs from its source
-HEAD_PREFIX = "head."  # centred head's tensors in TABLES_FILE (config.centered_head)
+HEAD_PREFIX = "head."  # the head's own tensors in TABLES_FILE (centered_head, untied_head)
 CENTERING_USERS = 1024  # training prompts whose mean state starts the centred head
 
 
@@ -231,9 +231,8 @@ class CLLM4Rec(RecommenderModel):
             for kind in ("users", "items")
             for view in VIEWS
         }
-        if self.config.centered_head:
-            tables[HEAD_PREFIX + "state_mean"] = network.state_mean.detach().contiguous()
-            tables[HEAD_PREFIX + "item_bias"] = network.item_bias.detach().contiguous()
+        for name, parameter in network.head_parameters().items():
+            tables[HEAD_PREFIX + name] = parameter.detach().contiguous()
         save_file(tables, str(path / TABLES_FILE))
         users = json.dumps(list(self.user_index)) + "\n"
         (path / USERS_FILE).write_text(users, encoding="utf-8")
@@ -254,11 +253,12 @@ class CLLM4Rec(RecommenderModel):
             _check_identity(saved_identity, self.backbone_identity, path)
         self.backbone_identity = saved_identity
         tables = load_file(str(path / TABLES_FILE))
-        head = {HEAD_PREFIX + "state_mean", HEAD_PREFIX + "item_bias"}
-        if self.config.centered_head != head.issubset(tables):
+        expected = {HEAD_PREFIX + name for name in self.network.head_parameters()}
+        if expected != {key for key in tables if key.startswith(HEAD_PREFIX)}:
             raise ModelFormatError(
-                f"{path / TABLES_FILE}: centered_head is {self.config.centered_head} in the "
-                f"config but the file holds {sorted(tables)}"
+                f"{path / TABLES_FILE}: centered_head is {self.config.centered_head} and "
+                f"untied_head {self.config.untied_head} in the config, so the file should hold "
+                f"{sorted(expected) or 'no head tensors'}, but it holds {sorted(tables)}"
             )
         with torch.no_grad():
             for key, tensor in tables.items():

@@ -38,10 +38,17 @@ class CLLM4RecNetwork(nn.Module):
         self.language_model = language_model
         self.ids = IdEmbedding(language_model.get_input_embeddings(), vocabulary, config.init_std)
         self.config = config
+        weight = self.ids.item_weight("collaborative")
         if config.centered_head:  # beyond the paper (config.centered_head)
-            weight = self.ids.item_weight("collaborative")
             self.state_mean = nn.Parameter(weight.new_zeros(weight.shape[1]))
             self.item_bias = nn.Parameter(weight.new_zeros(weight.shape[0]))
+        if config.untied_head:  # beyond the paper (config.untied_head)
+            self.head_items = nn.Parameter(torch.zeros_like(weight))
+
+    def head_parameters(self) -> dict[str, nn.Parameter]:
+        """The recommendation head's own tensors beyond the ID tables (centred / untied head)."""
+        names = ("state_mean", "item_bias", "head_items")
+        return {name: getattr(self, name) for name in names if hasattr(self, name)}
 
     @property
     def vocabulary(self) -> IdVocabulary:
@@ -55,19 +62,23 @@ class CLLM4RecNetwork(nn.Module):
         embeddings = self.ids(input_ids, view)
         return decoder(inputs_embeds=embeddings, attention_mask=attention_mask).last_hidden_state
 
-    def item_logits(self, hidden: torch.Tensor, view: View = "collaborative") -> torch.Tensor:
-        """(..., J) scores of every item: the tied item head of `view` (times the configured
-        fixed scale)."""
-        logits = hidden @ self.ids.item_weight(view).T
+    def item_logits(
+        self, hidden: torch.Tensor, view: View = "collaborative", rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(..., J) scores of every item: the tied item head of `view`, or the given item rows
+        (times the configured fixed scale)."""
+        logits = hidden @ (self.ids.item_weight(view) if rows is None else rows).T
         scale = self.config.item_logit_scale
         return logits if scale == 1.0 else logits * scale
 
     def recommend_logits(self, prompt_states: torch.Tensor) -> torch.Tensor:
         """(B, J) recommendation scores of the states at the prompts' last tokens: the tied item
-        head, or with `centered_head` that head on the centred states plus an item bias."""
+        head (or with `untied_head` the head's own rows); with `centered_head` that head on the
+        centred states plus an item bias."""
+        rows = self.head_items if self.config.untied_head else None
         if not self.config.centered_head:
-            return self.item_logits(prompt_states)
-        return self.item_logits(prompt_states - self.state_mean) + self.item_bias
+            return self.item_logits(prompt_states, rows=rows)
+        return self.item_logits(prompt_states - self.state_mean, rows=rows) + self.item_bias
 
     def prompt_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, H) collaborative-view states at the last real token of each prompt."""
