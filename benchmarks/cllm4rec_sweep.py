@@ -150,6 +150,15 @@ VARIANTS = {
         "model.init_std=null",
         "train.lr=3e-4",
     ],
+    # the head reads the mean state over the prompt's item tokens, not the last token's
+    "all-train-centered-untied-items-mean-lr3e-4-1200": [
+        "model.target_set=all_train",
+        "train.max_steps=1200",
+        "model.centered_head=true",
+        "model.untied_head=true",
+        "model.prompt_readout=items_mean",
+        "train.lr=3e-4",
+    ],
 }
 
 

@@ -185,6 +185,22 @@ def test_untied_head_scores_with_its_own_rows_started_at_zero(llm_cache_dir) -> 
     assert 0 < prompt_items.sum() < NUM_ITEMS  # the item table learns from the prompts only
 
 
+def test_items_mean_readout_averages_the_states_of_the_prompts_item_tokens(llm_cache_dir) -> None:
+    model = _built(llm_cache_dir, prompt_readout="items_mean")
+    network, templates = model.network, model.templates
+    prompts = [templates.recommendation(0, [1, 2, 3]), templates.recommendation(1, [])]
+    batch = collate("recommend", prompts, network.vocabulary, model.config)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    with torch.no_grad():
+        hidden = network.hidden_states(ids, mask, "collaborative")
+        states = network.prompt_states(ids, mask)
+    kinds = [network.vocabulary.kind_of(token) for token in ids[0].tolist()]
+    items = [position for position, kind in enumerate(kinds) if kind == "item"]
+    assert len(items) == 3
+    torch.testing.assert_close(states[0], hidden[0, items].mean(0))
+    torch.testing.assert_close(states[1], hidden[1, int(mask[1].sum()) - 1])  # no items: last
+
+
 def test_centered_head_starts_as_popularity_and_survives_save_and_load(
     llm_cache_dir, tmp_path
 ) -> None:

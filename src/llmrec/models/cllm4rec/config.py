@@ -99,6 +99,12 @@ class CLLM4RecConfig(ModelConfig):
         "what differs between users, not popularity (docs/cllm4rec.md sec. 9). The "
         "collaborative LM keeps the tied head",
     )
+    prompt_readout: Literal["last", "items_mean"] = Field(
+        "last",
+        description="which hidden states of a recommendation prompt the item head reads: the "
+        "last token's (the paper), or beyond the paper the mean over the prompt's item tokens "
+        "(the last token's where a prompt has none; docs/cllm4rec.md sec. 9)",
+    )
     untied_head: bool = Field(
         False,
         description="beyond the paper: the recommendation head has item rows of its own, "

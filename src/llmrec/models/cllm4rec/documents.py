@@ -187,8 +187,7 @@ def collate(
       token when `first_main_token_target` is on.
     - `mr_mask` (B, T): ID positions under mutual regularisation (collaborative: prompt + main;
       content and recommendation: prompt; items only unless `mr_users`).
-    - `last` (B,): position of the last real token (the recommendation head reads it), and
-      `target_items` (B, J) the multinomial target counts.
+    - `target_items` (B, J): the multinomial target counts (recommendation only)
     """
     rows = [(*d.prompt, *d.main) for d in documents]
     size, width = len(rows), max(len(r) for r in rows)
@@ -206,7 +205,6 @@ def collate(
         "attention_mask": attention_mask,
         "next_targets": next_targets,
         "mr_mask": _mr_mask(task, documents, input_ids, vocabulary, config),
-        "last": attention_mask.sum(1) - 1,
         "task": task,
     }
     if task == "recommend":

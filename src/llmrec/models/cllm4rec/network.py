@@ -81,10 +81,23 @@ class CLLM4RecNetwork(nn.Module):
         return self.item_logits(prompt_states - self.state_mean, rows=rows) + self.item_bias
 
     def prompt_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, H) collaborative-view states at the last real token of each prompt."""
+        """(B, H) collaborative-view states of recommendation prompts (`read_prompt`)."""
         hidden = self.hidden_states(input_ids, attention_mask, "collaborative")
+        return self.read_prompt(hidden, input_ids, attention_mask)
+
+    def read_prompt(
+        self, hidden: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, H) what the item head reads of each prompt's (B, T, H) states: the last real
+        token's, or with `prompt_readout: items_mean` the mean over its item tokens."""
         last = attention_mask.sum(1) - 1
-        return hidden[torch.arange(len(last), device=last.device), last]
+        states = hidden[torch.arange(len(last), device=last.device), last]
+        if self.config.prompt_readout == "last":
+            return states
+        items = (input_ids >= self.vocabulary.item_range.start) & attention_mask.bool()
+        counts = items.sum(1, keepdim=True)
+        pooled = (hidden * items.unsqueeze(-1)).sum(1) / counts.clamp(min=1)
+        return torch.where(counts > 0, pooled, states)
 
     def vocabulary_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., N) scores over the base vocabulary only: ID tokens can never be written."""
@@ -99,10 +112,9 @@ class CLLM4RecNetwork(nn.Module):
         view = TASK_VIEW[task]
         hidden = self.hidden_states(batch["input_ids"], batch["attention_mask"], view)
         if task == "recommend":
-            rows = torch.arange(len(batch["last"]), device=hidden.device)
-            scores = self.recommend_logits(hidden[rows, batch["last"]])
-            main = multinomial_nll(scores, batch["target_items"])
-            terms = len(rows)
+            states = self.read_prompt(hidden, batch["input_ids"], batch["attention_mask"])
+            main = multinomial_nll(self.recommend_logits(states), batch["target_items"])
+            terms = len(states)
         else:
             positions = batch["next_targets"] >= 0
             targets = batch["next_targets"][positions]
