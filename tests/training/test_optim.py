@@ -21,6 +21,23 @@ def test_only_matrices_decay_and_frozen_parameters_are_left_out() -> None:
     assert all(group["lr"] == 0.01 for group in groups)
 
 
+def test_parameters_a_module_scales_train_at_that_multiple_of_the_lr() -> None:
+    class Scaled(nn.Sequential):
+        def lr_scales(self) -> dict[str, float]:
+            return {"0.weight": 10.0}
+
+    module = Scaled(nn.Embedding(5, 3), nn.Linear(3, 2))
+    optimizer = build_optimizer(module, TrainConfig(lr=0.01))
+    lrs = {p.shape: group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    assert lrs == {torch.Size([5, 3]): pytest.approx(0.1), torch.Size([2, 3]): 0.01, (2,): 0.01}
+    scheduler = build_scheduler(optimizer, TrainConfig(lr=0.01, schedule="cosine"), 10)
+    for _ in range(5):
+        optimizer.step()
+        scheduler.step()
+    ratios = [group["lr"] / 0.01 for group in optimizer.param_groups if group["params"]]
+    assert ratios[-1] == pytest.approx(10 * ratios[0])  # the schedule keeps the factor
+
+
 def _factors(cfg: TrainConfig, total_steps: int) -> list[float]:
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
     scheduler = build_scheduler(optimizer, cfg, total_steps)

@@ -11,16 +11,26 @@ from llmrec.training.config import TrainConfig
 
 
 def build_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """Only matrices (ndim >= 2: linear weights, embedding tables) decay; biases and norms don't."""
-    decay, no_decay = [], []
-    for parameter in module.parameters():
+    """Only matrices (ndim >= 2: linear weights, embedding tables) decay; biases and norms don't.
+    A module may train some parameters at a multiple of the lr: `lr_scales()` maps their names
+    to factors (CLLM4Rec's `table_lr_scale`); those get groups of their own, after the two."""
+    scales = module.lr_scales() if hasattr(module, "lr_scales") else {}
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {(True, 1.0): [], (False, 1.0): []}
+    for name, parameter in module.named_parameters():
         if parameter.requires_grad:
-            (decay if parameter.ndim >= 2 else no_decay).append(parameter)
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+            key = (parameter.ndim >= 2, scales.get(name, 1.0))
+            groups.setdefault(key, []).append(parameter)
+    return torch.optim.AdamW(
+        [
+            {
+                "params": params,
+                "weight_decay": cfg.weight_decay if decays else 0.0,
+                "lr": cfg.lr * factor,
+            }
+            for (decays, factor), params in groups.items()
+        ],
+        lr=cfg.lr,
+    )
 
 
 def build_scheduler(

@@ -185,6 +185,22 @@ def test_untied_head_scores_with_its_own_rows_started_at_zero(llm_cache_dir) -> 
     assert 0 < prompt_items.sum() < NUM_ITEMS  # the item table learns from the prompts only
 
 
+def test_table_lr_scale_speeds_the_id_tables_only(llm_cache_dir) -> None:
+    from llmrec.training.config import TrainConfig
+    from llmrec.training.optim import build_optimizer
+
+    model = _built(llm_cache_dir, table_lr_scale=10.0, centered_head=True, untied_head=True)
+    network = model.network
+    optimizer = build_optimizer(network, TrainConfig(lr=1e-3))
+    lrs = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    tables = [network.ids.user_weight(v) for v in ("collaborative", "content")]
+    tables += [network.ids.item_weight(v) for v in ("collaborative", "content")]
+    assert [lrs[id(table)] for table in tables] == [pytest.approx(1e-2)] * 4
+    assert [lrs[id(p)] for p in network.head_parameters().values()] == [1e-3] * 3
+    assert len(lrs) == 7  # nothing of the frozen backbone
+    assert _built(llm_cache_dir).network.lr_scales() == {}
+
+
 def test_items_mean_readout_averages_the_states_of_the_prompts_item_tokens(llm_cache_dir) -> None:
     model = _built(llm_cache_dir, prompt_readout="items_mean")
     network, templates = model.network, model.templates

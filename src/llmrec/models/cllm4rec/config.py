@@ -99,6 +99,14 @@ class CLLM4RecConfig(ModelConfig):
         "what differs between users, not popularity (docs/cllm4rec.md sec. 9). The "
         "collaborative LM keeps the tied head",
     )
+    table_lr_scale: float = Field(
+        1.0,
+        gt=0.0,
+        description="beyond the paper: the ID tables (users and items, both views) train at "
+        "this multiple of train.lr (every stage), the head's own tensors at train.lr: the "
+        "prompt's rows start small and move little per step at the head's lr "
+        "(docs/cllm4rec.md sec. 9)",
+    )
     prompt_readout: Literal["last", "items_mean"] = Field(
         "last",
         description="which hidden states of a recommendation prompt the item head reads: the "

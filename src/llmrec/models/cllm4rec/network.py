@@ -50,6 +50,15 @@ class CLLM4RecNetwork(nn.Module):
         names = ("state_mean", "item_bias", "head_items")
         return {name: getattr(self, name) for name in names if hasattr(self, name)}
 
+    def lr_scales(self) -> dict[str, float]:
+        """Trainable ID-table parameters by name -> `table_lr_scale` (read by the optimizer)."""
+        scale = self.config.table_lr_scale
+        return {
+            name: scale
+            for name, parameter in self.ids.named_parameters(prefix="ids")
+            if parameter.requires_grad and scale != 1.0
+        }
+
     @property
     def vocabulary(self) -> IdVocabulary:
         return self.ids.vocabulary
