@@ -81,8 +81,8 @@ class CLLM4RecNetwork(nn.Module):
         return logits if scale == 1.0 else logits * scale
 
     def recommend_logits(self, prompt_states: torch.Tensor) -> torch.Tensor:
-        """(B, J) recommendation scores of the states at the prompts' last tokens: the tied item
-        head (or with `untied_head` the head's own rows); with `centered_head` that head on the
+        """(B, J) recommendation scores of prompt states (`read_prompt`): the tied item head
+        (or with `untied_head` the head's own rows); with `centered_head` that head on the
         centred states plus an item bias."""
         rows = self.head_items if self.config.untied_head else None
         if not self.config.centered_head:
