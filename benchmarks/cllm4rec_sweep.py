@@ -31,6 +31,18 @@ from llmrec.models.registry import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ("recall@20", "recall@40", "ndcg@100")
+# The base of the later variants: the official code's targets, 1,200 steps, the centred head.
+CENTRED_1200 = ["model.target_set=all_train", "train.max_steps=1200", "model.centered_head=true"]
+
+
+def _centred(*extra: str, lr: str = "3e-4") -> list[str]:
+    return [*CENTRED_1200, f"train.lr={lr}", *extra]
+
+
+def _untied(*extra: str) -> list[str]:
+    return [*CENTRED_1200, "model.untied_head=true", *extra, "train.lr=3e-4"]
+
+
 # name: overrides of the sweep config. The paper's finetuning is `mr-on`; the rest move one knob.
 VARIANTS = {
     "lr1e-4": [],
@@ -104,79 +116,22 @@ VARIANTS = {
         "train.lr=3e-4",
     ],
     "heldout-centered-1200": ["train.max_steps=1200", "model.centered_head=true"],
-    "all-train-centered-lr1e-3-1200": [
-        "model.target_set=all_train",
-        "train.max_steps=1200",
-        "model.centered_head=true",
-        "train.lr=1e-3",
-    ],
-    "all-train-centered-lr3e-4-mask0.5-1200": [
-        "model.target_set=all_train",
-        "train.max_steps=1200",
-        "model.centered_head=true",
-        "train.lr=3e-4",
-        "model.mask_ratio=0.5",
-    ],
+    "all-train-centered-lr1e-3-1200": _centred(lr="1e-3"),
+    "all-train-centered-lr3e-4-mask0.5-1200": _centred("model.mask_ratio=0.5"),
     # the whole backbone, whose users' states differ 3 times more (results/cllm4rec_geometry.md)
-    "all-train-centered-lr3e-4-30-layers-1200": [
-        "model.target_set=all_train",
-        "train.max_steps=1200",
-        "model.centered_head=true",
-        "train.lr=3e-4",
-        "model.backbone.keep_layers=null",
-    ],
+    "all-train-centered-lr3e-4-30-layers-1200": _centred("model.backbone.keep_layers=null"),
     # the learning rate decayed to zero over the run (cosine) instead of kept constant
-    "all-train-centered-lr3e-4-cosine-1200": [
-        "model.target_set=all_train",
-        "train.max_steps=1200",
-        "model.centered_head=true",
-        "train.lr=3e-4",
-        "train.schedule=cosine",
-    ],
+    "all-train-centered-lr3e-4-cosine-1200": _centred("train.schedule=cosine"),
     # the head's own item rows (untied, started at zero), with the prompt's ID rows quiet (0.02)
     # or as loud as words (base std): input rows then need not double as output rows
-    "all-train-centered-untied-lr3e-4-1200": [
-        "model.target_set=all_train",
-        "train.max_steps=1200",
-        "model.centered_head=true",
-        "model.untied_head=true",
-        "train.lr=3e-4",
-    ],
-    "all-train-centered-untied-loud-ids-lr3e-4-1200": [
-        "model.target_set=all_train",
-        "train.max_steps=1200",
-        "model.centered_head=true",
-        "model.untied_head=true",
-        "model.init_std=null",
-        "train.lr=3e-4",
-    ],
+    "all-train-centered-untied-lr3e-4-1200": _untied(),
+    "all-train-centered-untied-loud-ids-lr3e-4-1200": _untied("model.init_std=null"),
     # the head reads the mean state over the prompt's item tokens, not the last token's
-    "all-train-centered-untied-items-mean-lr3e-4-1200": [
-        "model.target_set=all_train",
-        "train.max_steps=1200",
-        "model.centered_head=true",
-        "model.untied_head=true",
-        "model.prompt_readout=items_mean",
-        "train.lr=3e-4",
-    ],
+    "all-train-centered-untied-items-mean-lr3e-4-1200": _untied("model.prompt_readout=items_mean"),
     # the prompt's ID rows at 10 times or a tenth of the head's lr: at 3e-4 they barely move
     # (mean row norm 0.48 at the start, 0.53 after 3 epochs of the untied recipe)
-    "all-train-centered-untied-tables10x-lr3e-4-1200": [
-        "model.target_set=all_train",
-        "train.max_steps=1200",
-        "model.centered_head=true",
-        "model.untied_head=true",
-        "model.table_lr_scale=10",
-        "train.lr=3e-4",
-    ],
-    "all-train-centered-untied-tables0.1x-lr3e-4-1200": [
-        "model.target_set=all_train",
-        "train.max_steps=1200",
-        "model.centered_head=true",
-        "model.untied_head=true",
-        "model.table_lr_scale=0.1",
-        "train.lr=3e-4",
-    ],
+    "all-train-centered-untied-tables10x-lr3e-4-1200": _untied("model.table_lr_scale=10"),
+    "all-train-centered-untied-tables0.1x-lr3e-4-1200": _untied("model.table_lr_scale=0.1"),
 }
 
 

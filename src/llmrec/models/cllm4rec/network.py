@@ -53,11 +53,10 @@ class CLLM4RecNetwork(nn.Module):
     def lr_scales(self) -> dict[str, float]:
         """Trainable ID-table parameters by name -> `table_lr_scale` (read by the optimizer)."""
         scale = self.config.table_lr_scale
-        return {
-            name: scale
-            for name, parameter in self.ids.named_parameters(prefix="ids")
-            if parameter.requires_grad and scale != 1.0
-        }
+        if scale == 1.0:
+            return {}
+        tables = self.ids.named_parameters(prefix="ids")
+        return {name: scale for name, parameter in tables if parameter.requires_grad}
 
     @property
     def vocabulary(self) -> IdVocabulary:
