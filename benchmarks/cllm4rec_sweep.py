@@ -128,8 +128,7 @@ VARIANTS = {
     "all-train-centered-untied-loud-ids-lr3e-4-1200": _untied("model.init_std=null"),
     # the head reads the mean state over the prompt's item tokens, not the last token's
     "all-train-centered-untied-items-mean-lr3e-4-1200": _untied("model.prompt_readout=items_mean"),
-    # the prompt's ID rows at 10 times or a tenth of the head's lr: at 3e-4 they barely move
-    # (mean row norm 0.48 at the start, 0.53 after 3 epochs of the untied recipe)
+    # the prompt's ID rows at 10 times or a tenth of the head's lr: do they learn too slowly?
     "all-train-centered-untied-tables10x-lr3e-4-1200": _untied("model.table_lr_scale=10"),
     "all-train-centered-untied-tables0.1x-lr3e-4-1200": _untied("model.table_lr_scale=0.1"),
 }

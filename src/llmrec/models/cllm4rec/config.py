@@ -103,8 +103,7 @@ class CLLM4RecConfig(ModelConfig):
         1.0,
         gt=0.0,
         description="beyond the paper: the ID tables (users and items, both views) train at "
-        "this multiple of train.lr (every stage), the head's own tensors at train.lr: the "
-        "prompt's rows start small and move little per step at the head's lr "
+        "this multiple of train.lr (every stage), the head's own tensors at train.lr "
         "(docs/cllm4rec.md sec. 9)",
     )
     prompt_readout: Literal["last", "items_mean"] = Field(
