@@ -353,6 +353,27 @@ def test_recommendation_targets_follow_the_mode(llm_cache_dir, target_set) -> No
             assert targets == set(sequence.tolist())
 
 
+def test_prompts_without_the_user_token_name_no_user_and_score_alike(llm_cache_dir) -> None:
+    model = _built(llm_cache_dir, prompt_user_token=False)
+    vocabulary = model.network.vocabulary
+    history = [3, 7, 11]
+    document = model.templates.recommendation(5, history)
+    assert not [t for t in document.prompt if t in vocabulary.user_range]
+    assert [vocabulary.item_index(t) for t in document.prompt if t in vocabulary.item_range] == [
+        3,
+        7,
+        11,
+    ]
+    text = model.templates.tokenizer.decode(
+        [t for t in document.prompt if t in vocabulary.base_range]
+    )
+    assert text.startswith("A user has interacted with") and "the user will interact" in text
+    scores = model.score([history, history], users=["u1", "u9"])
+    assert torch.equal(scores[0], scores[1])
+    named = _built(llm_cache_dir).score([history, history], users=["u1", "u9"])
+    assert not torch.equal(named[0], named[1])  # the paper's prompt reads the user's own row
+
+
 def _fit(model: CLLM4Rec, folder: Path, epochs: int, resume: bool = False, **train):
     cfg = TrainConfig(epochs=epochs, lr=0.05, batch_size=8, log_every=1000, **train)
     run = RunContext(folder, cfg, seed=0, show_progress=False, resume=resume)

@@ -119,6 +119,13 @@ class CLLM4RecConfig(ModelConfig):
         "rows then need not double as output rows (docs/cllm4rec.md sec. 9). The collaborative "
         "LM keeps the tied head",
     )
+    prompt_user_token: bool = Field(
+        True,
+        description="recommendation prompts name the user with their ID token (the paper); "
+        "beyond the paper, false writes 'A user ... the user' instead, so the item head reads "
+        "the history alone and no user row can memorise that user's training items "
+        "(docs/cllm4rec.md sec. 9). Collaborative documents keep the user token",
+    )
     # --- documents ---
     content_fields: tuple[ContentField, ...] = Field(
         ("title", "categories", "brand"),

@@ -54,6 +54,7 @@ class Templates:
         self.interacted = words(" has interacted with")
         self.comma = words(",")
         self.will_interact = words(" will interact with")
+        self.a_user, self.the_user = words("A user"), words(" the user")
         self.content_prompts = {name: words(text) for name, text in CONTENT_PROMPTS.items()}
         self.bought_titled = words(" has bought items titled:")
         self.tokenizer = tokenizer
@@ -70,15 +71,19 @@ class Templates:
     def recommendation(
         self, user: int, visible: Sequence[int], targets: Sequence[int] = ()
     ) -> Document:
-        """`user_i has interacted with <visible>, user_i will interact with` (official wording)."""
+        """`user_i has interacted with <visible>, user_i will interact with` (official wording);
+        without `prompt_user_token`, `A user ...` and `the user ...` name the user."""
         vocab = self.vocabulary
-        user_token = vocab.user_id(user)
+        if self.config.prompt_user_token:
+            first = second = (vocab.user_id(user),)
+        else:
+            first, second = self.a_user, self.the_user
         prompt = (
-            user_token,
+            *first,
             *self.interacted,
             *(vocab.item_id(int(i)) for i in visible),
             *self.comma,
-            user_token,
+            *second,
             *self.will_interact,
         )
         return Document(prompt, (), tuple(int(t) for t in targets))
