@@ -123,7 +123,7 @@ class CLLM4RecConfig(ModelConfig):
         True,
         description="recommendation prompts name the user with their ID token (the paper); "
         "beyond the paper, false writes 'A user ... the user' instead, so the item head reads "
-        "the history alone and no user row can memorise that user's training items "
+        "the history alone, not a user row that short runs leave near its random start "
         "(docs/cllm4rec.md sec. 9). Collaborative documents keep the user token",
     )
     # --- documents ---
