@@ -185,6 +185,38 @@ def test_untied_head_scores_with_its_own_rows_started_at_zero(llm_cache_dir) -> 
     assert 0 < prompt_items.sum() < NUM_ITEMS  # the item table learns from the prompts only
 
 
+def test_content_item_init_points_item_rows_along_their_words(
+    llm_cache_dir, tmp_path, monkeypatch
+) -> None:
+    model = _built(llm_cache_dir, item_init="content", content_fields=["title", "brand"])
+    templates, ids = model.templates, model.network.ids
+    tokens = templates.item_text_tokens(templates.item_documents(model.catalogue.items))
+    assert sorted(tokens) == list(range(NUM_ITEMS))
+    assert tokens[3] == [*templates.words(" widget 3 model item_3"), *templates.words(" brand3")]
+    random_rows = ids.item_weight("collaborative").detach().clone()
+    ids.start_items_from_text(tokens)
+    base = ids.base.weight.detach().float()
+    norm = ids.init_std * base.shape[1] ** 0.5
+    for item in (0, 3, NUM_ITEMS - 1):
+        direction = base[tokens[item]].mean(0) - base.mean(0)
+        for view in ("collaborative", "content"):
+            row = ids.item_weight(view)[item].detach()
+            assert torch.cosine_similarity(row, direction, dim=0) > 0.9999
+            torch.testing.assert_close(row.norm(), torch.tensor(norm))
+    assert not torch.equal(ids.item_weight("collaborative")[0], random_rows[0])
+    assert not torch.equal(ids.item_weight("collaborative")[0], ids.item_weight("collaborative")[1])
+    # fit starts the tables this way, before any stage trains them.
+    calls = []
+    monkeypatch.setattr(
+        type(ids), "start_items_from_text", lambda self, item_tokens: calls.append(item_tokens)
+    )
+    fresh = CLLM4Rec(
+        _config(llm_cache_dir, item_init="content", content_fields=["title"]), _catalogue()
+    )
+    _fit(fresh, tmp_path, epochs=1)
+    assert len(calls) == 1 and calls[0][3] == list(templates.words(" widget 3 model item_3"))
+
+
 def test_table_lr_scale_speeds_the_id_tables_only(llm_cache_dir) -> None:
     from llmrec.training.config import TrainConfig
     from llmrec.training.optim import build_optimizer

@@ -126,6 +126,13 @@ class CLLM4RecConfig(ModelConfig):
         "the history alone, not a user row that short runs leave near its random start "
         "(docs/cllm4rec.md sec. 9). Collaborative documents keep the user token",
     )
+    item_init: Literal["random", "content"] = Field(
+        "random",
+        description="how item rows start: normal at init_std (the paper), or beyond the paper "
+        "along the mean base embedding of the item's content text (its `content_fields`, less "
+        "the base table's mean), at the norm a random row has: rare items start near items "
+        "with similar words (docs/cllm4rec.md sec. 9)",
+    )
     # --- documents ---
     content_fields: tuple[ContentField, ...] = Field(
         ("title", "categories", "brand"),

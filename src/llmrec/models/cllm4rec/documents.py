@@ -98,6 +98,14 @@ class Templates:
                     documents.append(self._content(index, name, text))
         return documents
 
+    def item_text_tokens(self, item_documents: Sequence[Document]) -> dict[int, list[int]]:
+        """Item index -> the text tokens of its content documents (`item_documents`' output)."""
+        tokens: dict[int, list[int]] = {}
+        start = self.vocabulary.item_range.start
+        for document in item_documents:
+            tokens.setdefault(document.prompt[0] - start, []).extend(document.main)
+        return tokens
+
     def user_documents(self, train: Sequence[np.ndarray], items: Sequence[Item]) -> list[Document]:
         """`user_i has bought items titled:` -> titles of training items (off by default)."""
         documents = []

@@ -118,6 +118,8 @@ class CLLM4Rec(RecommenderModel):
         if self.config.lora is not None:
             self.network.language_model = add_lora(self.network.language_model, self.config.lora)
         content = self.templates.item_documents(self.catalogue.items)
+        if self.config.item_init == "content":  # beyond the paper (config.item_init)
+            self.network.ids.start_items_from_text(self.templates.item_text_tokens(content))
         if self.config.user_content_documents:
             content += self.templates.user_documents(train_sequences, self.catalogue.items)
         history, stage_seconds, result = [], {}, None

@@ -7,7 +7,8 @@ tokenizer, and `IdEmbedding` reads frozen base rows for ids < N and a view's lea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -144,6 +145,20 @@ class IdEmbedding(nn.Module):
 
         self.users = nn.ModuleDict({view: table(vocabulary.num_users) for view in VIEWS})
         self.items = nn.ModuleDict({view: table(vocabulary.num_items) for view in VIEWS})
+
+    def start_items_from_text(self, item_tokens: Mapping[int, Sequence[int]]) -> None:
+        """Point each listed item's rows (both views) along the mean base embedding of its text
+        tokens, centred on the base table's mean (else every item would share the direction all
+        words share), at the random start's expected norm init_std · √H (`item_init: content`)."""
+        base = self.base.weight.detach().float()
+        centre = base.mean(0)
+        norm = self.init_std * math.sqrt(base.shape[1])
+        with torch.no_grad():
+            for item, tokens in item_tokens.items():
+                direction = base[list(tokens)].mean(0) - centre
+                row = direction * (norm / direction.norm().clamp_min(1e-12))
+                for view in VIEWS:
+                    self.items[view].weight[item] = row
 
     def user_weight(self, view: View) -> torch.Tensor:
         """The view's user table, (I, H)."""
