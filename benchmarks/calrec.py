@@ -38,8 +38,8 @@ from measure import (
 
 from llmrec.config import load_config
 from llmrec.data.registry import load_dataset
+from llmrec.data.sequences import sample_users
 from llmrec.evaluation.config import EvalConfig
-from llmrec.evaluation.ranking import sample_eval_set
 from llmrec.models.registry import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,7 +107,7 @@ def main(
             work,
             "target-loss",
             fresh_rows,
-            lambda: {"loss": model.target_loss(sample_eval_set(dataset.test, test_users, seed))},
+            lambda: {"loss": model.target_loss(sample_users(dataset.test, test_users, seed))},
         )["loss"],
         "rows": rows,
     }

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from llmrec.evaluation.validation import validation_metrics
 from llmrec.models.base import RunContext
 from llmrec.models.registry import MODELS, build_model, load_model
 from llmrec.training.config import TrainConfig
@@ -48,7 +49,11 @@ def fitted(request, toy_dataset, tmp_path: Path, llm_cache_dir: Path):
     config = MODELS[name].Config.model_validate(raw)
     model = build_model(config, toy_dataset.catalogue)
     run = RunContext(
-        tmp_path / "run", TrainConfig(epochs=3, batch_size=8), seed=0, show_progress=False
+        tmp_path / "run",
+        TrainConfig(epochs=3, batch_size=8),
+        seed=0,
+        show_progress=False,
+        validation_metrics=validation_metrics,
     )
     model.fit(toy_dataset.train, toy_dataset.valid, run)
     return model, toy_dataset

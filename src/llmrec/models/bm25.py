@@ -11,14 +11,8 @@ import torch
 from pydantic import Field, PositiveInt
 
 from llmrec.data.sequences import EvalSet
-from llmrec.models.base import (
-    FitResult,
-    Histories,
-    ModelConfig,
-    RecommenderModel,
-    RunContext,
-    Users,
-)
+from llmrec.models.base import FitResult, ModelConfig, RecommenderModel, RunContext
+from llmrec.recommendations import Histories, Users
 from llmrec.retrieval.bm25 import BM25Index
 from llmrec.text.templates import DEFAULT_FIELDS, ItemField, item_text
 

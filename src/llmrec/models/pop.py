@@ -11,14 +11,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from llmrec.data.sequences import EvalSet
-from llmrec.models.base import (
-    FitResult,
-    Histories,
-    ModelConfig,
-    RecommenderModel,
-    RunContext,
-    Users,
-)
+from llmrec.models.base import FitResult, ModelConfig, RecommenderModel, RunContext
+from llmrec.recommendations import Histories, Users
 
 
 class PopConfig(ModelConfig):

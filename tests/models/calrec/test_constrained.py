@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from llmrec.data.catalogue import Item
 from llmrec.models.backbone import Backbone, BackboneConfig, load_backbone
-from llmrec.models.base import top_k
 from llmrec.models.calrec.constrained import ConstrainedConfig, constrained_ranking
+from llmrec.recommendations import top_k
 from llmrec.retrieval.constrained import CatalogueTrie
 from llmrec.text.templates import ItemLines, TextConfig
 

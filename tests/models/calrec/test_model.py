@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from llmrec.data.registry import load_dataset
 from llmrec.data.sequences import EvalSet
 from llmrec.errors import ConfigError
 from llmrec.evaluation.ranking import evaluate_model
@@ -82,23 +83,24 @@ def test_stage_one_mixes_other_data_sets_before_stage_two(beauty_mini, llm_cache
         },
     )
     model = CALRec(config, beauty_mini.catalogue)
-    run = RunContext(tmp_path, TrainConfig(epochs=1, batch_size=4), seed=0, show_progress=False)
+    mixture = {str(fixture): load_dataset(fixture).dataset}
+    train = TrainConfig(epochs=1, batch_size=4)
+    run = RunContext(tmp_path, train, seed=0, show_progress=False, auxiliary=mixture)
     model.fit(beauty_mini.train[:8], None, run)
     assert (tmp_path / "stage_one" / "checkpoints" / "last").is_dir()
     assert (tmp_path / "stage_two" / "checkpoints" / "last").is_dir()
 
 
-def test_stage_one_reads_named_sets_from_the_runs_data_dir(
-    beauty_mini, llm_cache_dir, tmp_path, monkeypatch
-) -> None:
-    """`llmrec run CONFIG --set data.data_dir=D` is enough for Stage I's named sources too."""
-    monkeypatch.delenv("LLMREC_DATA", raising=False)
+def test_stage_one_trains_on_the_mixture_it_is_handed(beauty_mini, llm_cache_dir, tmp_path) -> None:
+    """The model names its Stage I sources; the caller (the experiment layer) loads them."""
     stage_one = {"sources": ["beauty-mini"], "include_target": False, "examples_per_epoch": 4}
     config = _config(llm_cache_dir, stage_one={**stage_one, "train": {"batch_size": 4}})
     model = CALRec(config, beauty_mini.catalogue)
-    data_dir = Path(__file__).resolve().parents[3] / "data"
+    assert model.auxiliary_sources() == {"beauty-mini": None}
     train = TrainConfig(epochs=1, batch_size=4)
-    run = RunContext(tmp_path, train, seed=0, show_progress=False, data_dir=data_dir)
+    with pytest.raises(ConfigError, match=r"RunContext\.auxiliary"):
+        model.fit(beauty_mini.train[:4], None, RunContext(tmp_path, train, show_progress=False))
+    run = RunContext(tmp_path, train, show_progress=False, auxiliary={"beauty-mini": beauty_mini})
     model.fit(beauty_mini.train[:4], None, run)
     assert (tmp_path / "stage_one" / "checkpoints" / "last").is_dir()
 

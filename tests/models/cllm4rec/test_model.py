@@ -223,14 +223,16 @@ def test_table_lr_scale_speeds_the_id_tables_only(llm_cache_dir) -> None:
 
     model = _built(llm_cache_dir, table_lr_scale=10.0, centered_head=True, untied_head=True)
     network = model.network
-    optimizer = build_optimizer(network, TrainConfig(lr=1e-3))
+    plan = network.training_plan()
+    assert plan.checkpoint_trainable_only and plan.unused_parameters
+    optimizer = build_optimizer(network, TrainConfig(lr=1e-3), plan.lr_scales)
     lrs = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
     tables = [network.ids.user_weight(v) for v in ("collaborative", "content")]
     tables += [network.ids.item_weight(v) for v in ("collaborative", "content")]
     assert [lrs[id(table)] for table in tables] == [pytest.approx(1e-2)] * 4
     assert [lrs[id(p)] for p in network.head_parameters().values()] == [1e-3] * 3
     assert len(lrs) == 7  # nothing of the frozen backbone
-    assert _built(llm_cache_dir).network.lr_scales() == {}
+    assert _built(llm_cache_dir).network.training_plan().lr_scales == {}
 
 
 def test_items_mean_readout_averages_the_states_of_the_prompts_item_tokens(llm_cache_dir) -> None:

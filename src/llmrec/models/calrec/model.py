@@ -5,6 +5,7 @@ catalogue items with BM25 and merged quasi-round-robin.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from torch import nn
 
 from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import EvalSet
+from llmrec.errors import ConfigError
 from llmrec.models.backbone import (
     BackboneConfig,
     add_lora,
@@ -23,17 +25,7 @@ from llmrec.models.backbone import (
     merge_lora,
     train_top_layers,
 )
-from llmrec.models.base import (
-    Exclusions,
-    FitResult,
-    Histories,
-    Recommendations,
-    RecommenderModel,
-    RunContext,
-    Users,
-    module_device,
-    top_k,
-)
+from llmrec.models.base import FitResult, RecommenderModel, RunContext, module_device
 from llmrec.models.calrec.batches import (
     ExampleBatches,
     build_examples,
@@ -55,18 +47,19 @@ from llmrec.models.calrec.ranking import (
 )
 from llmrec.models.calrec.vllm_backend import Sampler, make_sampler
 from llmrec.models.stages import train_stage
+from llmrec.recommendations import Exclusions, Histories, Recommendations, Users, top_k
 from llmrec.retrieval.bm25 import BM25Index
 from llmrec.retrieval.constrained import CatalogueTrie
 from llmrec.retrieval.dense import DenseIndex, reciprocal_rank_fusion
 from llmrec.text.templates import ItemLines
-from llmrec.training.loop import LossOutput
+from llmrec.training.protocol import LossOutput, TrainableNetwork
 
 BACKBONE_FOLDER = "backbone"
 BM25_FOLDER = "bm25"
 DENSE_FOLDER = "dense"
 
 
-class CALRecNetwork(nn.Module):
+class CALRecNetwork(TrainableNetwork):
     """The causal LM and the loss of one batch: joint pass (history + target), item pass."""
 
     def __init__(self, language_model: nn.Module, config: CALRecConfig) -> None:
@@ -113,7 +106,6 @@ class CALRec(RecommenderModel):
         self._index: BM25Index | None = None
         self._dense: DenseIndex | None = None
         self._trie: CatalogueTrie | None = None
-        self._grounding = GroundingStats()
         self.backbone_identity: dict = {}
         self._sampler: tuple[GenerationConfig, Sampler] | None = None
         self._saved_folder: Path | None = None
@@ -252,13 +244,21 @@ class CALRec(RecommenderModel):
             return FitResult()
         return FitResult.from_train(result, history=history, stage_seconds=stage_seconds)
 
-    def _stage_one_batches(self, train_sequences, run: RunContext) -> ExampleBatches:
-        from llmrec.data.registry import load_dataset
+    def auxiliary_sources(self) -> dict[str, Path | None]:
+        """Stage I's mixture: the named data sets, looked for in `stage_one.data_dir`."""
+        stage = self.config.stage_one
+        return {source: stage.data_dir for source in stage.sources} if stage else {}
 
+    def _stage_one_batches(self, train_sequences, run: RunContext) -> ExampleBatches:
         stage = self.config.stage_one
         pools, users, offset = [], [], len(self.catalogue)
         for source in stage.sources:
-            dataset = load_dataset(source, data_dir=stage.data_dir or run.data_dir).dataset
+            if source not in run.auxiliary:
+                raise ConfigError(
+                    f"Stage I mixes {source!r}: load it into RunContext.auxiliary "
+                    "(llmrec.run_experiment does)"
+                )
+            dataset = run.auxiliary[source]
             lines = ItemLines(dataset.catalogue.items, self.tokenizer, self.config.text)
             pools.append(build_examples(dataset.train, lines, self.config.training_targets, offset))
             users.append(dataset.num_users)
@@ -319,8 +319,9 @@ class CALRec(RecommenderModel):
                 **self.config.constrained.model_dump(),
             )
         depth = k if self.config.retrieval == "bm25" else max(k, self.config.hybrid_depth)
+        grounding = GroundingStats()
         rankings = generation_rankings(
-            self.sampler, prompts, self.index, depth, exclude, self.lines.texts, self._grounding
+            self.sampler, prompts, self.index, depth, exclude, self.lines.texts, grounding
         )
         if self.config.retrieval == "hybrid":
             dense = top_k(self.dense_scores(histories), depth, exclude)
@@ -331,14 +332,9 @@ class CALRec(RecommenderModel):
                     rankings, dense.item_indices, dense.scores, strict=True
                 )
             ]
-        return to_recommendations(rankings, k, self.num_items, exclude)
-
-    def reset_diagnostics(self) -> None:
-        self._grounding = GroundingStats()
-
-    def diagnostics(self) -> dict[str, float]:
-        """Grounding of the generations since the last reset (CALRec issue, item 5)."""
-        return self._grounding.summary()
+        # the grounding of this batch's generations comes back with its rankings
+        recommendations = to_recommendations(rankings, k, self.num_items, exclude)
+        return dataclasses.replace(recommendations, diagnostics=grounding)
 
     def score(self, histories: Histories, users: Users = None) -> torch.Tensor | None:
         """Dense scores cos(v_U, v_T) for every item when retrieval is dense; else None (the

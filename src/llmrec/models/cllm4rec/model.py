@@ -24,19 +24,13 @@ from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import EvalSet
 from llmrec.errors import ConfigError, ModelFormatError
 from llmrec.models.backbone import BackboneConfig, add_lora, load_backbone, merge_lora
-from llmrec.models.base import (
-    FitResult,
-    Histories,
-    RecommenderModel,
-    RunContext,
-    Users,
-    module_device,
-)
+from llmrec.models.base import FitResult, RecommenderModel, RunContext, module_device
 from llmrec.models.cllm4rec.config import CLLM4RecConfig
 from llmrec.models.cllm4rec.documents import Document, DocumentBatches, Task, Templates, collate
 from llmrec.models.cllm4rec.network import CLLM4RecNetwork
 from llmrec.models.cllm4rec.vocab import VIEWS, IdVocabulary
 from llmrec.models.stages import train_stage
+from llmrec.recommendations import Histories, Users
 from llmrec.training.config import TrainConfig
 
 TABLES_FILE = "id_tables.safetensors"
@@ -61,6 +55,7 @@ class Stage:
 class CLLM4Rec(RecommenderModel):
     name = "cllm4rec"
     Config = CLLM4RecConfig
+    reads_users = True  # user ID tokens
 
     def __init__(self, config: CLLM4RecConfig, catalogue: Catalogue) -> None:
         super().__init__(config, catalogue)

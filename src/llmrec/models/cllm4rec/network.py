@@ -14,7 +14,7 @@ from torch import nn
 from llmrec.models.cllm4rec.config import CLLM4RecConfig
 from llmrec.models.cllm4rec.vocab import VIEWS, IdEmbedding, IdVocabulary, View
 from llmrec.models.losses import multinomial_nll
-from llmrec.training.loop import LossOutput
+from llmrec.training.protocol import LossOutput, TrainableNetwork, TrainingPlan
 
 # The view each task trains; mutual regularisation pulls it toward the other (held fixed).
 TASK_VIEW: dict[str, View] = {
@@ -24,11 +24,8 @@ TASK_VIEW: dict[str, View] = {
 }
 
 
-class CLLM4RecNetwork(nn.Module):
+class CLLM4RecNetwork(TrainableNetwork):
     """Backbone (frozen unless LoRA) + the four ID tables; `forward(batch)` is one task's loss."""
-
-    checkpoint_trainable_only = True  # checkpoints hold the ID tables (and adapters), not the LLM
-    trains_a_subset_per_step = True  # a step trains one view's tables (DDP: unused parameters)
 
     def __init__(
         self, language_model: nn.Module, vocabulary: IdVocabulary, config: CLLM4RecConfig
@@ -50,8 +47,16 @@ class CLLM4RecNetwork(nn.Module):
         names = ("state_mean", "item_bias", "head_items")
         return {name: getattr(self, name) for name in names if hasattr(self, name)}
 
-    def lr_scales(self) -> dict[str, float]:
-        """Trainable ID-table parameters by name -> `table_lr_scale` (read by the optimizer)."""
+    def training_plan(self) -> TrainingPlan:
+        """Checkpoints hold the ID tables (and adapters), not the frozen LLM; a step trains one
+        view's tables (DDP: unused parameters); the tables may train at `table_lr_scale`."""
+        return TrainingPlan(
+            lr_scales=self._table_lr_scales(),
+            checkpoint_trainable_only=True,
+            unused_parameters=True,
+        )
+
+    def _table_lr_scales(self) -> dict[str, float]:
         scale = self.config.table_lr_scale
         if scale == 1.0:
             return {}
