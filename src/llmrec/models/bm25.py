@@ -27,7 +27,7 @@ class BM25Config(ModelConfig):
     b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation")
 
 
-class BM25Recommender(RecommenderModel):
+class BM25Model(RecommenderModel):
     name = "bm25"
     Config = BM25Config
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from llmrec.data.catalogue import Catalogue
 from llmrec.errors import ConfigError
 from llmrec.models.base import ModelConfig, RecommenderModel, read_model_meta, resolve_device
-from llmrec.models.bm25 import BM25Config, BM25Recommender
+from llmrec.models.bm25 import BM25Config, BM25Model
 from llmrec.models.calrec.config import CALRecConfig
 from llmrec.models.calrec.model import CALRec
 from llmrec.models.cllm4rec.config import CLLM4RecConfig
@@ -18,7 +18,7 @@ from llmrec.models.sasrec import SASRec, SASRecConfig
 
 MODELS: dict[str, type[RecommenderModel]] = {
     "pop": Popularity,
-    "bm25": BM25Recommender,
+    "bm25": BM25Model,
     "sasrec": SASRec,
     "multvae": MultVAE,
     "calrec": CALRec,

@@ -63,7 +63,6 @@ def test_twenty_users_are_memorised_through_generation(beauty_mini, llm_cache_di
     assert result.metrics["recall@1"] == 1.0
     assert result.protocol["ranked_by"] == "recommend"
     assert result.protocol["diagnostics"]["exact_match_share"] == 1.0  # every line is real
-    assert model.target_loss(memorised) < 0.5  # per-token CE of the memorised target lines
 
     # The contrastive terms aligned v_U with v_T: dense retrieval finds the targets too.
     model.config = model.config.model_copy(update={"retrieval": "dense"})

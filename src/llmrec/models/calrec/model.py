@@ -29,7 +29,6 @@ from llmrec.models.base import FitResult, RecommenderModel, RunContext, module_d
 from llmrec.models.calrec.batches import (
     ExampleBatches,
     build_examples,
-    collate,
 )
 from llmrec.models.calrec.config import CALRecConfig, StageOneConfig  # noqa: F401 (re-export)
 from llmrec.models.calrec.constrained import constrained_ranking
@@ -275,30 +274,6 @@ class CALRec(RecommenderModel):
             weights,
             stage.examples_per_epoch,
         )
-
-    def target_loss(self, eval_set: EvalSet, batch_size: int = 16) -> float:
-        """Mean token cross-entropy of held-out target lines given their histories (L_NIG on
-        evaluation data): a smooth measure of how well the model writes the next item, where
-        small runs give rankings too sparse to compare (e.g. the CPU recipe's cuts)."""
-        sequences = [
-            np.append(h, t) for h, t in zip(eval_set.histories, eval_set.targets, strict=True)
-        ]
-        examples = build_examples(sequences, self.lines, "last")
-        network = self.network.eval()
-        device, head = module_device(network), network.language_model.get_output_embeddings()
-        total, tokens = 0.0, 0
-        with torch.no_grad():
-            for start in range(0, len(examples), batch_size):
-                batch = collate(examples[start : start + batch_size], self.tokenizer.pad_token_id)
-                batch = {key: value.to(device) for key, value in batch.items()}
-                hidden = network.hidden_states(batch["input_ids"], batch["attention_mask"])
-                count = int(batch["label_mask"][:, 1:].sum())
-                loss = next_item_generation_loss(
-                    hidden, head, batch["input_ids"], batch["label_mask"]
-                )
-                total += loss.item() * count
-                tokens += count
-        return total / max(tokens, 1)
 
     # --- ranking ----------------------------------------------------------------------------
     def recommend(
