@@ -39,12 +39,17 @@ FOLDERS = {"beauty": "amazon-beauty", "toys": "amazon-toys"}
 METRICS = ("recall@1", "recall@5", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr@10")
 
 
-def run_measured(command: list[str], log_path: Path) -> dict[str, float]:
-    """Run a command, polling its RSS (children included) every 0.2 s; fail loudly on error."""
+def run_measured(
+    command: list[str], log_path: Path, show_progress: bool = False
+) -> dict[str, float]:
+    """Run a command, polling its RSS (children included) every 0.2 s; fail loudly on error.
+    Its output goes to `log_path`; with `show_progress`, its stderr (progress bars, errors)
+    comes to this terminal instead."""
     started = time.perf_counter()
     peak = 0
     with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        stderr = None if show_progress else subprocess.STDOUT
+        process = subprocess.Popen(command, stdout=log, stderr=stderr, cwd=REPO)
         watched = psutil.Process(process.pid)
         while process.poll() is None:
             try:

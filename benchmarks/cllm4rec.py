@@ -13,8 +13,9 @@ sample of test users, under either protocol.
 Each model trains in its own `python -m llmrec` process (wall time, peak memory): CLLM4Rec with
 `train` (fit only), each baseline with `run` (so a refit its config asks for happens). Models
 already trained in benchmarks/results/tmp/NAME are reused and a killed training resumes: run the
-same command again to continue (delete that folder to start over). Then every
-model is evaluated on the same test users and timed per user (p50, p95). Writes
+same command again to continue (delete that folder to start over); each training shows its
+progress bars here. Then every model is evaluated on the same test users and timed per user
+(p50, p95). Writes
 benchmarks/results/NAME.json and .md. Run it on an idle machine.
 """
 
@@ -74,7 +75,10 @@ def main(
         common.append("train.metric=recall@20")
     models = [(config, "train", [*common, *(overrides or [])])]
     models += [(path, "run", common) for path in baseline_config or []]
-    runs = [(path, *train_one(path, command, sets, work)) for path, command, sets in models]
+    runs = [
+        (path, *train_one(path, command, sets, work, show_progress=True))
+        for path, command, sets in models
+    ]
     ks = [1, 5, 10, 20] if protocol == "a" else [20, 40, 100]
     eval_config = EvalConfig(ks=ks, sample_users=test_users, seed=seed)
     rows, data, dataset = [], None, None

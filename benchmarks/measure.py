@@ -69,27 +69,33 @@ def protocol_line(rows: list[dict], note: str) -> list[str]:
     ]
 
 
-def train_one(config: Path, command: str, sets: list[str], work: Path) -> tuple[Path, dict]:
+def train_one(
+    config: Path, command: str, sets: list[str], work: Path, show_progress: bool = False
+) -> tuple[Path, dict]:
     """Train one model with `python -m llmrec COMMAND` in its own process (wall time, peak
     memory), unless its run folder already holds a model: then its recorded measurement is
     reused. A run killed part-way resumes from its last checkpoint (`--resume`), so a long
     benchmark can be continued by running the same command again; the parts' wall times add up.
     Each part is recorded when it starts, so a part killed with the benchmark still counts: from
     its start to its last checkpoint (work after that is lost and redone by the next part).
+    `show_progress`: say which model starts, and show its progress bars on this terminal.
     """
     run_dir = load_config(config, sets).run_dir()
     record = work / f"{run_dir.name}.train.json"
     parts = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else []
     _settle_killed_part(parts, run_dir)
     if not (run_dir / "model").is_dir():
-        argv = [sys.executable, "-m", "llmrec", command, str(config), "-q"]
+        argv = [sys.executable, "-m", "llmrec", command, str(config)]
+        argv += [] if show_progress else ["-q"]
         for item in sets:
             argv += ["--set", item]
         resume = any(run_dir.glob("**/checkpoints/last"))
         log = work / f"{run_dir.name}{f'.part{len(parts) + 1}' if parts else ''}.log"
         parts.append({"started": time.time(), "resumed": resume})
         _write_parts(record, parts)
-        parts[-1].update(run_measured(argv + ["--resume"] * resume, log))
+        if show_progress:
+            print(f"{command} {run_dir.name} ({config}; log {log})", file=sys.stderr, flush=True)
+        parts[-1].update(run_measured(argv + ["--resume"] * resume, log, show_progress))
         _write_parts(record, parts)
     return run_dir, {
         "command": f"llmrec {command} {config} " + " ".join(sets),

@@ -39,6 +39,11 @@ class RunConfig(BaseModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     seed: int = Field(0, description="seed of every random source in the run")
+    baselines: tuple[Annotated[AnyModelConfig, Field(discriminator="name")], ...] = Field(
+        (),
+        description="models fit on the same split beside `model` and reported with it, each"
+        " name once and not the main model's (e.g. [{name: pop}, {name: bm25}])",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -76,6 +81,20 @@ class RunConfig(BaseModel):
             raise ValueError(
                 "train.refit_before_test under data.split: holdout needs "
                 "data.holdout.test_history: train_valid (the refit learns the valid items)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _baselines_are_distinct(self) -> Self:
+        """Baseline rows and folders are keyed by model name: each name once, not the model's."""
+        names = [baseline.name for baseline in self.baselines]
+        repeated = sorted(
+            {name for name in names if names.count(name) > 1 or name == self.model.name}
+        )
+        if repeated:
+            raise ValueError(
+                f"baselines: {', '.join(repeated)} appears twice (or is also `model`); "
+                "list each model name once, apart from the main model"
             )
         return self
 

@@ -1,4 +1,5 @@
-"""One experiment end to end: load data, fit a model, save it, evaluate valid + test, report."""
+"""One experiment end to end: load data, fit a model, save it, evaluate valid + test, fit and
+evaluate the configured baselines on the same split, report."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import yaml
 
 from llmrec.config import RunConfig, load_config, save_config
 from llmrec.data.config import DataConfig
@@ -16,18 +19,19 @@ from llmrec.data.registry import load_dataset
 from llmrec.data.sequences import Dataset
 from llmrec.data.splits import holdout_split
 from llmrec.environment import collect_versions
-from llmrec.errors import ModelFormatError
+from llmrec.errors import ConfigError, ModelFormatError
 from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.ranking import evaluate_model
-from llmrec.evaluation.report import write_report
+from llmrec.evaluation.report import BASELINES_FOLDER, RunSummary, write_report
 from llmrec.evaluation.result import EvalResult
 from llmrec.evaluation.validation import validation_metrics
-from llmrec.models.base import FitResult, RecommenderModel, RunContext
+from llmrec.models.base import FitResult, ModelConfig, RecommenderModel, RunContext
 from llmrec.models.registry import build_model, load_model
 from llmrec.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 MODEL_FOLDER = "model"
+CONFIG_FILE = "config.resolved.yaml"
 
 
 @dataclass
@@ -36,17 +40,55 @@ class ExperimentResult:
     model_dir: Path
     fit: FitResult
     results: dict[str, EvalResult]
-    seconds: dict[str, float]
+    seconds: dict[str, float]  # train (load, fit, save), refit, evaluate, baselines
+    baselines: dict[str, dict[str, EvalResult]] = field(default_factory=dict)
+
+
+@dataclass
+class SplitResults:
+    """A fitted model's valid and test results, and the model that ranked test."""
+
+    results: dict[str, EvalResult]
+    test_model: RecommenderModel  # the refit model under train.refit_before_test
+    refit: str | None = None  # how the test model was refit, e.g. "refit on ... for 7 epochs"
+    refit_seconds: float = 0.0
 
 
 def prepare_run_dir(config: RunConfig) -> Path:
     """Create the run folder and write the resolved config and versions into it."""
     run_dir = config.run_dir()
+    check_run_folder(config, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.resolved.yaml")
+    save_config(config, run_dir / CONFIG_FILE)
     versions = json.dumps(collect_versions(), indent=2) + "\n"
     (run_dir / "versions.json").write_text(versions, encoding="utf-8")
     return run_dir
+
+
+def check_run_folder(config: RunConfig, run_dir: Path) -> None:
+    """A run folder holds one model on one data set: refuse to write another model's or data
+    set's results into a folder that holds a run (its config.resolved.yaml says which)."""
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        return
+    earlier = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    model = (earlier.get("model") or {}).get("name")
+    source = (earlier.get("data") or {}).get("source")
+    if model == config.model.name and _same_source(source, config.data.source):
+        return
+    raise ConfigError(
+        f"{run_dir} holds a run of {model} on {source}; this run is {config.model.name} on "
+        f"{config.data.source}. Name its folder: --set output.name=NAME (or remove output.name"
+        " to get MODEL-DATA)"
+    )
+
+
+def _same_source(earlier: str | None, source: str) -> bool:
+    """The same named data set, or the same folder however its path was written."""
+    if earlier is None or earlier == source:
+        return earlier == source
+    folders = [Path(value).expanduser() for value in (earlier, source)]
+    return all(folder.is_dir() for folder in folders) and folders[0].samefile(folders[1])
 
 
 def load_run_data(config: RunConfig, run_dir: Path) -> Dataset:
@@ -184,9 +226,43 @@ def copy_run_records(run_dir: Path, model_dir: Path) -> None:
 def run_experiment(
     config: RunConfig, *, resume: bool = False, show_progress: bool = True
 ) -> ExperimentResult:
-    """Train, evaluate on valid and test, and write the report folder."""
+    """Train, evaluate on valid and test, fit and evaluate the baselines, write the report."""
     started = time.perf_counter()
     model, dataset, fit, run_dir = train_model(config, resume=resume, show_progress=show_progress)
+    trained = time.perf_counter()
+    evaluated = evaluate_splits(model, fit, config, dataset, run_dir, show_progress)
+    if evaluated.refit:
+        evaluated.test_model.save(run_dir / MODEL_FOLDER)  # the model that ranked test
+    evaluated_at = time.perf_counter()
+    baselines, baseline_seconds = {}, {}
+    for baseline in config.baselines:
+        folder = run_dir / BASELINES_FOLDER / baseline.name
+        baselines[baseline.name], baseline_seconds[baseline.name] = fit_baseline(
+            baseline, config, dataset, folder, show_progress
+        )
+    seconds = {
+        "train": trained - started,
+        "refit": evaluated.refit_seconds,
+        "evaluate": evaluated_at - trained - evaluated.refit_seconds,
+        "baselines": time.perf_counter() - evaluated_at,
+    }
+    summary = run_summary(config, dataset, fit, evaluated, seconds["train"], baseline_seconds)
+    results = evaluated.results
+    write_report(run_dir, results, fit.history or None, summary, baselines)
+    write_model_card(run_dir / MODEL_FOLDER, config, dataset, results)
+    return ExperimentResult(run_dir, run_dir / MODEL_FOLDER, fit, results, seconds, baselines)
+
+
+def evaluate_splits(
+    model: RecommenderModel,
+    fit: FitResult,
+    config: RunConfig,
+    dataset: Dataset,
+    run_dir: Path,
+    show_progress: bool,
+) -> SplitResults:
+    """Valid with the fitted model; test with it or, under train.refit_before_test, with a
+    fresh copy refit on train + valid items (its logs in RUN_DIR/refit)."""
     valid = evaluate_model(
         model,
         dataset.valid,
@@ -194,32 +270,83 @@ def run_experiment(
         show_progress=show_progress,
         split=f"{dataset.split}:valid",
     )
-    test_split = f"{dataset.split}:test"
+    refit, started = None, time.perf_counter()
     if config.train.refit_before_test:
-        model, epochs = refit_before_test(config, dataset, fit, run_dir, show_progress)
-        test_split += f" (model refit on train + valid items for {epochs} epochs)"
-    trained = time.perf_counter()
+        model, epochs = refit_before_test(
+            config, dataset, fit, run_dir, show_progress, model_config=model.config
+        )
+        # a model that does not validate (Pop, BM25) has no epochs to choose
+        refit = "refit on train + valid items" + (f" for {epochs} epochs" if fit.history else "")
+    refit_seconds = time.perf_counter() - started
+    test_split = f"{dataset.split}:test" + (f" (model {refit})" if refit else "")
     test = evaluate_model(
         model, dataset.test, config.eval, show_progress=show_progress, split=test_split
     )
-    results = {"valid": valid, "test": test}
-    write_report(run_dir, results, curve=fit.history or None)
-    write_model_card(run_dir / MODEL_FOLDER, config, dataset, results)
-    seconds = {"train": trained - started, "evaluate": time.perf_counter() - trained}
-    return ExperimentResult(run_dir, run_dir / MODEL_FOLDER, fit, results, seconds)
+    return SplitResults({"valid": valid, "test": test}, model, refit, refit_seconds)
+
+
+def fit_baseline(
+    model_config: ModelConfig,
+    config: RunConfig,
+    dataset: Dataset,
+    run_dir: Path,
+    show_progress: bool,
+) -> tuple[dict[str, EvalResult], float]:
+    """Fit a baseline on the run's split with its `train` settings, and evaluate it as the model
+    was evaluated (same users, same refit protocol); returns its results and fit seconds."""
+    started = time.perf_counter()
+    model = build_model(model_config, dataset.catalogue)
+    context = fit_context(model, config, run_dir, config.train, show_progress)
+    fit = model.fit(dataset.train, dataset.valid, context, user_ids=owners(model, dataset))
+    fit_seconds = time.perf_counter() - started
+    evaluated = evaluate_splits(model, fit, config, dataset, run_dir, show_progress)
+    return evaluated.results, fit_seconds + evaluated.refit_seconds
+
+
+def run_summary(
+    config: RunConfig,
+    dataset: Dataset,
+    fit: FitResult,
+    evaluated: SplitResults,
+    train_seconds: float,
+    baseline_seconds: dict[str, float],
+) -> RunSummary:
+    """The report's header: which model, data set and split, and what training took."""
+    refit = None
+    if evaluated.refit:
+        refit = f"{evaluated.refit} ({evaluated.refit_seconds:.1f} s), then ranked test"
+    return RunSummary(
+        model=config.model.name,
+        data_name=dataset.name,
+        data=f"`{config.data.source}`: {dataset.num_users:,} users, {dataset.num_items:,} items",
+        split=dataset.split,
+        train_seconds=train_seconds,
+        best_epoch=fit.best_epoch,
+        best_step=fit.best_step,
+        epochs_run=max((point.get("epoch", 0) for point in fit.history), default=None),
+        metric=config.train.metric,
+        best_metric=fit.best_metric,
+        refit=refit,
+        baseline_seconds=baseline_seconds,
+    )
 
 
 def refit_before_test(
-    config: RunConfig, dataset: Dataset, fit: FitResult, run_dir: Path, show_progress: bool
+    config: RunConfig,
+    dataset: Dataset,
+    fit: FitResult,
+    run_dir: Path,
+    show_progress: bool,
+    model_config: ModelConfig | None = None,
 ) -> tuple[RecommenderModel, int]:
-    """Train a fresh model on everything before each user's test target, for the number of
-    epochs early stopping chose on valid; it replaces RUN_DIR/model. No test item is seen."""
+    """Train a fresh `model_config` (default: the run's model) on everything before each
+    user's test target, for the number of epochs early stopping chose on valid; its logs go to
+    RUN_DIR/refit. No test item is seen."""
     epochs = fit.best_epoch or config.train.epochs
     train = config.train.model_copy(update={"epochs": epochs})
-    model = build_model(config.model, dataset.catalogue)
+    model = build_model(model_config or config.model, dataset.catalogue)
     context = fit_context(model, config, run_dir / "refit", train, show_progress)
     model.fit(before_test_sequences(dataset), None, context, user_ids=owners(model, dataset))
-    model.save(run_dir / MODEL_FOLDER)
     return model, epochs
 
 

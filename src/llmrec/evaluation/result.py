@@ -109,12 +109,7 @@ class EvalResult:
             shown = "n/a" if interval is None else f"{interval.low:.4f} - {interval.high:.4f}"
             lines.append(f"| {key} | {value:.4f} | {shown} |")
         text = "\n".join(lines) + "\n\n" + describe_protocol(self.protocol) + "\n"
-        if self.protocol.get("diagnostics"):
-            shown = ", ".join(
-                f"{key} {value:.4g}" for key, value in self.protocol["diagnostics"].items()
-            )
-            text += f"Diagnostics: {shown}.\n"
-        return text
+        return text + describe_diagnostics(self.protocol)
 
 
 def build_protocol(
@@ -176,6 +171,14 @@ def describe_protocol(protocol: dict[str, Any]) -> str:
     if protocol["rank_cutoff"] is not None:
         parts.append(f"ranks exact up to {protocol['rank_cutoff']}")
     return "Protocol: " + "; ".join(part for part in parts if part) + "."
+
+
+def describe_diagnostics(protocol: dict[str, Any]) -> str:
+    """A line of the model's diagnostics (CALRec's), or "" when it reported none."""
+    if not protocol.get("diagnostics"):
+        return ""
+    shown = ", ".join(f"{key} {value:.4g}" for key, value in protocol["diagnostics"].items())
+    return f"Diagnostics: {shown}.\n"
 
 
 def compare_results(

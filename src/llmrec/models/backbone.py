@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -94,15 +95,15 @@ def default_cache_dir() -> Path:
 def load_backbone(config: BackboneConfig, show_progress: bool = True) -> Backbone:
     """Load (converting once if needed) the backbone `config` names, with only `keep_layers` left.
 
-    `show_progress` turns transformers' loading bars on or off; the de-quantisation bar of the
-    one-time GGUF conversion comes from transformers' GGUF reader and is always shown.
+    `show_progress` turns transformers' loading bars on or off, the de-quantisation bar of the
+    one-time GGUF conversion included (loading a saved model passes False).
     """
     if importlib.util.find_spec("transformers") is None:
         raise ConfigError("LLM backbones need transformers: pip install -e '.[llm]'")
     cache_dir = (config.cache_dir or default_cache_dir()).expanduser()
     with _progress_bars(show_progress):
         if config.source == SMOLLM2:
-            model, tokenizer, sha256 = _load_smollm2(cache_dir, config.dtype)
+            model, tokenizer, sha256 = _load_smollm2(cache_dir, config.dtype, show_progress)
         elif config.source == TINY:
             model, tokenizer, sha256 = _build_tiny(config, cache_dir)
         else:
@@ -142,14 +143,16 @@ def drop_layers(model: PreTrainedModel, keep: tuple[int, ...]) -> None:
 
 
 # --- sources -----------------------------------------------------------------------------------
-def _load_smollm2(cache_dir: Path, dtype: str) -> Loaded:
+def _load_smollm2(cache_dir: Path, dtype: str, show_progress: bool = True) -> Loaded:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = smollm2_gguf()
     sha256 = _sha256(gguf)
     folder = cache_dir / f"{SMOLLM2}-{sha256[:16]}"
     if not folder.is_dir():
-        _convert_smollm2(gguf, folder, _smollm2_tokenizer_folder(gguf, sha256, cache_dir))
+        # transformers' GGUF reader draws its bar with tqdm directly, past its own bar switch
+        with nullcontext() if show_progress else redirect_stderr(io.StringIO()):
+            _convert_smollm2(gguf, folder, _smollm2_tokenizer_folder(gguf, sha256, cache_dir))
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
     return model, AutoTokenizer.from_pretrained(folder), sha256
 

@@ -122,10 +122,13 @@ def train(
     epoch_seconds: list[float] = []
     started = time.perf_counter() - state.train_seconds  # a resumed run counts earlier parts
     deadline = Deadline(accelerator, cfg.max_seconds)
+    # choice: the bar is labelled with the folder it trains in (the run, `refit`, a stage).
+    # With validation, patience may end training before cfg.epochs: the bar then counts epochs
+    # with no total, so tqdm shows no ETA computed for the maximum.
     progress = tqdm(
-        total=cfg.epochs,
+        total=None if validate is not None else cfg.epochs,
         initial=state.epoch,
-        desc="train",
+        desc=run_dir.name + (f" (at most {cfg.epochs} epochs)" if validate is not None else ""),
         unit="epoch",
         disable=not (show_progress and accelerator.is_main_process),
     )
@@ -176,6 +179,13 @@ def train(
                 progress.set_postfix({cfg.metric: f"{state.history[-1][cfg.metric]:.4f}"})
             state.train_seconds = time.perf_counter() - started
             _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state)
+        if state.evals_without_improvement >= cfg.patience:
+            stopped = (
+                f"early stop: no better {cfg.metric} in {cfg.patience} validations; "
+                f"best epoch {state.best_epoch}"
+            )
+            progress.set_postfix_str(stopped)
+            logger.info(stopped)
     finally:
         progress.close()
         log.close()
