@@ -1,13 +1,15 @@
 """Draw a seeded subset of users from a P5 data folder (user_sequence.txt + items.jsonl).
 
-The shipped fixtures were made with it from the full Amazon Beauty folder:
+The shipped data sets were made with it from the full Amazon Beauty folder:
 
     python scripts/make_subset.py $LLMREC_DATA/amazon-beauty data/amazon-beauty-mini --users 300
-    python scripts/make_subset.py $LLMREC_DATA/amazon-beauty data/amazon-beauty-5k --users 5000
+    python scripts/make_subset.py $LLMREC_DATA/amazon-beauty data/amazon-beauty-10k \
+        --users 10000 --fields item_id title categories brand
 
 Users are `random.seed(SEED)` then `random.sample` over line indices, kept in file order; their
-lines are copied unchanged. `items.jsonl` keeps, unchanged and in file order, the rows of every
-item these users touch. The same source, count and seed give byte-identical files.
+lines are copied unchanged. `items.jsonl` keeps, in file order, the rows of every item these
+users touch: unchanged, or with only `--fields` (in their order in the row). The same source,
+arguments and seed give byte-identical files.
 """
 
 from __future__ import annotations
@@ -30,19 +32,29 @@ def sample_lines(lines: list[str], num_users: int, seed: int) -> list[str]:
     return [lines[index] for index in sorted(random.sample(range(len(lines)), num_users))]
 
 
-def touched_item_rows(item_lines: list[str], sequence_lines: list[str]) -> list[str]:
-    """The rows of `items.jsonl` whose `item_id` occurs in the sequences (after the user id)."""
+def touched_item_rows(
+    item_lines: list[str], sequence_lines: list[str], fields: list[str] | None = None
+) -> list[str]:
+    """The rows of `items.jsonl` whose `item_id` occurs in the sequences (after the user id):
+    unchanged, or re-encoded with only `fields`."""
     touched = {item for line in sequence_lines for item in line.split()[1:]}
-    return [line for line in item_lines if json.loads(line)["item_id"] in touched]
+    rows = [line for line in item_lines if json.loads(line)["item_id"] in touched]
+    if fields is None:
+        return rows
+    kept = ({k: v for k, v in json.loads(line).items() if k in fields} for line in rows)
+    return [json.dumps(row, ensure_ascii=False) + "\n" for row in kept]
 
 
-def make_subset(source: Path, target: Path, num_users: int, seed: int) -> dict[str, str]:
+def make_subset(
+    source: Path, target: Path, num_users: int, seed: int, fields: list[str] | None = None
+) -> dict[str, str]:
     """Write the subset into `target`; returns each file's sha256."""
     lines = (source / SEQUENCE_FILE).read_text(encoding="utf-8").splitlines(keepends=True)
     chosen = sample_lines(lines, num_users, seed)
     item_lines = (source / ITEMS_FILE).read_text(encoding="utf-8").splitlines(keepends=True)
     target.mkdir(parents=True, exist_ok=True)
-    contents = {SEQUENCE_FILE: "".join(chosen), ITEMS_FILE: "".join(touched_item_rows(item_lines, chosen))}
+    items = "".join(touched_item_rows(item_lines, chosen, fields))
+    contents = {SEQUENCE_FILE: "".join(chosen), ITEMS_FILE: items}
     digests = {}
     for name, text in contents.items():
         data = text.encode("utf-8")
@@ -57,8 +69,10 @@ def main() -> None:
     parser.add_argument("target", type=Path, help="folder to write the subset into")
     parser.add_argument("--users", type=int, required=True, help="number of users to draw")
     parser.add_argument("--seed", type=int, default=0, help="seed of random.sample (default 0)")
+    parser.add_argument("--fields", nargs="+", help="item fields to keep (default: every field)")
     args = parser.parse_args()
-    for name, digest in make_subset(args.source, args.target, args.users, args.seed).items():
+    digests = make_subset(args.source, args.target, args.users, args.seed, args.fields)
+    for name, digest in digests.items():
         print(f"{name} sha256 {digest}")
 
 

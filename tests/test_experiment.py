@@ -4,17 +4,21 @@ per-user hold-out split evaluates target sets and records its settings."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from llmrec.config import load_config
 from llmrec.data.registry import load_dataset
+from llmrec.errors import ConfigError
 from llmrec.evaluation.validation import validation_metrics
 from llmrec.experiment import (
     before_test_sequences,
     evaluate_saved_model,
+    prepare_run_dir,
     refit_before_test,
     run_experiment,
 )
@@ -154,3 +158,77 @@ def test_holdout_refit_trains_on_train_and_valid_items(tmp_path: Path) -> None:
     test_split = result.results["test"].protocol["split"]
     assert test_split.startswith("holdout(0.8/0.1/0.1, seed 0, test history train+valid):test")
     assert "refit on train + valid items" in test_split
+
+
+def test_baselines_are_fit_on_the_same_split_refit_alike_and_reported(
+    tmp_path: Path, capsys
+) -> None:
+    """Pop and BM25 beside a tiny SASRec: the same test users, the same refit protocol (Pop
+    counts the valid items for test), their rows in metrics.json and one comparison table; the
+    progress bars name each part, count epochs and say why training stopped."""
+    overrides = [
+        f"data.source={FIXTURE}",
+        f"output.dir={tmp_path}",
+        "output.name=beside",
+        "model.hidden_size=8",
+        "model.num_layers=1",
+        "model.num_heads=1",
+        "train.epochs=40",
+        "train.lr=1e-6",  # nothing improves: patience ends training
+        "train.patience=1",
+        "train.refit_before_test=true",
+        "eval.bootstrap_resamples=50",
+        "baselines=[{name: pop}, {name: bm25, query_items: 3}]",
+    ]
+    result = run_experiment(load_config(None, overrides), show_progress=True)
+    shown = capsys.readouterr().err
+    assert "beside (at most 40 epochs): " in shown and "/40" not in shown  # no ETA to epoch 40
+    assert "early stop: no better ndcg@10 in 1 validations; best epoch 1" in shown
+    assert "refit: 100%" in shown and "1/1" in shown  # the refit knows its epochs
+    assert list(result.baselines) == ["pop", "bm25"]
+    for name, baseline in result.baselines.items():
+        for split in ("valid", "test"):
+            assert baseline[split].user_ids == result.results[split].user_ids
+            assert baseline[split].protocol["model"] == name
+        assert (
+            baseline["test"].protocol["split"]
+            == "leave_one_out:test (model refit on train + valid items)"
+        )
+    dataset = load_dataset(FIXTURE).dataset
+    targets = np.asarray(dataset.test.targets)
+
+    def pop_ranks(sequences) -> np.ndarray:
+        """1 + the other items counted at least as often as the target (ties against it)."""
+        counts = np.bincount(np.concatenate(sequences), minlength=dataset.num_items)
+        return (counts[None, :] >= counts[targets][:, None]).sum(axis=1)  # the target counts 1
+
+    refit_ranks = pop_ranks(before_test_sequences(dataset))
+    assert np.array_equal(result.baselines["pop"]["test"].ranks, refit_ranks)
+    assert not np.array_equal(refit_ranks, pop_ranks(dataset.train))  # the refit mattered
+    run_dir = tmp_path / "beside"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["baselines"]) == {"pop", "bm25"}
+    assert (run_dir / "baselines" / "bm25" / "test" / "ranks.jsonl").is_file()
+    report = (run_dir / "report.md").read_text()
+    assert "| metric | sasrec [95% CI] | pop [95% CI] | bm25 [95% CI] |" in report
+    assert "- Data: amazon-beauty-mini (`" in report and "300 users, 2,090 items)." in report
+    assert f"best epoch {result.fit.best_epoch} (step {result.fit.best_step}" in report
+    assert (run_dir / "comparison.png").is_file()
+
+
+def test_a_run_folder_holds_one_model_on_one_data_set(tmp_path: Path, monkeypatch) -> None:
+    """A second run into a folder is refused when its model or data differ from the folder's
+    run; the same folder written another way is the same data."""
+    monkeypatch.chdir(tmp_path.parent)
+    first = load_config(None, [f"data.source={FIXTURE}", f"output.dir={tmp_path}"])
+    run_dir = prepare_run_dir(first)
+    assert run_dir == tmp_path / "sasrec-amazon-beauty-mini"  # MODEL-DATA by default
+    relative = os.path.relpath(FIXTURE, tmp_path.parent)
+    pinned = [f"output.dir={tmp_path}", "output.name=sasrec-amazon-beauty-mini"]
+    assert prepare_run_dir(load_config(None, [f"data.source={relative}", *pinned])) == run_dir
+    with pytest.raises(ConfigError, match=r"holds a run of sasrec on .*amazon-beauty-mini; this"):
+        prepare_run_dir(load_config(None, ["data.source=toys", *pinned]))
+    with pytest.raises(ConfigError, match="this run is pop on"):
+        prepare_run_dir(load_config(None, [f"data.source={FIXTURE}", "model.name=pop", *pinned]))
+    toys = load_config(None, ["data.source=toys", f"output.dir={tmp_path}"])
+    assert toys.run_dir() == tmp_path / "sasrec-toys"

@@ -99,12 +99,12 @@ def test_report_names_model_data_split_training_time_and_best_epoch(tmp_path: Pa
 def test_validation_curve_has_a_title_marks_the_checkpoint_and_keeps_the_legend_aside(
     tmp_path: Path,
 ) -> None:
-    figure = plot_validation_curve(CURVE, tmp_path / "curve.png", best_step=200, title="T")
+    figure = plot_validation_curve(CURVE, tmp_path / "curve.png", 200, "T", best_epoch=2)
     [axes] = figure.axes
     assert axes.get_title() == "T"
     [marker] = [line for line in axes.get_lines() if line.get_linestyle() == "--"]
     assert list(marker.get_xdata()) == [200, 200]
-    assert marker.get_label() == "chosen checkpoint (step 200)"
+    assert marker.get_label() == "chosen checkpoint (epoch 2, step 200)"
     renderer = figure.canvas.get_renderer()
     [legend] = figure.legends
     legend_box = legend.get_window_extent(renderer)

@@ -39,6 +39,7 @@ DATASETS: dict[str, NamedDataset] = {
     "beauty": NamedDataset("amazon-beauty", "p5", "Amazon 2014 Beauty, 5-core (P5/S3Rec)"),
     "toys": NamedDataset("amazon-toys", "p5", "Amazon 2014 Toys and Games, 5-core (P5)"),
     "beauty-mini": NamedDataset("amazon-beauty-mini", "p5", "300 users of beauty, for tests"),
+    "beauty-10k": NamedDataset("amazon-beauty-10k", "p5", "10,000 users of beauty, main job"),
     "scientific": NamedDataset(
         "amazon-scientific", "unisrec", "Amazon 2018 Industrial and Scientific (UniSRec)"
     ),

@@ -117,9 +117,11 @@ def write_report(
     curve_path = comparison_path = None
     if curve:
         curve_path = run_dir / CURVE_FILE
-        best_step = summary.best_step if summary else None
-        title = f"Validation curve: {summary.model}" if summary else "Validation curve"
-        plot_validation_curve(curve, curve_path, best_step=best_step, title=title)
+        if summary:
+            title = f"Validation curve: {summary.model} on {summary.data_name}"
+            plot_validation_curve(curve, curve_path, summary.best_step, title, summary.best_epoch)
+        else:
+            plot_validation_curve(curve, curve_path)
     if baselines and "test" in results:
         comparison_path = run_dir / COMPARISON_FILE
         title = f"{summary.data_name}: test recall@K" if summary else "Test recall@K"
@@ -216,9 +218,11 @@ def plot_validation_curve(
     path: Path,
     best_step: int | None = None,
     title: str = "Validation curve",
+    best_epoch: int | None = None,
 ) -> Figure:
     """Draw each "@" metric of `curve` against "step" into a PNG at `path`; a dashed line marks
-    `best_step`, the chosen checkpoint. The legend sits beside the axes, never over a curve."""
+    `best_step`, the chosen checkpoint (of `best_epoch`). The legend sits beside the axes, never
+    over a curve."""
     if any("step" not in point for point in curve):
         raise ValueError("every point of the validation curve needs a 'step'")
     keys = sorted({key for point in curve for key in point if "@" in key})
@@ -231,9 +235,9 @@ def plot_validation_curve(
         steps, values = zip(*points, strict=True)
         axes.plot(steps, values, marker="o", markersize=3, label=key)
     if best_step is not None:
-        axes.axvline(
-            best_step, color="black", linestyle="--", label=f"chosen checkpoint (step {best_step})"
-        )
+        epoch = "" if best_epoch is None else f"epoch {best_epoch}, "
+        label = f"chosen checkpoint ({epoch}step {best_step})"
+        axes.axvline(best_step, color="black", linestyle="--", label=label)
     axes.set(title=title, xlabel="optimizer step", ylabel="validation metric")
     axes.grid(alpha=0.3)
     figure.legend(loc="outside right upper")
