@@ -45,7 +45,7 @@ class ExperimentResult:
 
 
 @dataclass
-class SplitResults:
+class SplitEvaluation:
     """A fitted model's valid and test results, and the model that ranked test."""
 
     results: dict[str, EvalResult]
@@ -260,7 +260,7 @@ def evaluate_splits(
     dataset: Dataset,
     run_dir: Path,
     show_progress: bool,
-) -> SplitResults:
+) -> SplitEvaluation:
     """Valid with the fitted model; test with it or, under train.refit_before_test, with a
     fresh copy refit on train + valid items (its logs in RUN_DIR/refit)."""
     valid = evaluate_model(
@@ -282,7 +282,7 @@ def evaluate_splits(
     test = evaluate_model(
         model, dataset.test, config.eval, show_progress=show_progress, split=test_split
     )
-    return SplitResults({"valid": valid, "test": test}, model, refit, refit_seconds)
+    return SplitEvaluation({"valid": valid, "test": test}, model, refit, refit_seconds)
 
 
 def fit_baseline(
@@ -307,14 +307,14 @@ def run_summary(
     config: RunConfig,
     dataset: Dataset,
     fit: FitResult,
-    evaluated: SplitResults,
+    evaluated: SplitEvaluation,
     train_seconds: float,
     baseline_seconds: dict[str, float],
 ) -> RunSummary:
     """The report's header: which model, data set and split, and what training took."""
     refit = None
     if evaluated.refit:
-        refit = f"{evaluated.refit} ({evaluated.refit_seconds:.1f} s), then ranked test"
+        refit = f"{evaluated.refit} ({evaluated.refit_seconds:.1f} s)"
     return RunSummary(
         model=config.model.name,
         data_name=dataset.name,

@@ -36,8 +36,8 @@ class RunSummary:
     """What a report is about, for its header: model, data, split and the training behind it."""
 
     model: str
-    data_name: str  # e.g. "amazon-beauty-5k"
-    data: str  # e.g. "`data/amazon-beauty-5k`: 5,000 users, 10,625 items"
+    data_name: str  # e.g. "amazon-beauty-10k"
+    data: str  # e.g. "`data/amazon-beauty-10k`: 10,000 users, 11,913 items"
     split: str
     train_seconds: float
     best_epoch: int | None = None  # epochs done at the chosen checkpoint; None: not validated

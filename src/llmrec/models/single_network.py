@@ -67,12 +67,18 @@ class NetworkModel(RecommenderModel):
     def score(self, histories: Histories, users: Users = None) -> torch.Tensor:
         self.network.eval()
         size = self.config.score_batch_size
+        # Chunks of similar lengths: a chunk is padded to its longest history, not the longest
+        # of all (most histories are short), then the rows go back to their order.
+        order = sorted(range(len(histories)), key=lambda row: len(histories[row]))
         with torch.no_grad():
             parts = [
-                self._score_with(self.network, histories[i : i + size])
+                self._score_with(self.network, [histories[row] for row in order[i : i + size]])
                 for i in range(0, len(histories), size)
             ]
-        return torch.cat(parts).cpu() if parts else torch.zeros(0, self.num_items)
+        if not parts:
+            return torch.zeros(0, self.num_items)
+        scores = torch.cat(parts).cpu()
+        return scores[torch.from_numpy(np.argsort(order))]
 
     def _save_state(self, path: Path) -> None:
         save_weights(self.network, path / WEIGHTS_FILE)
