@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -116,5 +117,24 @@ def _saved_item(line: str, index: int, path: str | Path, line_number: int) -> It
         )
     if not isinstance(record.get("item_id"), str):
         raise DataError("expected a string", path, line_number, "item_id")
-    record["categories"] = tuple(record.get("categories") or ())
-    return Item(**record)
+    for name, value in record.items():
+        types, wanted = SAVED_FIELD_TYPES[name]
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise DataError(f"expected {wanted}", path, line_number, name)
+    categories = record.get("categories", [])
+    if not all(isinstance(category, str) for category in categories):
+        raise DataError("expected a list of strings", path, line_number, "categories")
+    if isinstance(record.get("price"), float) and not math.isfinite(record["price"]):
+        raise DataError("expected a finite number or null", path, line_number, "price")
+    return Item(**{**record, "categories": tuple(categories)})
+
+
+# A saved row's field types: a JSON string "Beauty" must not become the categories B, e, a, ...
+SAVED_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "item_id": ((str,), "a string"),
+    "title": ((str,), "a string"),
+    "categories": ((list,), "a list of strings"),
+    "brand": ((str, type(None)), "a string or null"),
+    "price": ((int, float, type(None)), "a finite number or null"),
+    "description": ((str, type(None)), "a string or null"),
+}

@@ -71,4 +71,4 @@ class BM25Recommender(RecommenderModel):
         self.index.save(path / INDEX_FOLDER)
 
     def _load_state(self, path: Path) -> None:
-        self.index = BM25Index.load(path / INDEX_FOLDER)
+        self.index = BM25Index.load(path / INDEX_FOLDER, self.num_items)

@@ -16,6 +16,7 @@ from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import AnyEvalSet
 from llmrec.evaluation.ranking import sample_eval_set
 from llmrec.models.base import (
+    WEIGHTS_FILE,
     FitResult,
     Histories,
     ModelConfig,
@@ -23,11 +24,10 @@ from llmrec.models.base import (
     RunContext,
     Users,
 )
-from llmrec.training.checkpoint import load_weights, save_weights
+from llmrec.models.saved import read_tensors
+from llmrec.training.checkpoint import save_weights
 from llmrec.training.loop import BatchSource, train
 from llmrec.training.validation import validation_metrics
-
-WEIGHTS_FILE = "model.safetensors"
 
 
 class NetworkModel(RecommenderModel):
@@ -86,9 +86,13 @@ class NetworkModel(RecommenderModel):
             ]
         return torch.cat(parts).cpu() if parts else torch.zeros(0, self.num_items)
 
+    def tensor_files(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {WEIGHTS_FILE: self.network.state_dict()}
+
     def _save_state(self, path: Path) -> None:
         save_weights(self.network, path / WEIGHTS_FILE)
 
     def _load_state(self, path: Path) -> None:
-        load_weights(self.network, path / WEIGHTS_FILE)
+        expected = self.tensor_files()[WEIGHTS_FILE]
+        self.network.load_state_dict(read_tensors(path / WEIGHTS_FILE, expected))
         self.network.eval()

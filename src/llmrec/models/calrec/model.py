@@ -54,10 +54,11 @@ from llmrec.models.calrec.ranking import (
     to_recommendations,
 )
 from llmrec.models.calrec.vllm_backend import Sampler, make_sampler
+from llmrec.models.saved import read_json, read_tensors, require
 from llmrec.models.stages import train_stage
 from llmrec.retrieval.bm25 import BM25Index
 from llmrec.retrieval.constrained import CatalogueTrie
-from llmrec.retrieval.dense import DenseIndex, reciprocal_rank_fusion
+from llmrec.retrieval.dense import VECTORS_FILE, DenseIndex, reciprocal_rank_fusion
 from llmrec.text.templates import ItemLines
 from llmrec.training.loop import LossOutput
 
@@ -363,9 +364,13 @@ class CALRec(RecommenderModel):
         (path / "backbone_identity.json").write_text(identity, encoding="utf-8")
 
     def _load_state(self, path: Path) -> None:
-        self.backbone_identity = json.loads((path / "backbone_identity.json").read_text("utf-8"))
-        self._attach(BackboneConfig(source=str(path / BACKBONE_FOLDER)), show_progress=False)
+        self.backbone_identity = read_json(path / "backbone_identity.json", dict)
+        backbone = require(path / BACKBONE_FOLDER)  # else it would read as a misspelt source
+        self._attach(BackboneConfig(source=str(backbone)), show_progress=False)
         self._saved_folder = path / BACKBONE_FOLDER
-        self._index = BM25Index.load(path / BM25_FOLDER)
+        self._index = BM25Index.load(path / BM25_FOLDER, self.num_items)
         if (path / DENSE_FOLDER).is_dir():
-            self._dense = DenseIndex.load(path / DENSE_FOLDER)
+            hidden = self.network.language_model.config.hidden_size
+            expected = {"item_vectors": torch.empty(self.num_items, hidden, device="meta")}
+            vectors = read_tensors(path / DENSE_FOLDER / VECTORS_FILE, expected)
+            self._dense = DenseIndex(vectors["item_vectors"])
