@@ -76,7 +76,11 @@ def finish_interrupted_swap(folder: Path) -> None:
     copy = complete_copy(folder)
     if copy is None or copy == folder:
         return
-    os.replace(copy, folder)
+    try:
+        os.replace(copy, folder)
+    except OSError:  # another process (of a multi-process run) finished the same swap first
+        if not folder.exists():
+            raise
     fsync_folder(folder.parent)
     shutil.rmtree(sibling(folder, PREVIOUS_SUFFIX), ignore_errors=True)
 
