@@ -24,9 +24,9 @@ Device = Annotated[
     str,
     typer.Option(help="where the model ranks: auto (a CUDA GPU if torch sees one), cpu, cuda:N"),
 ]
-ModelDir = Annotated[
-    Path, typer.Argument(help="a saved model folder", exists=True, file_okay=False)
-]
+# Not `exists=True`: loading checks the folder, recovers a save interrupted between its renames
+# and names a partial copy (models/saved.py).
+ModelDir = Annotated[Path, typer.Argument(help="a saved model folder")]
 DataSource = Annotated[str, typer.Argument(help="named data set or folder the model was fit on")]
 Split = Annotated[str, typer.Option(help="valid or test")]
 FilterHistory = Annotated[bool, typer.Option(help="remove history items before ranking")]

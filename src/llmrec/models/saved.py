@@ -22,7 +22,15 @@ from llmrec.errors import DataError, ModelFormatError
 logger = logging.getLogger(__name__)
 
 MAX_LISTED = 5  # tensor names listed in a message
-JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number"}
+JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
 
 
 def saved_folder(path: Path) -> Path:
@@ -64,8 +72,8 @@ def read_json(file: Path, kind: type[dict] | type[list]) -> Any:
     except (OSError, ValueError, RecursionError) as error:
         raise _unreadable(error, file) from None
     if not isinstance(value, kind):
-        found = JSON_TYPES.get(type(value), type(value).__name__)
-        raise ModelFormatError(f"expected a JSON {JSON_TYPES[kind]}, found a {found}", file)
+        found = JSON_TYPES[type(value)]
+        raise ModelFormatError(f"expected {JSON_TYPES[kind]}, found {found}", file)
     return value
 
 

@@ -365,10 +365,11 @@ class CALRec(RecommenderModel):
 
     def _load_state(self, path: Path) -> None:
         self.backbone_identity = read_json(path / "backbone_identity.json", dict)
+        index = BM25Index.load(path / BM25_FOLDER, self.num_items)  # checked before the LLM loads
         backbone = require(path / BACKBONE_FOLDER)  # else it would read as a misspelt source
         self._attach(BackboneConfig(source=str(backbone)), show_progress=False)
         self._saved_folder = path / BACKBONE_FOLDER
-        self._index = BM25Index.load(path / BM25_FOLDER, self.num_items)
+        self._index = index
         if (path / DENSE_FOLDER).is_dir():
             hidden = self.network.language_model.config.hidden_size
             expected = {"item_vectors": torch.empty(self.num_items, hidden, device="meta")}
