@@ -121,11 +121,12 @@ def check_tensor_shapes(
     """Refuse saved tensors (`shapes`: name -> shape, of `file`) that are not `expected`."""
     missing, unexpected = sorted(expected.keys() - shapes), sorted(shapes.keys() - expected)
     if missing or unexpected:
-        raise ModelFormatError(
-            f"tensors do not match the model: missing {_listed(missing)}, "
-            f"unexpected {_listed(unexpected)}",
-            file,
-        )
+        parts = [
+            f"{kind} {_listed(names)}"
+            for kind, names in [("missing", missing), ("unexpected", unexpected)]
+            if names
+        ]
+        raise ModelFormatError(f"tensors do not match the model: {', '.join(parts)}", file)
     for name, tensor in expected.items():
         if shapes[name] != tuple(tensor.shape):
             raise ModelFormatError(
@@ -172,7 +173,5 @@ def _unreadable(error: Exception, file: Path) -> ModelFormatError:
 
 
 def _listed(names: list[str]) -> str:
-    if not names:
-        return "none"
     more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
     return ", ".join(names[:MAX_LISTED]) + more
