@@ -273,7 +273,7 @@ CASES = [
         "hidden-size-huge",
         ("sasrec",),
         _edit_model_config(hidden_size=16_777_216),
-        r"model\.safetensors: tensor .* has shape \[13, 16\], .* need \[13, 16777216\]",
+        r"model\.safetensors: tensor .* has shape \[13, 16\], .* needs \[13, 16777216\]",
     ),
     Case(
         "catalogue-fingerprint-missing",

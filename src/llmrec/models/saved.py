@@ -130,8 +130,8 @@ def check_tensor_shapes(
     for name, tensor in expected.items():
         if shapes[name] != tuple(tensor.shape):
             raise ModelFormatError(
-                f"tensor {name!r} has shape {list(shapes[name])}, but the model's config and "
-                f"catalogue need {list(tensor.shape)}",
+                f"tensor {name!r} has shape {list(shapes[name])}, but the model built from its "
+                f"config needs {list(tensor.shape)}",
                 file,
             )
 
