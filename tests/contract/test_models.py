@@ -27,12 +27,15 @@ TINY_CONFIGS = {
         "backbone": {"source": "tiny"},
         "pretrain": {"warmup_epochs": 1, "rounds": 1, "train": {"batch_size": 8}},
     },
+    "cllm4rec-lite": {"backbone": {"source": "tiny"}, "target_set": "all_train"},
 }
 # Other ranking paths of the same model kind: "kind:variant" -> config changes.
 VARIANTS = {
-    "calrec:dense": {"retrieval": "dense"},
-    "calrec:hybrid": {"retrieval": "hybrid"},
-    "calrec:constrained": {"retrieval": "constrained", "constrained": {"max_new_tokens": 8}},
+    "calrec:dense": {"extensions": {"retrieval": "dense"}},
+    "calrec:hybrid": {"extensions": {"retrieval": "hybrid"}},
+    "calrec:constrained": {
+        "extensions": {"retrieval": "constrained", "constrained": {"max_new_tokens": 8}}
+    },
 }
 
 

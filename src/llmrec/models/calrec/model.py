@@ -207,10 +207,11 @@ class CALRec(RecommenderModel):
         user_ids: Sequence[str] | None,
     ) -> FitResult:
         torch.manual_seed(run.seed)
-        if self.config.lora is not None:  # choice: adapters train, then merge into the weights
-            self.network.language_model = add_lora(self.network.language_model, self.config.lora)
-        if self.config.trainable_layers is not None:
-            train_top_layers(self.network.language_model, self.config.trainable_layers)
+        extensions = self.config.extensions
+        if extensions.lora is not None:  # choice: adapters train, then merge into the weights
+            self.network.language_model = add_lora(self.network.language_model, extensions.lora)
+        if extensions.trainable_layers is not None:
+            train_top_layers(self.network.language_model, extensions.trainable_layers)
         history: list[dict[str, float]] = []
         stage_seconds: dict[str, float] = {}
         result = None
@@ -279,26 +280,30 @@ class CALRec(RecommenderModel):
     def recommend(
         self, histories: Histories, k: int, exclude: Exclusions = None, users: Users = None
     ) -> Recommendations:
-        """Top-k by the configured retrieval (see `CALRecConfig.retrieval`)."""
-        if self.config.retrieval == "dense":
+        """Top-k by the configured retrieval (see `CALRecExtensions.retrieval`)."""
+        if self.config.extensions.retrieval == "dense":
             return super().recommend(histories, k, exclude, users)
         self.network.eval()
         prompts = [self.lines.prompt_ids(history) for history in histories]
-        if self.config.retrieval == "constrained":
+        if self.config.extensions.retrieval == "constrained":
             return constrained_ranking(
                 self.network.language_model,
                 prompts,
                 self.trie,
                 k,
                 exclude,
-                **self.config.constrained.model_dump(),
+                **self.config.extensions.constrained.model_dump(),
             )
-        depth = k if self.config.retrieval == "bm25" else max(k, self.config.hybrid_depth)
+        depth = (
+            k
+            if self.config.extensions.retrieval == "bm25"
+            else max(k, self.config.extensions.hybrid_depth)
+        )
         grounding = GroundingStats()
         rankings = generation_rankings(
             self.sampler, prompts, self.index, depth, exclude, self.lines.texts, grounding
         )
-        if self.config.retrieval == "hybrid":
+        if self.config.extensions.retrieval == "hybrid":
             dense = top_k(self.dense_scores(histories), depth, exclude)
             rankings = [
                 # excluded items come back at -inf when too few others are left: not fused
@@ -314,7 +319,7 @@ class CALRec(RecommenderModel):
     def score(self, histories: Histories, users: Users = None) -> torch.Tensor | None:
         """Dense scores cos(v_U, v_T) for every item when retrieval is dense; else None (the
         generative rankings cover only the items the generations name)."""
-        if self.config.retrieval != "dense":
+        if self.config.extensions.retrieval != "dense":
             return None
         return self.dense_scores(histories)
 
@@ -328,7 +333,7 @@ class CALRec(RecommenderModel):
         self.network.language_model.save_pretrained(path / BACKBONE_FOLDER)
         self.tokenizer.save_pretrained(path / BACKBONE_FOLDER)
         self.index.save(path / BM25_FOLDER)
-        if self._dense is not None or self.config.retrieval in ("dense", "hybrid"):
+        if self._dense is not None or self.config.extensions.retrieval in ("dense", "hybrid"):
             self.dense.save(path / DENSE_FOLDER)
         identity = json.dumps(self.backbone_identity, indent=1) + "\n"
         (path / "backbone_identity.json").write_text(identity, encoding="utf-8")
