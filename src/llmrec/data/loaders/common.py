@@ -195,10 +195,22 @@ def finish_leave_one_out(
             problems.handle("too_short", error)
             continue
         kept.append(position)
+    problem = "no usable user (leave-one-out needs users with at least 3 items)"
+    require_rows(len(kept), users.path, problems, problem)
     user_ids = [users.user_ids[position] for position in kept]
     sequences = [users.sequences[position] for position in kept]
     dataset = leave_one_out(name, catalogue, user_ids, sequences)
     return LoadResult(dataset, problems.report(), data_format, folder, tuple(sequences))
+
+
+def require_rows(count: int, path: Path, problems: Problems, problem: str) -> None:
+    """A data set with nothing to train or evaluate on is an error naming the file, also when
+    `skip_bad` dropped everything (then the message says what it skipped)."""
+    if count:
+        return
+    report = problems.report()
+    skipped = f"; --skip-bad {report.summary()}" if report.num_skipped else ""
+    raise DataError(problem + skipped, path)
 
 
 def read_sequence_lines(

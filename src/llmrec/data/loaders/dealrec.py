@@ -24,6 +24,7 @@ from llmrec.data.loaders.common import (
     Problems,
     UserSequences,
     read_sequence_lines,
+    require_rows,
 )
 from llmrec.data.loaders.items import ItemRow, read_items_jsonl
 from llmrec.data.sequences import Dataset
@@ -111,7 +112,11 @@ def load_dealrec(
         )
         for file_name in (VALID_FILE, TEST_FILE)
     ]
+    require_rows(len(train.user_ids), train.path, problems, "no usable user")
     dataset, full_sequences = _build_dataset(
         name or folder.name, catalogue, train, _held_out(held_out[0]), _held_out(held_out[1])
     )
+    for eval_set, users in ((dataset.valid, held_out[0]), (dataset.test, held_out[1])):
+        problem = "no user of the train file has an item here: nothing to evaluate"
+        require_rows(len(eval_set), users.path, problems, problem)
     return LoadResult(dataset, problems.report(), "dealrec", folder, full_sequences)

@@ -25,9 +25,11 @@ from llmrec.data.loaders.common import (
     Problems,
     field_count_error,
     read_lines,
+    require_rows,
 )
 from llmrec.data.loaders.recbole import read_header
 from llmrec.data.sequences import Dataset
+from llmrec.data.values import parse_index
 from llmrec.errors import DataError
 
 INTER_COLUMNS = ("user_id", "item_id_list", "item_id")
@@ -58,11 +60,16 @@ def read_index(path: Path, problems: Problems, kind: Literal["item", "user"]) ->
     seen: set[str] = set()
     for line, text in read_lines(path, problems):
         fields = text.split("\t")
-        if len(fields) != 2 or not fields[1].strip().isdigit():
+        if len(fields) != 2 or not fields[0].strip():
             problem = "expected RAW_ID<TAB>INTEGER"
             problems.handle("malformed_line", DataError(problem, path, line, "index"))
             continue
-        raw_id, number = fields[0], int(fields[1])
+        try:
+            number = parse_index(fields[1], path, line, "index")
+        except DataError as error:
+            problems.handle("bad_value", error)
+            continue
+        raw_id = fields[0]
         if raw_id in seen or number in raw_of:
             problem = f"duplicate {kind} id {raw_id!r} or index {number}"
             error = DataError(problem, path, line, f"{kind}_id")
@@ -254,6 +261,8 @@ def load_unisrec(
     index_of = {number: position for position, number in enumerate(item_of)}
     rows = {split: read_inter(path, user_of, index_of, problems) for split, path in paths.items()}
     users = consistent_users(list(user_of.values()), rows, paths, problems)
+    problem = "no usable user (one with a valid and a test row that agree)"
+    require_rows(len(users), paths["test"], problems, problem)
     valid_rows, test_rows = EvalRows(), EvalRows()
     for valid, test in users:
         valid_rows.add(valid.user_id, _array(valid.history), valid.target)
