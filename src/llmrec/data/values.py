@@ -79,7 +79,8 @@ def parse_text_list(value: object, path: Path, line: int, field: str) -> tuple[s
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise DataError(f"expected a list of strings or null, got {shown(value)}", path, line, field)
+        problem = f"expected a list of strings or null, got {shown(value)}"
+        raise DataError(problem, path, line, field)
     return tuple(parse_text(name, path, line, field) for name in value)
 
 

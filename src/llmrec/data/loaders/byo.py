@@ -60,7 +60,8 @@ def _csv_columns(lines: list[tuple[int, str]], path: Path) -> dict[str, int]:
     names = csv_fields(text, path, line)
     missing = [name for name in ("user", "item") if name not in names]
     if missing or len(set(names)) != len(names):
-        problem = f"header must name user and item (and optionally timestamp) once; got {shown(text)}"
+        problem = "header must name user and item (and optionally timestamp) once"
+        problem += f"; got {shown(text)}"
         raise DataError(problem, path, line, "header")
     return {name: position for position, name in enumerate(names)}
 
