@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,9 @@ def parse_json_object(text: str, path: Path, line: int) -> dict[str, Any]:
         raise DataError(f"not valid JSON ({error.msg}, column {error.colno})", path, line) from None
     except RecursionError:
         raise DataError("JSON nested too deeply to read", path, line) from None
-    except ValueError as error:  # an integer longer than sys.get_int_max_str_digits()
-        raise DataError(f"not readable JSON ({error})", path, line) from None
+    except ValueError:  # the only other ValueError: an integer over Python's digit limit
+        problem = f"not readable JSON: a number of more than {sys.get_int_max_str_digits()} digits"
+        raise DataError(problem, path, line) from None
     if not isinstance(record, dict):
         raise DataError(f"expected a JSON object, got {type(record).__name__}", path, line)
     return record
@@ -90,8 +92,10 @@ def parse_id(value: object, path: Path, line: int, field: str) -> str:
         return str(value)
     if isinstance(value, str) and value.strip():
         return parse_text(value, path, line, field)
-    problem = "missing" if value is None else f"{shown(value)} is not a non-empty string or integer"
-    raise DataError(f"id {problem}", path, line, field)
+    problem = "missing" if value is None else f"got {shown(value)}"
+    raise DataError(
+        f"expected an id (a non-empty string or an integer), {problem}", path, line, field
+    )
 
 
 def parse_number(
@@ -110,9 +114,15 @@ def parse_number(
     if number is None:
         raise DataError(f"expected a number, got {shown(value)}", path, line, field)
     if not minimum <= number <= maximum:  # NaN fails this too
-        problem = f"{shown(value)} is not a finite number from {minimum:,.0f} to {maximum:,.0f}"
-        raise DataError(problem, path, line, field)
+        span = f"from {_bound(minimum)} to {_bound(maximum)}"
+        raise DataError(f"expected a finite number {span}, got {shown(value)}", path, line, field)
     return number
+
+
+def _bound(limit: float) -> str:
+    if abs(limit) == MAX_EXACT_INTEGER:
+        return "-2**53" if limit < 0 else "2**53"
+    return f"{limit:g}"
 
 
 def _as_float(value: object) -> float | None:

@@ -100,6 +100,8 @@ def load_dealrec(
     catalogue, index_of = _catalogue(read_items_jsonl(items_path, problems), items_path, problems)
     hint = f"not a seq_item_id in {ITEMS_FILE}"
     train = read_sequence_lines(folder / TRAIN_FILE, index_of, problems, unknown_hint=hint)
+    problem = "no usable user (a line with a user and an item)"
+    require_rows(len(train.user_ids), train.path, problems, problem)
     known_users = set(train.user_ids)
     held_out = [
         read_sequence_lines(
@@ -112,7 +114,6 @@ def load_dealrec(
         )
         for file_name in (VALID_FILE, TEST_FILE)
     ]
-    require_rows(len(train.user_ids), train.path, problems, "no usable user")
     dataset, full_sequences = _build_dataset(
         name or folder.name, catalogue, train, _held_out(held_out[0]), _held_out(held_out[1])
     )
