@@ -34,12 +34,15 @@ DIGITS_5000 = "1" * 5000  # over Python's 4,300-digit limit for int <-> str
 class Case:
     """One malformed folder: its base, how it is damaged and where the error must point."""
 
-    case_id: str
-    base: str
+    case_id: str  # starts with the name of its base: "p5-", "byo-csv-", ...
     damage: Damage
     file: str
     line: int | None
     skip: str | None  # the problem kind --skip-bad counts; None: still an error naming `file`
+
+    @property
+    def base(self) -> str:
+        return next(base for base in BASES if self.case_id.startswith(base + "-"))
 
 
 # --- the bases ---------------------------------------------------------------------------------
@@ -163,27 +166,21 @@ def _edit_lines(path: Path, edit: Callable[[list[bytes]], list[bytes]]) -> None:
 def replace(file: str, line: int, text: str | bytes) -> Damage:
     """Line `line` (1-based) of `file` becomes `text` (bytes: possibly not UTF-8)."""
     data = text if isinstance(text, bytes) else text.encode("utf-8")
-
-    def damage(folder: Path) -> None:
-        _edit_lines(folder / file, lambda lines: [*lines[: line - 1], data, *lines[line:]])
-
-    return damage
+    return change_lines(file, lambda _: data, first=line, last=line)
 
 
 def set_json(file: str, line: int, key: str, raw: str | None) -> Damage:
     """In JSON line `line` of `file`, `key` becomes the raw JSON text `raw` (None: removed)."""
-    marker = "\u0000raw\u0000"
+    marker = json.dumps("\u0000raw\u0000")
 
-    def damage(folder: Path) -> None:
-        path = folder / file
-        record = json.loads(path.read_bytes().split(b"\n")[line - 1])
+    def change(text: bytes) -> bytes:
+        record = json.loads(text)
         record.pop(key, None)
         if raw is not None:
-            record[key] = marker
-        text = json.dumps(record).replace(json.dumps(marker), raw or "")
-        replace(file, line, text)(folder)
+            record[key] = json.loads(marker)
+        return json.dumps(record).replace(marker, raw or "").encode("utf-8")
 
-    return damage
+    return change_lines(file, change, first=line, last=line)
 
 
 def copy_line(file: str, source: int, target: int) -> Damage:
@@ -252,356 +249,214 @@ def with_field(position: int, value: str, separator: str) -> Callable[[bytes], b
     return change
 
 
-def set_field(file: str, line: int, position: int, value: str, separator: str = "\t") -> Damage:
-    return change_lines(file, with_field(position, value, separator), first=line, last=line)
+def set_field(file: str, line: int, position: int, value: str) -> Damage:
+    """Tab-separated field `position` (0-based) of line `line` of `file` becomes `value`."""
+    return change_lines(file, with_field(position, value, "\t"), first=line, last=line)
 
 
 # --- the cases -----------------------------------------------------------------------------------
 
-ITEMS = "items.jsonl"
-SEQUENCES = "user_sequence.txt"
-JSONL = "interactions.jsonl"
-CSV = "interactions.csv"
-INTER = "beauty.inter"
-ITEM = "beauty.item"
-UNI = UNISREC_PREFIX
+ITEMS, SEQUENCES = "items.jsonl", "user_sequence.txt"
+JSONL, CSV = "interactions.jsonl", "interactions.csv"
+INTER, ITEM = "beauty.inter", "beauty.item"
+I2I, U2I, TEXT = (f"{UNISREC_PREFIX}.{suffix}" for suffix in ("item2index", "user2index", "text"))
+TRAIN, VALID, TEST = (f"{UNISREC_PREFIX}.{split}.inter" for split in ("train", "valid", "test"))
+MAL, BAD, ENC = "malformed_line", "bad_value", "bad_encoding"
+USER, ITEM_ID, TIME = "A3G6XNM240RMWA", "B003H8180I", "1600000000"  # the first interaction
+BIG = "x" * 140_000  # over the csv module's 131,072-character field limit
+NAN_TIME = b'"timestamp": NaN, "time": '
 
 
-def _p5_cases() -> list[Case]:
-    def item(case_id: str, line: int, key: str, raw: str | None, kind: str = "bad_value") -> Case:
-        return Case(f"p5-{case_id}", "p5", set_json(ITEMS, line, key, raw), ITEMS, line, kind)
-
-    def raw_line(case_id: str, file: str, line: int, text: str | bytes, kind: str) -> Case:
-        return Case(f"p5-{case_id}", "p5", replace(file, line, text), file, line, kind)
-
-    return [
-        raw_line("items-not-json", ITEMS, 3, '{"item_id": "X", ', "malformed_line"),
-        raw_line("items-not-an-object", ITEMS, 4, "[1, 2]", "malformed_line"),
-        raw_line("items-deeply-nested", ITEMS, 5, DEEP, "malformed_line"),
-        item("deeply-nested-field", 6, "category_paths", DEEP, "malformed_line"),
-        item("integer-over-4300-digits", 7, "p5_item_id", DIGITS_5000, "malformed_line"),
-        item("title-lone-surrogate", 8, "title", '"Rose \\ud800 cream"'),
-        item("brand-lone-surrogate", 9, "brand", '"\\udfff"'),
-        item("category-lone-surrogate", 10, "categories", '["Beauty", "\\ud83d"]'),
-        item("item-id-lone-surrogate", 11, "item_id", '"\\udc00X"'),
-        item("description-lone-surrogate", 12, "description", '"\\ud800"'),
-        item("price-nan", 13, "price", "NaN"),
-        item("price-infinity", 14, "price", "Infinity"),
-        item("price-minus-infinity", 15, "price", "-Infinity"),
-        item("price-huge-integer", 16, "price", "1" + "0" * 400),
-        item("price-over-2-53", 17, "price", "100000000000000000000"),
-        item("price-huge-float", 18, "price", "1e400"),
-        item("price-negative", 19, "price", "-5"),
-        item("price-string", 20, "price", '"12.50"'),
-        item("price-boolean", 21, "price", "true"),
-        item("categories-string", 22, "categories", '"Beauty"'),
-        item("categories-nested", 23, "categories", '[["Beauty"]]'),
-        item("title-number", 24, "title", "42"),
-        item("brand-object", 25, "brand", '{"name": "Acme"}'),
-        item("item-id-missing", 26, "item_id", None),
-        item("item-id-boolean", 27, "item_id", "false"),
-        item("item-id-empty", 28, "item_id", '""'),
-        Case(
-            "p5-item-duplicate",
-            "p5",
-            copy_line(ITEMS, 1, 29),
-            ITEMS,
-            29,
-            "duplicate_item",
-        ),
-        raw_line("items-not-utf8", ITEMS, 30, b'{"item_id": "X\xff"}', "bad_encoding"),
-        raw_line("sequence-not-utf8", SEQUENCES, 3, b"A3G6X \xe9", "bad_encoding"),
-        raw_line(
-            "sequence-unknown-item",
-            SEQUENCES,
-            4,
-            "A1OA7ZKRQH98C8 B000TZJVBK NOPE X Y",
-            "unknown_item",
-        ),
-        Case(
-            "p5-sequence-duplicate-user",
-            "p5",
-            copy_line(SEQUENCES, 2, 6),
-            SEQUENCES,
-            6,
-            "duplicate_user",
-        ),
-        raw_line("sequence-user-without-items", SEQUENCES, 7, "LONELY", "empty_sequence"),
-        raw_line("sequence-too-short", SEQUENCES, 8, "SHORT B005CRJUEI B00004TMFE", "too_short"),
-        Case("p5-sequence-file-empty", "p5", overwrite(SEQUENCES, ""), SEQUENCES, None, None),
-        Case(
-            "p5-sequence-file-blank", "p5", overwrite(SEQUENCES, "\n \n\t\n"), SEQUENCES, None, None
-        ),
-        Case("p5-items-file-empty", "p5", overwrite(ITEMS, ""), ITEMS, None, None),
-        Case(
-            "p5-items-file-missing",
-            "p5",
-            lambda folder: (folder / ITEMS).unlink(),
-            ITEMS,
-            None,
-            None,
-        ),
-        Case(
-            "p5-skip-bad-drops-every-user",
-            "p5",
-            change_lines(SEQUENCES, _first_tokens(3)),
-            SEQUENCES,
-            1,
-            None,
-        ),
-        Case(
-            "p5-skip-bad-drops-every-item",
-            "p5",
-            change_lines(ITEMS, lambda line: b"{"),
-            ITEMS,
-            1,
-            None,
-        ),
-    ]
+def _line(case_id: str, file: str, line: int, text: str | bytes, skip: str | None) -> Case:
+    """Line `line` of `file` replaced by `text`."""
+    return Case(case_id, replace(file, line, text), file, line, skip)
 
 
-def _byo_cases() -> list[Case]:
-    def jsonl(case_id: str, line: int, key: str, raw: str | None, kind: str = "bad_value") -> Case:
-        damage = set_json(JSONL, line, key, raw)
-        return Case(f"byo-jsonl-{case_id}", "byo-jsonl", damage, JSONL, line, kind)
-
-    def csv(
-        case_id: str, line: int, text: str | bytes, kind: str | None = "malformed_line"
-    ) -> Case:
-        return Case(f"byo-csv-{case_id}", "byo-csv", replace(CSV, line, text), CSV, line, kind)
-
-    user, item, time = "A3G6XNM240RMWA", "B003H8180I", "1600000000"
-    big = "x" * 140_000  # over the csv module's 131,072-character field limit
-    nan_time = b'"timestamp": NaN, "time": '
-    return [
-        Case(
-            "byo-jsonl-not-json",
-            "byo-jsonl",
-            replace(JSONL, 5, f"{user},{item}"),
-            JSONL,
-            5,
-            "malformed_line",
-        ),
-        Case(
-            "byo-jsonl-deeply-nested",
-            "byo-jsonl",
-            replace(JSONL, 6, '{"user": ' + DEEP),
-            JSONL,
-            6,
-            "malformed_line",
-        ),
-        jsonl("deeply-nested-field", 7, "extra", DEEP, "malformed_line"),
-        jsonl("timestamp-over-4300-digits", 8, "timestamp", DIGITS_5000, "malformed_line"),
-        jsonl("timestamp-huge-integer", 10, "timestamp", "1" + "0" * 400),
-        jsonl("timestamp-over-2-53", 11, "timestamp", "100000000000000000000"),
-        jsonl("timestamp-nan", 12, "timestamp", "NaN"),
-        jsonl("timestamp-infinity", 13, "timestamp", "Infinity"),
-        jsonl("timestamp-boolean", 14, "timestamp", "true"),
-        jsonl("timestamp-not-a-date", 15, "timestamp", '"yesterday"'),
-        jsonl("timestamp-list", 16, "timestamp", "[1600000000]"),
-        jsonl("timestamp-missing", 17, "timestamp", None),
-        jsonl("user-lone-surrogate", 18, "user", '"\\ud800"'),
-        jsonl("user-list", 19, "user", '["A3G6XNM240RMWA"]'),
-        jsonl("user-missing", 20, "user", None),
-        jsonl("user-float", 21, "user", "1.5"),
-        jsonl("item-unknown", 22, "item", '"NOPE"', "unknown_item"),
-        Case(
-            "byo-jsonl-not-utf8",
-            "byo-jsonl",
-            replace(JSONL, 23, b'{"user": "\xc3("}'),
-            JSONL,
-            23,
-            "bad_encoding",
-        ),
-        Case(
-            "byo-jsonl-title-lone-surrogate",
-            "byo-jsonl",
-            set_json(ITEMS, 2, "title", '"\\udbff"'),
-            ITEMS,
-            2,
-            "bad_value",
-        ),
-        Case("byo-jsonl-file-empty", "byo-jsonl", overwrite(JSONL, ""), JSONL, None, None),
-        Case(
-            "byo-jsonl-skip-bad-drops-every-user",
-            "byo-jsonl",
-            change_lines(JSONL, lambda line: line.replace(b'"timestamp": ', nan_time)),
-            JSONL,
-            1,
-            None,
-        ),
-        csv("quoted-field-over-128-kib", 5, f'{user},"{big}",{time}'),
-        csv("unquoted-field-over-128-kib", 6, f"{user},{big},{time}"),
-        csv("text-after-closing-quote", 7, f'{user},"{item}"x,{time}'),
-        csv("unterminated-quote", 8, f'{user},"{item},{time}'),
-        csv("carriage-return-in-field", 9, f'"{user}",B00\r3H8180I,{time}'),
-        csv("too-few-fields", 10, f"{user},{item}"),
-        csv("too-many-fields", 11, f"{user},{item},{time},5"),
-        csv("timestamp-nan", 12, f"{user},{item},nan", "bad_value"),
-        csv("timestamp-infinity", 13, f"{user},{item},inf", "bad_value"),
-        csv("timestamp-1e400", 14, f"{user},{item},1e400", "bad_value"),
-        csv("timestamp-5000-digits", 15, f"{user},{item},{DIGITS_5000}", "bad_value"),
-        csv("timestamp-over-2-53", 16, f"{user},{item},100000000000000000000", "bad_value"),
-        csv("timestamp-not-a-date", 17, f"{user},{item},2024-13-45", "bad_value"),
-        csv("user-empty", 18, f",{item},{time}", "bad_value"),
-        csv("item-unknown", 19, f"{user},NOPE,{time}", "unknown_item"),
-        csv("not-utf8", 20, b"A3G6XNM240RMWA,B003H8180I\xff,1600000000", "bad_encoding"),
-        csv("header-misspelt", 1, "usr,item,timestamp", None),
-        csv("header-field-over-128-kib", 1, f'"{big}",user,item', None),
-        Case("byo-csv-header-only", "byo-csv", keep_lines(CSV, 1), CSV, None, None),
-        Case("byo-csv-file-empty", "byo-csv", overwrite(CSV, ""), CSV, 1, None),
-        Case(
-            "byo-csv-price-nan",
-            "byo-csv",
-            set_json(ITEMS, 3, "price", "NaN"),
-            ITEMS,
-            3,
-            "bad_value",
-        ),
-        Case(
-            "byo-csv-skip-bad-drops-every-user",
-            "byo-csv",
-            change_lines(CSV, with_field(2, "nan", ","), first=2),
-            CSV,
-            2,
-            None,
-        ),
-    ]
+def _json(case_id: str, file: str, line: int, key: str, raw: str | None, skip: str = BAD) -> Case:
+    """`key` of JSON line `line` set to the raw JSON `raw` (None: removed)."""
+    return Case(case_id, set_json(file, line, key, raw), file, line, skip)
 
 
-def _recbole_cases() -> list[Case]:
-    def inter(case_id: str, line: int, text: str | bytes, kind: str | None) -> Case:
-        return Case(
-            f"recbole-inter-{case_id}", "recbole", replace(INTER, line, text), INTER, line, kind
-        )
-
-    def price(case_id: str, line: int, value: str) -> Case:
-        damage = set_field(ITEM, line, 4, value)
-        return Case(f"recbole-item-price-{case_id}", "recbole", damage, ITEM, line, "bad_value")
-
-    user, item, time = "A3G6XNM240RMWA", "B003H8180I", "1600000000"
-    return [
-        inter("too-few-fields", 5, f"{user}\t{item}", "malformed_line"),
-        inter("too-many-fields", 6, f"{user}\t{item}\t{time}\t5", "malformed_line"),
-        inter("user-empty", 7, f"\t{item}\t{time}", "bad_value"),
-        inter("user-blank", 8, f"  \t{item}\t{time}", "bad_value"),
-        inter("timestamp-nan", 9, f"{user}\t{item}\tnan", "bad_value"),
-        inter("timestamp-400-digits", 10, f"{user}\t{item}\t{'1' * 400}", "bad_value"),
-        inter("timestamp-1e300", 11, f"{user}\t{item}\t1e300", "bad_value"),
-        inter("item-unknown", 12, f"{user}\tNOPE\t{time}", "unknown_item"),
-        inter("not-utf8", 13, b"A3G6XNM240RMWA\t\xfe\t1600000000", "bad_encoding"),
-        inter("header-untyped", 1, "user_id\titem_id\ttimestamp", None),
-        Case("recbole-inter-header-only", "recbole", keep_lines(INTER, 1), INTER, None, None),
-        Case("recbole-inter-file-empty", "recbole", overwrite(INTER, ""), INTER, 1, None),
-        price("nan", 5, "nan"),
-        price("infinity", 6, "inf"),
-        price("400-digits", 7, "9" * 400),
-        price("not-a-number", 8, "cheap"),
-        price("negative", 9, "-3"),
-        Case(
-            "recbole-item-duplicate",
-            "recbole",
-            copy_line(ITEM, 2, 10),
-            ITEM,
-            10,
-            "duplicate_item",
-        ),
-        Case(
-            "recbole-item-too-few-fields",
-            "recbole",
-            replace(ITEM, 11, "B0\tonly a title"),
-            ITEM,
-            11,
-            "malformed_line",
-        ),
-        Case(
-            "recbole-skip-bad-drops-every-user",
-            "recbole",
-            change_lines(INTER, with_field(2, "nan", "\t"), first=2),
-            INTER,
-            2,
-            None,
-        ),
-    ]
+def _field(case_id: str, file: str, line: int, position: int, value: str, skip: str) -> Case:
+    return Case(case_id, set_field(file, line, position, value), file, line, skip)
 
 
-def _unisrec_cases() -> list[Case]:
-    def case(case_id: str, file: str, line: int | None, damage: Damage, kind: str | None) -> Case:
-        return Case(f"unisrec-{case_id}", "unisrec", damage, f"{UNI}.{file}", line, kind)
-
-    def index(case_id: str, file: str, line: int, value: str) -> Case:
-        return case(case_id, file, line, set_field(f"{UNI}.{file}", line, 1, value), "bad_value")
-
-    test, valid, train = f"{UNI}.test.inter", f"{UNI}.valid.inter", f"{UNI}.train.inter"
-    header_only = all_of(keep_lines(test, 1), keep_lines(valid, 1), keep_lines(train, 1))
-    return [
-        index("index-over-4300-digits", "item2index", 5, DIGITS_5000),
-        index("index-19-digits", "item2index", 6, "1234567890123456789"),
-        index("index-superscript-digit", "item2index", 7, "\u00b2"),
-        index("index-negative", "user2index", 8, "-1"),
-        case(
-            "index-without-tab",
-            "item2index",
-            9,
-            replace(f"{UNI}.item2index", 9, "B0"),
-            "malformed_line",
-        ),
-        case(
-            "text-too-many-fields",
-            "text",
-            3,
-            replace(f"{UNI}.text", 3, "B0\ta\tb"),
-            "malformed_line",
-        ),
-        case("text-not-utf8", "text", 4, replace(f"{UNI}.text", 4, b"B0\t\x80"), "bad_encoding"),
-        case("test-unknown-item", "test.inter", 2, set_field(test, 2, 2, "999999"), "unknown_item"),
-        case(
-            "valid-unknown-user", "valid.inter", 3, set_field(valid, 3, 0, "99999"), "unknown_user"
-        ),
-        case(
-            "test-history-disagrees",
-            "test.inter",
-            4,
-            set_field(test, 4, 1, "1 2 3"),
-            "inconsistent_split",
-        ),
-        case(
-            "train-too-few-fields", "train.inter", 2, replace(train, 2, "0\t1 2"), "malformed_line"
-        ),
-        case("inter-files-header-only", "test.inter", None, header_only, None),
-        case(
-            "skip-bad-drops-every-user",
-            "test.inter",
-            2,
-            change_lines(test, lambda line: b"garbage", first=2),
-            None,
-        ),
-    ]
+def _no_user(case_id: str, damage: Damage, file: str, line: int | None = None) -> Case:
+    """An error with or without --skip-bad: nothing usable is left (or can be skipped)."""
+    return Case(case_id, damage, file, line, None)
 
 
-def _dealrec_cases() -> list[Case]:
-    def case(case_id: str, file: str, line: int | None, damage: Damage, kind: str | None) -> Case:
-        return Case(f"dealrec-{case_id}", "dealrec", damage, file, line, kind)
+P5_CASES = [
+    _line("p5-items-not-json", ITEMS, 3, '{"item_id": "X", ', MAL),
+    _line("p5-items-not-an-object", ITEMS, 4, "[1, 2]", MAL),
+    _line("p5-items-deeply-nested", ITEMS, 5, DEEP, MAL),
+    _json("p5-deeply-nested-field", ITEMS, 6, "category_paths", DEEP, MAL),
+    _json("p5-integer-over-4300-digits", ITEMS, 7, "p5_item_id", DIGITS_5000, MAL),
+    _json("p5-title-lone-surrogate", ITEMS, 8, "title", '"Rose \\ud800 cream"'),
+    _json("p5-brand-lone-surrogate", ITEMS, 9, "brand", '"\\udfff"'),
+    _json("p5-category-lone-surrogate", ITEMS, 10, "categories", '["Beauty", "\\ud83d"]'),
+    _json("p5-item-id-lone-surrogate", ITEMS, 11, "item_id", '"\\udc00X"'),
+    _json("p5-description-lone-surrogate", ITEMS, 12, "description", '"\\ud800"'),
+    _json("p5-price-nan", ITEMS, 13, "price", "NaN"),
+    _json("p5-price-infinity", ITEMS, 14, "price", "Infinity"),
+    _json("p5-price-minus-infinity", ITEMS, 15, "price", "-Infinity"),
+    _json("p5-price-huge-integer", ITEMS, 16, "price", "1" + "0" * 400),
+    _json("p5-price-over-2-53", ITEMS, 17, "price", "100000000000000000000"),
+    _json("p5-price-huge-float", ITEMS, 18, "price", "1e400"),
+    _json("p5-price-negative", ITEMS, 19, "price", "-5"),
+    _json("p5-price-string", ITEMS, 20, "price", '"12.50"'),
+    _json("p5-price-boolean", ITEMS, 21, "price", "true"),
+    _json("p5-categories-string", ITEMS, 22, "categories", '"Beauty"'),
+    _json("p5-categories-nested", ITEMS, 23, "categories", '[["Beauty"]]'),
+    _json("p5-title-number", ITEMS, 24, "title", "42"),
+    _json("p5-brand-object", ITEMS, 25, "brand", '{"name": "Acme"}'),
+    _json("p5-item-id-missing", ITEMS, 26, "item_id", None),
+    _json("p5-item-id-boolean", ITEMS, 27, "item_id", "false"),
+    _json("p5-item-id-empty", ITEMS, 28, "item_id", '""'),
+    Case("p5-item-duplicate", copy_line(ITEMS, 1, 29), ITEMS, 29, "duplicate_item"),
+    _line("p5-items-not-utf8", ITEMS, 30, b'{"item_id": "X\xff"}', ENC),
+    _line("p5-sequence-not-utf8", SEQUENCES, 3, b"A3G6X \xe9", ENC),
+    _line("p5-sequence-unknown-item", SEQUENCES, 4, f"U4 {ITEM_ID} NOPE X Y", "unknown_item"),
+    Case("p5-sequence-duplicate-user", copy_line(SEQUENCES, 2, 6), SEQUENCES, 6, "duplicate_user"),
+    _line("p5-sequence-user-without-items", SEQUENCES, 7, "LONELY", "empty_sequence"),
+    _line("p5-sequence-too-short", SEQUENCES, 8, f"SHORT {ITEM_ID} {ITEM_ID}", "too_short"),
+    _no_user("p5-sequence-file-empty", overwrite(SEQUENCES, ""), SEQUENCES),
+    _no_user("p5-sequence-file-blank", overwrite(SEQUENCES, "\n \n\t\n"), SEQUENCES),
+    _no_user("p5-items-file-empty", overwrite(ITEMS, ""), ITEMS),
+    _no_user("p5-items-file-missing", lambda folder: (folder / ITEMS).unlink(), ITEMS),
+    _no_user(
+        "p5-skip-bad-drops-every-user", change_lines(SEQUENCES, _first_tokens(3)), SEQUENCES, 1
+    ),
+    _no_user("p5-skip-bad-drops-every-item", change_lines(ITEMS, lambda line: b"{"), ITEMS, 1),
+]
 
-    valid, test = "sequential_valid.txt", "sequential_test.txt"
-    return [
-        case("seq-item-id-float", ITEMS, 5, set_json(ITEMS, 5, "seq_item_id", "5.0"), "bad_value"),
-        case(
-            "title-lone-surrogate", ITEMS, 6, set_json(ITEMS, 6, "title", '"\\ud800"'), "bad_value"
-        ),
-        case("price-nan", ITEMS, 7, set_json(ITEMS, 7, "price", "NaN"), "bad_value"),
-        case("valid-unknown-user", valid, 3, replace(valid, 3, "NOBODY 5"), "unknown_user"),
-        case(
-            "train-file-empty",
-            "sequential_train.txt",
-            None,
-            overwrite("sequential_train.txt", ""),
-            None,
-        ),
-        case("test-file-without-items", test, None, change_lines(test, _first_tokens(1)), None),
-    ]
+BYO_JSONL_CASES = [
+    _line("byo-jsonl-not-json", JSONL, 5, f"{USER},{ITEM_ID}", MAL),
+    _line("byo-jsonl-deeply-nested", JSONL, 6, '{"user": ' + DEEP, MAL),
+    _json("byo-jsonl-deeply-nested-field", JSONL, 7, "extra", DEEP, MAL),
+    _json("byo-jsonl-timestamp-over-4300-digits", JSONL, 8, "timestamp", DIGITS_5000, MAL),
+    _json("byo-jsonl-timestamp-huge-integer", JSONL, 10, "timestamp", "1" + "0" * 400),
+    _json("byo-jsonl-timestamp-over-2-53", JSONL, 11, "timestamp", "100000000000000000000"),
+    _json("byo-jsonl-timestamp-nan", JSONL, 12, "timestamp", "NaN"),
+    _json("byo-jsonl-timestamp-infinity", JSONL, 13, "timestamp", "Infinity"),
+    _json("byo-jsonl-timestamp-boolean", JSONL, 14, "timestamp", "true"),
+    _json("byo-jsonl-timestamp-not-a-date", JSONL, 15, "timestamp", '"yesterday"'),
+    _json("byo-jsonl-timestamp-list", JSONL, 16, "timestamp", "[1600000000]"),
+    _json("byo-jsonl-timestamp-missing", JSONL, 17, "timestamp", None),
+    _json("byo-jsonl-user-lone-surrogate", JSONL, 18, "user", '"\\ud800"'),
+    _json("byo-jsonl-user-list", JSONL, 19, "user", f'["{USER}"]'),
+    _json("byo-jsonl-user-missing", JSONL, 20, "user", None),
+    _json("byo-jsonl-user-float", JSONL, 21, "user", "1.5"),
+    _json("byo-jsonl-item-unknown", JSONL, 22, "item", '"NOPE"', "unknown_item"),
+    _line("byo-jsonl-not-utf8", JSONL, 23, b'{"user": "\xc3("}', ENC),
+    _json("byo-jsonl-title-lone-surrogate", ITEMS, 2, "title", '"\\udbff"'),
+    _no_user("byo-jsonl-file-empty", overwrite(JSONL, ""), JSONL),
+    _no_user(
+        "byo-jsonl-skip-bad-drops-every-user",
+        change_lines(JSONL, lambda line: line.replace(b'"timestamp": ', NAN_TIME)),
+        JSONL,
+        1,
+    ),
+]
 
+BYO_CSV_CASES = [
+    _line("byo-csv-quoted-field-over-128-kib", CSV, 5, f'{USER},"{BIG}",{TIME}', MAL),
+    _line("byo-csv-unquoted-field-over-128-kib", CSV, 6, f"{USER},{BIG},{TIME}", MAL),
+    _line("byo-csv-text-after-closing-quote", CSV, 7, f'{USER},"{ITEM_ID}"x,{TIME}', MAL),
+    _line("byo-csv-unterminated-quote", CSV, 8, f'{USER},"{ITEM_ID},{TIME}', MAL),
+    _line("byo-csv-carriage-return-in-field", CSV, 9, f'"{USER}",B00\r3H8180I,{TIME}', MAL),
+    _line("byo-csv-too-few-fields", CSV, 10, f"{USER},{ITEM_ID}", MAL),
+    _line("byo-csv-too-many-fields", CSV, 11, f"{USER},{ITEM_ID},{TIME},5", MAL),
+    _line("byo-csv-timestamp-nan", CSV, 12, f"{USER},{ITEM_ID},nan", BAD),
+    _line("byo-csv-timestamp-infinity", CSV, 13, f"{USER},{ITEM_ID},inf", BAD),
+    _line("byo-csv-timestamp-1e400", CSV, 14, f"{USER},{ITEM_ID},1e400", BAD),
+    _line("byo-csv-timestamp-5000-digits", CSV, 15, f"{USER},{ITEM_ID},{DIGITS_5000}", BAD),
+    _line("byo-csv-timestamp-over-2-53", CSV, 16, f"{USER},{ITEM_ID},{10**20}", BAD),
+    _line("byo-csv-timestamp-not-a-date", CSV, 17, f"{USER},{ITEM_ID},2024-13-45", BAD),
+    _line("byo-csv-user-empty", CSV, 18, f",{ITEM_ID},{TIME}", BAD),
+    _line("byo-csv-item-unknown", CSV, 19, f"{USER},NOPE,{TIME}", "unknown_item"),
+    _line("byo-csv-not-utf8", CSV, 20, b"A3G6XNM240RMWA,B003H8180I\xff,1600000000", ENC),
+    _line("byo-csv-header-misspelt", CSV, 1, "usr,item,timestamp", None),
+    _line("byo-csv-header-field-over-128-kib", CSV, 1, f'"{BIG}",user,item', None),
+    _no_user("byo-csv-header-only", keep_lines(CSV, 1), CSV),
+    _no_user("byo-csv-file-empty", overwrite(CSV, ""), CSV, 1),
+    _json("byo-csv-price-nan", ITEMS, 3, "price", "NaN"),
+    _no_user(
+        "byo-csv-skip-bad-drops-every-user",
+        change_lines(CSV, with_field(2, "nan", ","), first=2),
+        CSV,
+        2,
+    ),
+]
+
+RECBOLE_CASES = [
+    _line("recbole-inter-too-few-fields", INTER, 5, f"{USER}\t{ITEM_ID}", MAL),
+    _line("recbole-inter-too-many-fields", INTER, 6, f"{USER}\t{ITEM_ID}\t{TIME}\t5", MAL),
+    _line("recbole-inter-user-empty", INTER, 7, f"\t{ITEM_ID}\t{TIME}", BAD),
+    _line("recbole-inter-user-blank", INTER, 8, f"  \t{ITEM_ID}\t{TIME}", BAD),
+    _field("recbole-inter-timestamp-nan", INTER, 9, 2, "nan", BAD),
+    _field("recbole-inter-timestamp-400-digits", INTER, 10, 2, "1" * 400, BAD),
+    _field("recbole-inter-timestamp-1e300", INTER, 11, 2, "1e300", BAD),
+    _field("recbole-inter-item-unknown", INTER, 12, 1, "NOPE", "unknown_item"),
+    _line("recbole-inter-not-utf8", INTER, 13, b"A3G6XNM240RMWA\t\xfe\t1600000000", ENC),
+    _line("recbole-inter-header-untyped", INTER, 1, "user_id\titem_id\ttimestamp", None),
+    _no_user("recbole-inter-header-only", keep_lines(INTER, 1), INTER),
+    _no_user("recbole-inter-file-empty", overwrite(INTER, ""), INTER, 1),
+    _field("recbole-item-price-nan", ITEM, 5, 4, "nan", BAD),
+    _field("recbole-item-price-infinity", ITEM, 6, 4, "inf", BAD),
+    _field("recbole-item-price-400-digits", ITEM, 7, 4, "9" * 400, BAD),
+    _field("recbole-item-price-not-a-number", ITEM, 8, 4, "cheap", BAD),
+    _field("recbole-item-price-negative", ITEM, 9, 4, "-3", BAD),
+    Case("recbole-item-duplicate", copy_line(ITEM, 2, 10), ITEM, 10, "duplicate_item"),
+    _line("recbole-item-too-few-fields", ITEM, 11, "B0\tonly a title", MAL),
+    _no_user(
+        "recbole-skip-bad-drops-every-user",
+        change_lines(INTER, with_field(2, "nan", "\t"), first=2),
+        INTER,
+        2,
+    ),
+]
+
+UNISREC_CASES = [
+    _field("unisrec-index-over-4300-digits", I2I, 5, 1, DIGITS_5000, BAD),
+    _field("unisrec-index-19-digits", I2I, 6, 1, "1234567890123456789", BAD),
+    _field("unisrec-index-superscript-digit", I2I, 7, 1, "\u00b2", BAD),
+    _field("unisrec-index-negative", U2I, 8, 1, "-1", BAD),
+    _line("unisrec-index-without-tab", I2I, 9, "B0", MAL),
+    _line("unisrec-text-too-many-fields", TEXT, 3, "B0\ta\tb", MAL),
+    _line("unisrec-text-not-utf8", TEXT, 4, b"B0\t\x80", ENC),
+    _field("unisrec-test-unknown-item", TEST, 2, 2, "999999", "unknown_item"),
+    _field("unisrec-valid-unknown-user", VALID, 3, 0, "99999", "unknown_user"),
+    _field("unisrec-test-history-disagrees", TEST, 4, 1, "1 2 3", "inconsistent_split"),
+    _line("unisrec-train-too-few-fields", TRAIN, 2, "0\t1 2", MAL),
+    _no_user(
+        "unisrec-inter-files-header-only",
+        all_of(keep_lines(TEST, 1), keep_lines(VALID, 1), keep_lines(TRAIN, 1)),
+        TEST,
+    ),
+    _no_user(
+        "unisrec-skip-bad-drops-every-user",
+        change_lines(TEST, lambda line: b"garbage", first=2),
+        TEST,
+        2,
+    ),
+]
+
+DEALREC_CASES = [
+    _json("dealrec-seq-item-id-float", ITEMS, 5, "seq_item_id", "5.0"),
+    _json("dealrec-title-lone-surrogate", ITEMS, 6, "title", '"\\ud800"'),
+    _json("dealrec-price-nan", ITEMS, 7, "price", "NaN"),
+    _line("dealrec-valid-unknown-user", "sequential_valid.txt", 3, "NOBODY 5", "unknown_user"),
+    _no_user(
+        "dealrec-train-file-empty", overwrite("sequential_train.txt", ""), "sequential_train.txt"
+    ),
+    _no_user(
+        "dealrec-test-file-without-items",
+        change_lines("sequential_test.txt", _first_tokens(1)),
+        "sequential_test.txt",
+    ),
+]
 
 CASES: list[Case] = (
-    _p5_cases() + _byo_cases() + _recbole_cases() + _unisrec_cases() + _dealrec_cases()
+    P5_CASES + BYO_JSONL_CASES + BYO_CSV_CASES + RECBOLE_CASES + UNISREC_CASES + DEALREC_CASES
 )
