@@ -28,6 +28,7 @@ from llmrec.data.loaders.common import (
 )
 from llmrec.data.loaders.items import ItemRow, read_items_jsonl
 from llmrec.data.sequences import Dataset
+from llmrec.data.values import shown
 from llmrec.errors import DataError
 
 TRAIN_FILE = "sequential_train.txt"
@@ -43,7 +44,7 @@ def _catalogue(rows: list[ItemRow], path: Path, problems: Problems) -> tuple[Cat
     for row in rows:
         value = row.record.get("seq_item_id")
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            problem = f"expected a positive integer, got {value!r}"
+            problem = f"expected a positive integer, got {shown(value)}"
             problems.handle("bad_value", DataError(problem, path, row.line, "seq_item_id"))
             continue
         if str(value) in index_of:

@@ -91,7 +91,7 @@ def group_by_user(
             problems.handle("bad_value", DataError(odd_one, path, row.line, timestamp_field))
             continue
         if row.item_id not in catalogue:
-            problem = f"unknown item id {row.item_id!r} (not in the items file)"
+            problem = f"unknown item id {shown(row.item_id)} (not in the items file)"
             problems.handle("unknown_item", DataError(problem, path, row.line, item_field))
             continue
         by_user.setdefault(row.user_id, []).append(row)

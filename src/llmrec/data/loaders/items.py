@@ -18,6 +18,7 @@ from llmrec.data.values import (
     parse_number,
     parse_optional_text,
     parse_text_list,
+    shown,
 )
 from llmrec.errors import DataError
 
@@ -63,7 +64,7 @@ def read_items_jsonl(path: Path, problems: Problems) -> list[ItemRow]:
             continue
         if item.item_id in first_line:
             first = first_line[item.item_id]
-            problem = f"duplicate item id {item.item_id!r} (first on line {first})"
+            problem = f"duplicate item id {shown(item.item_id)} (first on line {first})"
             problems.handle("duplicate_item", DataError(problem, path, line, "item_id"))
             continue
         first_line[item.item_id] = line

@@ -133,7 +133,7 @@ def read_items(path: Path, problems: Problems, seq_separator: str) -> Catalogue:
             problems.handle("bad_value", error)
             continue
         if item.item_id in items:
-            problem = f"duplicate item id {item.item_id!r}"
+            problem = f"duplicate item id {shown(item.item_id)}"
             problems.handle("duplicate_item", DataError(problem, path, line, "item_id"))
             continue
         items[item.item_id] = item
