@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import torch
 import typer
 from baselines import DATA_DIR, RESULTS, DataDir, machine, publish, report_head
@@ -38,8 +39,12 @@ from measure import (
 
 from llmrec.config import load_config
 from llmrec.data.registry import load_dataset
+from llmrec.data.sequences import EvalSet, sample_users
 from llmrec.evaluation.config import EvalConfig
-from llmrec.evaluation.ranking import sample_eval_set
+from llmrec.models.base import module_device
+from llmrec.models.calrec.batches import build_examples, collate
+from llmrec.models.calrec.losses import next_item_generation_loss
+from llmrec.models.calrec.model import CALRec
 from llmrec.models.registry import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,11 +112,34 @@ def main(
             work,
             "target-loss",
             fresh_rows,
-            lambda: {"loss": model.target_loss(sample_eval_set(dataset.test, test_users, seed))},
+            lambda: {
+                "loss": target_token_loss(model, sample_users(dataset.test, test_users, seed))
+            },
         )["loss"],
         "rows": rows,
     }
     publish(record, name, write_markdown)
+
+
+def target_token_loss(model: CALRec, eval_set: EvalSet, batch_size: int = 16) -> float:
+    """Mean token cross-entropy of held-out target lines given their histories (L_NIG on
+    evaluation data): a smooth measure of how well the model writes the next item, where
+    small runs give rankings too sparse to compare (e.g. the CPU recipe's cuts)."""
+    sequences = [np.append(h, t) for h, t in zip(eval_set.histories, eval_set.targets, strict=True)]
+    examples = build_examples(sequences, model.lines, "last")
+    network = model.network.eval()
+    device, head = module_device(network), network.language_model.get_output_embeddings()
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(examples), batch_size):
+            batch = collate(examples[start : start + batch_size], model.tokenizer.pad_token_id)
+            batch = {key: value.to(device) for key, value in batch.items()}
+            hidden = network.hidden_states(batch["input_ids"], batch["attention_mask"])
+            count = int(batch["label_mask"][:, 1:].sum())
+            loss = next_item_generation_loss(hidden, head, batch["input_ids"], batch["label_mask"])
+            total += loss.item() * count
+            tokens += count
+    return total / max(tokens, 1)
 
 
 def calrec_row(model, mode: str, test, eval_config: EvalConfig, latency_users: int) -> dict:
@@ -119,7 +147,9 @@ def calrec_row(model, mode: str, test, eval_config: EvalConfig, latency_users: i
     remembered, so bm25 and hybrid share them), and latency with the memo off."""
     generation = model.config.generation
     remembering = generation.model_copy(update={"memo_size": eval_config.sample_users or len(test)})
-    model.config = model.config.model_copy(update={"retrieval": mode, "generation": remembering})
+    model.config = model.config.with_extensions(retrieval=mode).model_copy(
+        update={"generation": remembering}
+    )
     row = evaluate(model, f"calrec ({mode})", test, eval_config, latency_users=0)
     model.config = model.config.model_copy(update={"generation": generation})
     return {**row, **latency(model, test, latency_users)}

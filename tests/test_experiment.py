@@ -11,6 +11,7 @@ import torch
 
 from llmrec.config import load_config
 from llmrec.data.registry import load_dataset
+from llmrec.evaluation.validation import validation_metrics
 from llmrec.experiment import (
     before_test_sequences,
     evaluate_saved_model,
@@ -90,19 +91,27 @@ def _holdout_overrides(tmp_path: Path, name: str, *extra: str) -> list[str]:
     ]
 
 
-def test_the_refit_reads_named_data_from_the_runs_data_dir(tmp_path, monkeypatch, toy_dataset):
-    """CALRec's Stage I loads its named sources again in the refit: from data.data_dir."""
+def test_the_refit_loads_the_data_sets_a_model_asks_for_from_the_runs_data_dir(
+    tmp_path, monkeypatch, toy_dataset
+):
+    """A model's auxiliary sources (CALRec's Stage I mixture) are loaded by the experiment
+    layer, from data.data_dir, for the refit as for the first fit; validation is scored by the
+    evaluator; only models that read users get user ids."""
     seen = []
     fit = Popularity._fit
 
     def spy(self, train, valid, run, user_ids):
-        seen.append(run.data_dir)
+        seen.append((dict(run.auxiliary), run.validation_metrics, user_ids))
         return fit(self, train, valid, run, user_ids)
 
     monkeypatch.setattr(Popularity, "_fit", spy)
-    config = load_config(None, ["model.name=pop", f"data.data_dir={tmp_path}"])
+    monkeypatch.setattr(Popularity, "auxiliary_sources", lambda self: {"beauty-mini": None})
+    data_dir = Path(__file__).resolve().parents[1] / "data"
+    config = load_config(None, ["model.name=pop", f"data.data_dir={data_dir}"])
     refit_before_test(config, toy_dataset, FitResult(), tmp_path / "run", show_progress=False)
-    assert seen == [tmp_path]
+    [(auxiliary, metrics, user_ids)] = seen
+    assert list(auxiliary) == ["beauty-mini"] and auxiliary["beauty-mini"].num_users == 300
+    assert metrics is validation_metrics and user_ids is None
 
 
 def test_holdout_run_evaluates_target_sets_and_records_the_split(tmp_path: Path) -> None:

@@ -13,11 +13,13 @@ def test_public_api_is_exactly_all() -> None:
         "evaluation",
         "experiment",
         "models",
+        "recommendations",
         "recommender",
         "retrieval",
         "serving",
         "text",
         "training",
+        "version",
     }
     assert public | {"__version__"} == set(llmrec.__all__)
 

@@ -12,8 +12,8 @@ import torch
 import llmrec
 from llmrec.data.catalogue import Catalogue, Item
 from llmrec.errors import DataError
-from llmrec.models.base import Recommendations
 from llmrec.models.pop import PopConfig, Popularity
+from llmrec.recommendations import Recommendations
 from llmrec.recommender import Query, RecommendedItem, Recommender
 
 
@@ -125,6 +125,8 @@ def test_items_the_model_did_not_rank_are_left_out() -> None:
 class _UserAware(Popularity):
     """Records the users it was asked for (models with user tokens, e.g. CLLM4Rec, read them)."""
 
+    reads_users = True
+
     def __init__(self, config, catalogue) -> None:
         super().__init__(config, catalogue)
         self.seen: list = []
@@ -140,6 +142,16 @@ def test_user_ids_reach_the_model_per_query() -> None:
     recommender.recommend(["a"], k=2, user="u7")
     recommender.recommend_batch([Query(["a"], user="u1"), Query(["b"])], k=2)
     assert recommender.model.seen == [["u7"], ["u1", None]]
+
+
+def test_a_user_for_a_model_without_user_parameters_is_refused() -> None:
+    recommender = Recommender(Popularity(PopConfig(), _catalogue()))
+    recommender.model.counts = torch.ones(len(recommender.catalogue))
+    with pytest.raises(DataError, match="pop model has no per-user parameters"):
+        recommender.recommend(["a"], k=2, user="u7")
+    with pytest.raises(DataError, match="field 'user'"):
+        recommender.recommend_batch([Query(["a"]), Query(["b"], user="u1")], k=2)
+    assert len(recommender.recommend(["a"], k=2)) == 2  # without a user it ranks as before
 
 
 def test_the_python_example_in_docs_serving_runs(beauty_mini, tmp_path: Path, capsys) -> None:

@@ -1,7 +1,5 @@
 """llmrec: sequential recommendation with LLMs, and the baselines that keep them honest."""
 
-__version__ = "0.1.0"
-
 from llmrec.config import RunConfig, load_config
 from llmrec.data.catalogue import Catalogue, Item
 from llmrec.data.registry import load_dataset
@@ -9,9 +7,11 @@ from llmrec.data.sequences import Dataset, EvalSet
 from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.ranking import evaluate_model
 from llmrec.experiment import run_experiment
-from llmrec.models.base import Recommendations, RecommenderModel
+from llmrec.models.base import RecommenderModel
 from llmrec.models.registry import MODELS, load_model
+from llmrec.recommendations import Recommendations
 from llmrec.recommender import RecommendedItem, Recommender
+from llmrec.version import __version__
 
 load = load_model
 

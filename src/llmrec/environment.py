@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from llmrec import __version__
+from llmrec.version import __version__
 
 TRACKED_PACKAGES = ("torch", "numpy", "transformers", "accelerate", "peft", "bm25s", "pydantic")
 

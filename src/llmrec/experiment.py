@@ -21,8 +21,10 @@ from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.ranking import evaluate_model
 from llmrec.evaluation.report import write_report
 from llmrec.evaluation.result import EvalResult
+from llmrec.evaluation.validation import validation_metrics
 from llmrec.models.base import FitResult, RecommenderModel, RunContext
 from llmrec.models.registry import build_model, load_model
+from llmrec.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 MODEL_FOLDER = "model"
@@ -135,14 +137,42 @@ def train_model(
     run_dir = prepare_run_dir(config)
     dataset = load_run_data(config, run_dir)
     model = build_model(config.model, dataset.catalogue)
-    context = RunContext(
-        run_dir, config.train, config.seed, show_progress, resume, config.data.data_dir
-    )
-    fit = model.fit(dataset.train, dataset.valid, context, user_ids=dataset.user_ids)
+    context = fit_context(model, config, run_dir, config.train, show_progress, resume)
+    fit = model.fit(dataset.train, dataset.valid, context, user_ids=owners(model, dataset))
     model.save(run_dir / MODEL_FOLDER)
     copy_run_records(run_dir, run_dir / MODEL_FOLDER)
     (run_dir / "fit.json").write_text(json.dumps(asdict(fit), indent=1) + "\n", encoding="utf-8")
     return model, dataset, fit, run_dir
+
+
+def fit_context(
+    model: RecommenderModel,
+    config: RunConfig,
+    run_dir: Path,
+    train: TrainConfig,
+    show_progress: bool,
+    resume: bool = False,
+) -> RunContext:
+    """How `model` fits in this run: the evaluator scores its validation, and the further data
+    sets it asks for (`auxiliary_sources`, e.g. CALRec's Stage I mixture) are loaded here."""
+    auxiliary = {
+        source: load_dataset(source, data_dir=root or config.data.data_dir).dataset
+        for source, root in model.auxiliary_sources().items()
+    }
+    return RunContext(
+        run_dir,
+        train,
+        config.seed,
+        show_progress,
+        resume,
+        validation_metrics=validation_metrics,
+        auxiliary=auxiliary,
+    )
+
+
+def owners(model: RecommenderModel, dataset: Dataset) -> list[str] | None:
+    """The user of each training sequence, for models that read users (else None)."""
+    return dataset.user_ids if model.reads_users else None
 
 
 def copy_run_records(run_dir: Path, model_dir: Path) -> None:
@@ -187,10 +217,8 @@ def refit_before_test(
     epochs = fit.best_epoch or config.train.epochs
     train = config.train.model_copy(update={"epochs": epochs})
     model = build_model(config.model, dataset.catalogue)
-    context = RunContext(
-        run_dir / "refit", train, config.seed, show_progress, data_dir=config.data.data_dir
-    )
-    model.fit(before_test_sequences(dataset), None, context, user_ids=dataset.user_ids)
+    context = fit_context(model, config, run_dir / "refit", train, show_progress)
+    model.fit(before_test_sequences(dataset), None, context, user_ids=owners(model, dataset))
     model.save(run_dir / MODEL_FOLDER)
     return model, epochs
 

@@ -122,6 +122,13 @@ class Recommender:
         ]
         if any(isinstance(query.history, str) for query in queries):
             raise DataError("a history is a list of item ids or titles, not one string")
+        users = [query.user for query in queries]
+        if not self.model.reads_users and any(user is not None for user in users):
+            raise DataError(
+                f"the {self.model.name} model has no per-user parameters: it ranks the history "
+                "alone; send no user",
+                field="user",
+            )
         indices = [list(self.resolve_history(query.history).item_indices) for query in queries]
         excluded = [self._excluded(q, h) for q, h in zip(queries, indices, strict=True)]
         allowed = max((len(self.catalogue) - len(e) for e in excluded), default=0)
@@ -131,7 +138,7 @@ class Recommender:
             indices,
             min(k, allowed),
             [np.array(sorted(e)) for e in excluded],
-            users=[query.user for query in queries],
+            users=users if self.model.reads_users else None,
         )
         return [
             self._items(row, scores, banned, k)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from llmrec.evaluation.validation import validation_metrics
 from llmrec.models.base import RunContext
 from llmrec.models.registry import MODELS, build_model, load_model
 from llmrec.training.config import TrainConfig
@@ -26,12 +27,15 @@ TINY_CONFIGS = {
         "backbone": {"source": "tiny"},
         "pretrain": {"warmup_epochs": 1, "rounds": 1, "train": {"batch_size": 8}},
     },
+    "cllm4rec-lite": {"backbone": {"source": "tiny"}, "target_set": "all_train"},
 }
 # Other ranking paths of the same model kind: "kind:variant" -> config changes.
 VARIANTS = {
-    "calrec:dense": {"retrieval": "dense"},
-    "calrec:hybrid": {"retrieval": "hybrid"},
-    "calrec:constrained": {"retrieval": "constrained", "constrained": {"max_new_tokens": 8}},
+    "calrec:dense": {"extensions": {"retrieval": "dense"}},
+    "calrec:hybrid": {"extensions": {"retrieval": "hybrid"}},
+    "calrec:constrained": {
+        "extensions": {"retrieval": "constrained", "constrained": {"max_new_tokens": 8}}
+    },
 }
 
 
@@ -48,7 +52,11 @@ def fitted(request, toy_dataset, tmp_path: Path, llm_cache_dir: Path):
     config = MODELS[name].Config.model_validate(raw)
     model = build_model(config, toy_dataset.catalogue)
     run = RunContext(
-        tmp_path / "run", TrainConfig(epochs=3, batch_size=8), seed=0, show_progress=False
+        tmp_path / "run",
+        TrainConfig(epochs=3, batch_size=8),
+        seed=0,
+        show_progress=False,
+        validation_metrics=validation_metrics,
     )
     model.fit(toy_dataset.train, toy_dataset.valid, run)
     return model, toy_dataset

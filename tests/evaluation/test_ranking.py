@@ -23,15 +23,8 @@ from llmrec.evaluation.ranking import (
     target_set_ranks,
     target_set_ranks_from_recommendations,
 )
-from llmrec.models.base import (
-    Exclusions,
-    FitResult,
-    Histories,
-    ModelConfig,
-    Recommendations,
-    RecommenderModel,
-    top_k,
-)
+from llmrec.models.base import FitResult, ModelConfig, RecommenderModel
+from llmrec.recommendations import Exclusions, Histories, Recommendations, top_k
 
 
 class MatrixConfig(ModelConfig):

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from llmrec.data.catalogue import Catalogue, Item
-from llmrec.models.bm25 import BM25Config, BM25Recommender
+from llmrec.models.bm25 import BM25Config, BM25Model
 
 
 def _catalogue() -> Catalogue:
@@ -16,7 +16,7 @@ def _catalogue() -> Catalogue:
 
 
 def test_query_is_the_history_text_and_similar_items_rank_first() -> None:
-    model = BM25Recommender(BM25Config(), _catalogue())
+    model = BM25Model(BM25Config(), _catalogue())
     model.fit([])
     recs = model.recommend([[0], [2]], k=2, exclude=[[0], [2]])
     assert recs.item_indices[:, 0].tolist() == [1, 3]
@@ -24,5 +24,5 @@ def test_query_is_the_history_text_and_similar_items_rank_first() -> None:
 
 
 def test_only_recent_history_items_form_the_query() -> None:
-    model = BM25Recommender(BM25Config(query_items=1), _catalogue())
+    model = BM25Model(BM25Config(query_items=1), _catalogue())
     assert model.query([0, 2]) == model.documents[2]

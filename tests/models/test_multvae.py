@@ -17,6 +17,7 @@ from llmrec.data.sequences import Dataset
 from llmrec.data.splits import holdout_split
 from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.ranking import evaluate_model
+from llmrec.evaluation.validation import validation_metrics
 from llmrec.models.base import RunContext
 from llmrec.models.losses import multinomial_nll
 from llmrec.models.multvae import (
@@ -109,7 +110,9 @@ def fitted(beauty_holdout: Dataset, tmp_path_factory: pytest.TempPathFactory):
         tensorboard=False,
     )
     fit = model.fit(
-        beauty_holdout.train, beauty_holdout.valid, RunContext(run_dir, train, show_progress=False)
+        beauty_holdout.train,
+        beauty_holdout.valid,
+        RunContext(run_dir, train, show_progress=False, validation_metrics=validation_metrics),
     )
     return model, fit, run_dir
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from llmrec.evaluation.ranking import evaluate_model
+from llmrec.evaluation.validation import validation_metrics
 from llmrec.models.base import RunContext
 from llmrec.models.sasrec import SASRec, SASRecConfig, SequenceBatches, _windows
 from llmrec.training.config import TrainConfig
@@ -46,6 +47,7 @@ def test_sasrec_learns_a_deterministic_successor_pattern(toy_dataset, tmp_path: 
         TrainConfig(epochs=40, batch_size=8, lr=5e-3, patience=40),
         seed=0,
         show_progress=False,
+        validation_metrics=validation_metrics,
     )
     fit = model.fit(toy_dataset.train, toy_dataset.valid, run)
     result = evaluate_model(model, toy_dataset.test, show_progress=False)

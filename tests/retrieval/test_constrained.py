@@ -13,20 +13,36 @@ NEWLINE = 9
 SEQUENCES = [(1, 2, 3), (1, 2, 4), (1, 5), (6,), (1, 2, 3)]
 
 
+def allowed_tokens(trie: CatalogueTrie, prefix) -> list[int]:
+    """Tokens that may follow the prefix, ascending; empty for a finished or unknown prefix."""
+    return trie.children(prefix).tokens.tolist()
+
+
+def ended_items(trie: CatalogueTrie, prefix) -> np.ndarray:
+    """The items whose whole sequence is the prefix: those under it that no child continues."""
+    continuing = [trie.items([*prefix, token]) for token in allowed_tokens(trie, prefix)]
+    return np.setdiff1d(trie.items(prefix), np.concatenate([[], *continuing]).astype(np.int64))
+
+
+def num_sequences(trie: CatalogueTrie) -> int:
+    """Distinct sequences (leaves); fewer than the items when items share a line."""
+    return int(trie.leaf[-1]) + 1
+
+
 @pytest.fixture()
 def trie() -> CatalogueTrie:
     return CatalogueTrie(SEQUENCES, suffix=(NEWLINE,))
 
 
 def test_allowed_tokens_follow_the_sequences(trie: CatalogueTrie) -> None:
-    assert trie.allowed_tokens([]) == [1, 6]
-    assert trie.allowed_tokens([1]) == [2, 5]
-    assert trie.allowed_tokens([1, 2]) == [3, 4]
-    assert trie.allowed_tokens([1, 2, 3]) == [NEWLINE]  # the line must end with its newline
-    assert trie.allowed_tokens([6]) == [NEWLINE]
-    assert trie.allowed_tokens([1, 2, 3, NEWLINE]) == []  # finished
-    assert trie.allowed_tokens([7]) == []  # no item starts so
-    assert trie.allowed_tokens([1, 3]) == []
+    assert allowed_tokens(trie, []) == [1, 6]
+    assert allowed_tokens(trie, [1]) == [2, 5]
+    assert allowed_tokens(trie, [1, 2]) == [3, 4]
+    assert allowed_tokens(trie, [1, 2, 3]) == [NEWLINE]  # the line must end with its newline
+    assert allowed_tokens(trie, [6]) == [NEWLINE]
+    assert allowed_tokens(trie, [1, 2, 3, NEWLINE]) == []  # finished
+    assert allowed_tokens(trie, [7]) == []  # no item starts so
+    assert allowed_tokens(trie, [1, 3]) == []
 
 
 def test_items_under_a_prefix(trie: CatalogueTrie) -> None:
@@ -52,9 +68,9 @@ def test_uniqueness(trie: CatalogueTrie) -> None:
 
 def test_identical_sequences_share_a_leaf(trie: CatalogueTrie) -> None:
     assert trie.num_items == 5
-    assert trie.num_sequences == 4
-    assert trie.ended_items([1, 2, 3, NEWLINE]).tolist() == [0, 4]
-    assert trie.ended_items([1, 2, 3]).tolist() == []  # the newline is still to come
+    assert num_sequences(trie) == 4
+    assert ended_items(trie, [1, 2, 3, NEWLINE]).tolist() == [0, 4]
+    assert ended_items(trie, [1, 2, 3]).tolist() == []  # the newline is still to come
     children = trie.children([1, 2, 3])
     assert children.tokens.tolist() == [NEWLINE]
     assert children.num_ended.tolist() == [2]
@@ -73,8 +89,8 @@ def test_children_describe_each_branch(trie: CatalogueTrie) -> None:
 def test_a_line_that_is_a_prefix_of_another_ends_midway() -> None:
     """A newline inside a line: the shorter item ends where the longer goes on."""
     trie = CatalogueTrie([(1,), (1, NEWLINE, 2)], suffix=(NEWLINE,))
-    assert trie.ended_items([1, NEWLINE]).tolist() == [0]
-    assert trie.allowed_tokens([1, NEWLINE]) == [2]
+    assert ended_items(trie, [1, NEWLINE]).tolist() == [0]
+    assert allowed_tokens(trie, [1, NEWLINE]) == [2]
     assert trie.children([1]).num_ended.tolist() == [1]
     assert not trie.is_unique([1, NEWLINE])
     assert trie.is_unique([1, NEWLINE, 2])
@@ -86,16 +102,16 @@ def test_every_item_is_reachable_token_by_token() -> None:
         tuple(rng.integers(0, 6, size=int(rng.integers(1, 7))).tolist()) for _ in range(300)
     ]
     trie = CatalogueTrie(sequences, suffix=(NEWLINE,))
-    assert trie.num_sequences == len(set(sequences))
+    assert num_sequences(trie) == len(set(sequences))
     for item, sequence in enumerate(sequences):
         line = (*sequence, NEWLINE)
         for depth, token in enumerate(line):
-            assert token in trie.allowed_tokens(line[:depth])
+            assert token in allowed_tokens(trie, line[:depth])
             assert item in trie.items(line[: depth + 1])
         same = [other for other, s in enumerate(sequences) if s == sequence]
-        assert trie.ended_items(line).tolist() == same
+        assert ended_items(trie, line).tolist() == same
         assert trie.is_unique(line)
-    assert sorted(trie.allowed_tokens([])) == sorted({s[0] for s in sequences})
+    assert sorted(allowed_tokens(trie, [])) == sorted({s[0] for s in sequences})
 
 
 def test_invalid_catalogues_are_refused() -> None:

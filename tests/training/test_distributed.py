@@ -39,14 +39,15 @@ SCRIPT = textwrap.dedent(
 
     from llmrec.models.sasrec import SASRecConfig, SASRecNetwork, SequenceBatches
     from llmrec.training.config import TrainConfig
-    from llmrec.training.loop import LossOutput, train
+    from llmrec.training.loop import train
+    from llmrec.training.protocol import LossOutput, TrainableNetwork
 
     torch.set_num_threads(1)
     OUT = Path(sys.argv[1])
     FIXTURE = Path(sys.argv[2])  # the Beauty fixture, for the LLM models
 
 
-    class Regression(nn.Module):
+    class Regression(TrainableNetwork):
         def __init__(self, dropout, crash_at_call=None):
             super().__init__()
             torch.manual_seed(0)

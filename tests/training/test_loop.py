@@ -12,11 +12,12 @@ from torch import nn
 
 from llmrec.training.checkpoint import MODEL_FILE, load_weights
 from llmrec.training.config import TrainConfig
-from llmrec.training.loop import LossOutput, TrainResult, train
+from llmrec.training.loop import TrainResult, train
 from llmrec.training.optim import build_optimizer
+from llmrec.training.protocol import LossOutput, TrainableNetwork
 
 
-class Regression(nn.Module):
+class Regression(TrainableNetwork):
     """A small model with dropout, so the RNG state matters for exact resume."""
 
     def __init__(self, crash_at_call: int | None = None) -> None:

@@ -22,12 +22,8 @@ def test_only_matrices_decay_and_frozen_parameters_are_left_out() -> None:
 
 
 def test_parameters_a_module_scales_train_at_that_multiple_of_the_lr() -> None:
-    class Scaled(nn.Sequential):
-        def lr_scales(self) -> dict[str, float]:
-            return {"0.weight": 10.0}
-
-    module = Scaled(nn.Embedding(5, 3), nn.Linear(3, 2))
-    optimizer = build_optimizer(module, TrainConfig(lr=0.01))
+    module = nn.Sequential(nn.Embedding(5, 3), nn.Linear(3, 2))
+    optimizer = build_optimizer(module, TrainConfig(lr=0.01), {"0.weight": 10.0})
     lrs = {p.shape: group["lr"] for group in optimizer.param_groups for p in group["params"]}
     assert lrs == {torch.Size([5, 3]): pytest.approx(0.1), torch.Size([2, 3]): 0.01, (2,): 0.01}
     scheduler = build_scheduler(optimizer, TrainConfig(lr=0.01, schedule="cosine"), 10)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+from llmrec.data.values import (
+    parse_id,
+    parse_json_object,
+    parse_number,
+    parse_optional_text,
+    parse_text_list,
+)
 from llmrec.errors import DataError
 
 ItemId = str
@@ -100,14 +107,26 @@ class Catalogue:
 ITEM_FIELDS = frozenset(Item.__dataclass_fields__)
 
 
+def item_from_record(record: dict[str, Any], path: Path, line: int) -> Item:
+    """Map one items.jsonl object onto an Item, checking each known field's type (a bare string
+    is no list of categories, a price is a finite number)."""
+    price = record.get("price")
+    if price is not None:
+        price = parse_number(price, path, line, "price", minimum=0, accept_text=False)
+    return Item(
+        item_id=parse_id(record.get("item_id"), path, line, "item_id"),
+        title=parse_optional_text(record.get("title"), path, line, "title") or "",
+        categories=parse_text_list(record.get("categories"), path, line, "categories"),
+        brand=parse_optional_text(record.get("brand"), path, line, "brand"),
+        price=price,
+        description=parse_optional_text(record.get("description"), path, line, "description"),
+    )
+
+
 def _saved_item(line: str, index: int, path: str | Path, line_number: int) -> Item:
     """One row of a saved catalogue: a JSON object with its index and the `Item` fields."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise DataError(f"not valid JSON ({error.msg})", path, line_number) from None
-    if not isinstance(record, dict):
-        raise DataError("expected a JSON object", path, line_number)
+    path = Path(path)
+    record = parse_json_object(line, path, line_number)
     if record.pop("index", None) != index:
         raise DataError(f"expected index {index} (rows in index order)", path, line_number, "index")
     unknown = sorted(set(record) - ITEM_FIELDS)
@@ -115,26 +134,4 @@ def _saved_item(line: str, index: int, path: str | Path, line_number: int) -> It
         raise DataError(
             f"unknown field (known: {sorted(ITEM_FIELDS)})", path, line_number, unknown[0]
         )
-    if not isinstance(record.get("item_id"), str):
-        raise DataError("expected a string", path, line_number, "item_id")
-    for name, value in record.items():
-        types, wanted = SAVED_FIELD_TYPES[name]
-        if not isinstance(value, types) or isinstance(value, bool):
-            raise DataError(f"expected {wanted}", path, line_number, name)
-    categories = record.get("categories", [])
-    if not all(isinstance(category, str) for category in categories):
-        raise DataError("expected a list of strings", path, line_number, "categories")
-    if isinstance(record.get("price"), float) and not math.isfinite(record["price"]):
-        raise DataError("expected a finite number or null", path, line_number, "price")
-    return Item(**{**record, "categories": tuple(categories)})
-
-
-# A saved row's field types: a JSON string "Beauty" must not become the categories B, e, a, ...
-SAVED_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
-    "item_id": ((str,), "a string"),
-    "title": ((str,), "a string"),
-    "categories": ((list,), "a list of strings"),
-    "brand": ((str, type(None)), "a string or null"),
-    "price": ((int, float, type(None)), "a finite number or null"),
-    "description": ((str, type(None)), "a string or null"),
-}
+    return item_from_record(record, path, line_number)

@@ -106,3 +106,12 @@ class Dataset:
 
 def as_index_array(values: Sequence[int]) -> np.ndarray:
     return np.asarray(values, dtype=np.int64)
+
+
+def sample_users(eval_set: AnyEvalSet, num_users: int | None, seed: int) -> AnyEvalSet:
+    """A seeded subset of the users, in their original order (all of them when `num_users` is
+    None or not smaller): the evaluator's `sample_users` and training's validation users."""
+    if num_users is None or num_users >= len(eval_set):
+        return eval_set
+    rows = np.random.default_rng(seed).choice(len(eval_set), num_users, replace=False)
+    return eval_set.subset(np.sort(rows))

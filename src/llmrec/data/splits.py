@@ -96,7 +96,7 @@ def holdout_split(
     users. Training sequences keep the time order; valid and test targets are sorted sets. The
     valid history is the training items; the test history is the training items
     (`test_history: train`, official CLLM4Rec) or training + valid items in time order. Users
-    with fewer than 3 distinct items are dropped and returned.
+    with fewer than 3 distinct items are dropped and returned; a DataError when that is all.
     """
     kept_users, train, valid_targets, test_histories, test_targets = [], [], [], [], []
     dropped = []
@@ -122,6 +122,9 @@ def holdout_split(
         else:
             seen = np.sort(np.concatenate([train_positions, valid_positions]))
             test_histories.append(items[seen])
+    if not kept_users:
+        problem = f"no user of data set {name!r} has the {HOLDOUT_MIN_ITEMS} distinct items"
+        raise DataError(problem + " the hold-out split needs (one each for train, valid, test)")
     users = tuple(kept_users)
     valid = MultiTargetEvalSet(users, tuple(train), tuple(valid_targets))
     test = MultiTargetEvalSet(users, tuple(test_histories), tuple(test_targets))

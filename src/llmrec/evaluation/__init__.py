@@ -29,6 +29,7 @@ from llmrec.evaluation.ranking import (
 )
 from llmrec.evaluation.report import write_report
 from llmrec.evaluation.result import EvalResult, compare_results
+from llmrec.evaluation.validation import validation_metrics
 
 __all__ = [
     "ConfidenceInterval",
@@ -53,5 +54,6 @@ __all__ = [
     "target_set_ranks_from_recommendations",
     "truncated_ndcg_at_k",
     "truncated_recall_at_k",
+    "validation_metrics",
     "write_report",
 ]

@@ -8,6 +8,8 @@ Target sets (the per-user hold-out) are ranked by the same rule, always with the
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,15 +17,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from llmrec.data.sequences import AnyEvalSet, MultiTargetEvalSet
+from llmrec.data.sequences import AnyEvalSet, MultiTargetEvalSet, sample_users
 from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.metrics import NO_TARGET
 from llmrec.evaluation.result import EvalResult, build_protocol
-from llmrec.models.base import (
+from llmrec.models.base import RecommenderModel
+from llmrec.recommendations import (
     Exclusions,
     Histories,
+    RankingDiagnostics,
     Recommendations,
-    RecommenderModel,
     mask_excluded,
 )
 
@@ -215,6 +218,7 @@ class BatchRanks:
     ranks: np.ndarray  # (B,) int64; (B, L) for target sets
     ranked_by: str  # "score" or "recommend"
     rank_cutoff: int | None  # None: exact at every rank
+    diagnostics: RankingDiagnostics | None = None  # what the model reported of this batch
 
 
 def evaluate_model(
@@ -239,7 +243,7 @@ def evaluate_model(
     if is_set and config.protocol == "sampled":
         raise ValueError("target sets are ranked over the full catalogue; use protocol 'full'")
     total_users = len(eval_set)
-    eval_set = sample_eval_set(eval_set, config.sample_users, config.seed)
+    eval_set = sample_users(eval_set, config.sample_users, config.seed)
     batch_size = batch_size or config.batch_size
     negatives = None
     if config.protocol == "sampled":
@@ -247,7 +251,6 @@ def evaluate_model(
             model.num_items, eval_set.histories, eval_set.targets, config.num_negatives, config.seed
         )
     batches = []
-    model.reset_diagnostics()
     starts = range(0, len(eval_set), batch_size)
     with torch.no_grad():
         for start in tqdm(starts, desc="evaluate", unit="batch", disable=not show_progress):
@@ -267,21 +270,12 @@ def evaluate_model(
     )
     if len(eval_set) < total_users:
         protocol["user_sample"] = f"{len(eval_set)} of {total_users} users (seed {config.seed})"
-    diagnostics = model.diagnostics()
-    if diagnostics:  # e.g. CALRec's grounding of its generations
-        protocol["diagnostics"] = diagnostics
+    diagnostics = [batch.diagnostics for batch in batches if batch.diagnostics is not None]
+    if diagnostics:  # e.g. CALRec's grounding of its generations, summed over the batches
+        protocol["diagnostics"] = dict(functools.reduce(operator.add, diagnostics).summary())
     parts = [batch.ranks for batch in batches]
     ranks = stack_target_set_ranks(parts) if is_set else np.concatenate(parts)
     return EvalResult.from_ranks(ranks, eval_set.user_ids, protocol)
-
-
-def sample_eval_set(eval_set: AnyEvalSet, num_users: int | None, seed: int) -> AnyEvalSet:
-    """A seeded subset of the users, in their original order (all of them when `num_users` is
-    None or not smaller): the evaluator's `sample_users` and training's validation users."""
-    if num_users is None or num_users >= len(eval_set):
-        return eval_set
-    rows = np.random.default_rng(seed).choice(len(eval_set), num_users, replace=False)
-    return eval_set.subset(np.sort(rows))
 
 
 def _rank_batch(
@@ -297,7 +291,8 @@ def _rank_batch(
     # The history filter is the evaluator's choice, never the model's (anchors sec. 4.4, item 3);
     # target sets always exclude it (the hold-out protocol, CLLM4Rec note sec. 5.4).
     exclude = histories if config.filter_history or is_set else None
-    users = eval_set.user_ids[rows]  # models with per-user parameters (CLLM4Rec) use them
+    # only models with per-user parameters (CLLM4Rec) read who each history belongs to
+    users = eval_set.user_ids[rows] if model.reads_users else None
     scores = model.score(histories, users)
     if scores is not None:
         if tuple(scores.shape) != (len(histories), model.num_items):
@@ -326,7 +321,7 @@ def _rank_batch(
         ranks = target_set_ranks_from_recommendations(recommendations, targets)
     else:
         ranks = ranks_from_recommendations(recommendations, targets)
-    return BatchRanks(ranks, "recommend", rank_cutoff)
+    return BatchRanks(ranks, "recommend", rank_cutoff, recommendations.diagnostics)
 
 
 def _checked_targets(

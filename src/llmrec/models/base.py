@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -18,10 +18,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from llmrec import __version__
 from llmrec.atomic import replacing_folder
-from llmrec.data.catalogue import Catalogue, ItemId
-from llmrec.data.sequences import EvalSet
+from llmrec.data.catalogue import Catalogue
+from llmrec.data.sequences import AnyEvalSet, Dataset, EvalSet, sample_users
 from llmrec.errors import ConfigError, ModelFormatError
 from llmrec.models.saved import (
     check_tensor_header,
@@ -30,7 +29,9 @@ from llmrec.models.saved import (
     read_json,
     saved_folder,
 )
+from llmrec.recommendations import Exclusions, Histories, Recommendations, Users, top_k
 from llmrec.training.config import TrainConfig
+from llmrec.version import __version__
 
 CONFIG_FILE = "config.json"
 ITEMS_FILE = "items.jsonl"
@@ -41,17 +42,6 @@ class ModelConfig(BaseModel):
     """Base of every model's typed config; `name` is the registry key (the union discriminator)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-@dataclass(frozen=True)
-class Recommendations:
-    """Top-k per history, sorted by score descending, ties to the lower item index."""
-
-    item_indices: np.ndarray  # (B, k) int64
-    scores: np.ndarray  # (B, k) float32
-
-    def item_ids(self, catalogue: Catalogue) -> list[list[ItemId]]:
-        return [catalogue.item_ids(row) for row in self.item_indices]
 
 
 @dataclass
@@ -80,25 +70,27 @@ class FitResult:
         return cls(**{**values, **fields})
 
 
+# The evaluator's metrics of a model on an evaluation set, for validation during `fit`. The
+# experiment layer hands `llmrec.evaluation.validation_metrics` down in the `RunContext`, so that
+# models never import the evaluator (which sits above them).
+ValidationMetrics = Callable[["RecommenderModel", AnyEvalSet], dict[str, float]]
+# What the training loop calls after an epoch: the metrics of the model being trained.
+Validate = Callable[[torch.nn.Module], dict[str, float]]
+
+
 @dataclass(frozen=True)
 class RunContext:
-    """How a fit runs: where it may write (checkpoints, logs), the loop settings, the seed, and
-    where the run's named data sets live (for models that read other data sets, e.g. CALRec's
-    Stage I mixture)."""
+    """How a fit runs: where it may write (checkpoints, logs), the loop settings, the seed, how
+    validation is scored, and the further data sets the model asked for (`auxiliary_sources`,
+    e.g. CALRec's Stage I mixture), loaded by the caller."""
 
     run_dir: Path
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
     show_progress: bool = True
     resume: bool = False
-    data_dir: Path | None = None
-
-
-Histories = Sequence[Sequence[int] | np.ndarray]
-Exclusions = Sequence[Collection[int] | np.ndarray] | None
-# Who each history belongs to (user ids of the data set), for models with per-user parameters
-# (CLLM4Rec's user tokens); None, or a None entry, is a user the model has not seen.
-Users = Sequence[str | None] | None
+    validation_metrics: ValidationMetrics | None = None
+    auxiliary: Mapping[str, Dataset] = field(default_factory=dict)
 
 
 class RecommenderModel(ABC):
@@ -115,6 +107,10 @@ class RecommenderModel(ABC):
     def num_items(self) -> int:
         return len(self.catalogue)
 
+    # Whether the model has per-user parameters (CLLM4Rec's user tokens) and so reads the
+    # `user_ids` of `fit` and the `users` of `score` / `recommend`; the others refuse them.
+    reads_users: ClassVar[bool] = False
+
     def fit(
         self,
         train: Sequence[np.ndarray],
@@ -122,13 +118,38 @@ class RecommenderModel(ABC):
         run: RunContext | None = None,
         user_ids: Sequence[str] | None = None,
     ) -> FitResult:
-        """Fit on training sequences; `valid` is for early stopping only. `user_ids[u]` names
-        the owner of `train[u]` (models without per-user parameters ignore it). Without a
-        `run`, checkpoints and logs go to a scratch folder deleted afterwards."""
+        """Fit on training sequences; `valid` is for early stopping only (scored by
+        `run.validation_metrics`). `user_ids[u]` names the owner of `train[u]`, for models
+        that read users. Without a `run`, checkpoints and logs go to a scratch folder deleted
+        afterwards."""
+        if user_ids is not None and not self.reads_users:
+            raise ConfigError(f"{self.name} has no per-user parameters: pass no user_ids")
         if run is None:
             with tempfile.TemporaryDirectory(prefix=f"llmrec-{self.name}-") as scratch:
                 return self._fit(train, valid, RunContext(Path(scratch)), user_ids)
         return self._fit(train, valid, run, user_ids)
+
+    def auxiliary_sources(self) -> dict[str, Path | None]:
+        """Named data sets (or folders) that `fit` trains on beside `train`, each with the root
+        to look for it in (None: the run's data root); the caller loads them into
+        `RunContext.auxiliary` under these names. None by default."""
+        return {}
+
+    def validator(
+        self, valid: AnyEvalSet | None, run: RunContext, users: int | None
+    ) -> Validate | None:
+        """The loop's validation callback: `run.validation_metrics` of this model on a seeded
+        sample of `users` users of `valid` (all when None), or None without `valid`."""
+        if valid is None:
+            return None
+        if run.validation_metrics is None:
+            raise ConfigError(
+                "validation needs a scorer: pass RunContext(..., validation_metrics="
+                "llmrec.evaluation.validation_metrics), or fit through llmrec.run_experiment"
+            )
+        subset, metrics = sample_users(valid, users, run.seed), run.validation_metrics
+        # the loop trains the model's own network, so scoring the model scores it
+        return lambda network: metrics(self, subset)
 
     @abstractmethod
     def _fit(
@@ -141,7 +162,8 @@ class RecommenderModel(ABC):
         """`fit` with a run folder always given."""
 
     def score(self, histories: Histories, users: Users = None) -> torch.Tensor | None:
-        """(B, n_items) scores for every catalogue item, or None if the model cannot score all."""
+        """(B, n_items) scores for every catalogue item, or None if the model cannot score all.
+        `users`: who each history belongs to, for models that read users (else None)."""
         return None
 
     def recommend(
@@ -152,14 +174,6 @@ class RecommenderModel(ABC):
         if scores is None:
             raise NotImplementedError(f"{self.name} must implement recommend() or score()")
         return top_k(scores, k, exclude)
-
-    def reset_diagnostics(self) -> None:
-        """Forget the counts behind `diagnostics` (the evaluator calls it before ranking)."""
-        return None
-
-    def diagnostics(self) -> dict[str, float]:
-        """Model-specific counts gathered while ranking (e.g. CALRec's grounding); {} if none."""
-        return {}
 
     def to(self, device: str | torch.device) -> Self:
         """Move the model's networks to `device` (a GPU for ranking there); returns the model.
@@ -255,18 +269,6 @@ def read_model_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def mask_excluded(scores: torch.Tensor, exclude: Exclusions) -> torch.Tensor:
-    """Copy of `scores` (B, n) with excluded items set to -inf."""
-    if exclude is None:
-        return scores
-    scores = scores.clone()
-    for row, items in enumerate(exclude):
-        indices = torch.as_tensor(np.fromiter(items, dtype=np.int64, count=len(items)))
-        if len(indices):
-            scores[row, indices] = float("-inf")
-    return scores
-
-
 def resolve_device(device: str) -> torch.device:
     """`auto`: the first CUDA GPU when torch sees one, else the CPU; otherwise a torch device
     name (`cpu`, `cuda`, `cuda:1`), refused when it names a GPU torch does not see."""
@@ -284,13 +286,3 @@ def resolve_device(device: str) -> torch.device:
 def module_device(module: torch.nn.Module) -> torch.device:
     """Where a network's weights are (a GPU after training there): its inputs go there too."""
     return next(module.parameters()).device
-
-
-def top_k(scores: torch.Tensor, k: int, exclude: Exclusions = None) -> Recommendations:
-    """Top-k of (B, n) scores, excluded items removed, ties broken toward the lower item index."""
-    scores = mask_excluded(scores.float().cpu(), exclude)
-    k = min(k, scores.shape[1])
-    # A stable descending sort keeps equal scores in index order; topk makes no such promise.
-    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
-    top_scores = torch.gather(scores, 1, order)
-    return Recommendations(order.numpy().astype(np.int64), top_scores.numpy())

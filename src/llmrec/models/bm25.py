@@ -11,14 +11,8 @@ import torch
 from pydantic import Field, PositiveInt
 
 from llmrec.data.sequences import EvalSet
-from llmrec.models.base import (
-    FitResult,
-    Histories,
-    ModelConfig,
-    RecommenderModel,
-    RunContext,
-    Users,
-)
+from llmrec.models.base import FitResult, ModelConfig, RecommenderModel, RunContext
+from llmrec.recommendations import Histories, Users
 from llmrec.retrieval.bm25 import BM25Index
 from llmrec.text.templates import DEFAULT_FIELDS, ItemField, item_text
 
@@ -33,7 +27,7 @@ class BM25Config(ModelConfig):
     b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation")
 
 
-class BM25Recommender(RecommenderModel):
+class BM25Model(RecommenderModel):
     name = "bm25"
     Config = BM25Config
 

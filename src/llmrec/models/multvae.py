@@ -19,15 +19,11 @@ from pydantic import Field, PositiveInt
 from torch import nn
 from torch.nn import functional
 
-from llmrec.models.base import (
-    Histories,
-    ModelConfig,
-    RunContext,
-    module_device,
-)
+from llmrec.models.base import ModelConfig, RunContext, module_device
 from llmrec.models.losses import multinomial_nll
 from llmrec.models.single_network import NetworkModel
-from llmrec.training.loop import LossOutput
+from llmrec.recommendations import Histories
+from llmrec.training.protocol import LossOutput, TrainableNetwork
 
 
 class MultVAEConfig(ModelConfig):
@@ -50,7 +46,7 @@ def gaussian_kl(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
     return 0.5 * terms.sum(dim=1).mean()
 
 
-class MultVAENetwork(nn.Module):
+class MultVAENetwork(TrainableNetwork):
     """Encoder items -> hidden -> (mean, log-variance); decoder latent -> hidden -> item logits."""
 
     def __init__(self, config: MultVAEConfig, num_items: int) -> None:

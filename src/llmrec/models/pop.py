@@ -11,16 +11,9 @@ import torch
 from safetensors.torch import save_file
 
 from llmrec.data.sequences import EvalSet
-from llmrec.models.base import (
-    WEIGHTS_FILE,
-    FitResult,
-    Histories,
-    ModelConfig,
-    RecommenderModel,
-    RunContext,
-    Users,
-)
+from llmrec.models.base import WEIGHTS_FILE, FitResult, ModelConfig, RecommenderModel, RunContext
 from llmrec.models.saved import read_tensors
+from llmrec.recommendations import Histories, Users
 
 
 class PopConfig(ModelConfig):

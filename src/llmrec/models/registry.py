@@ -13,11 +13,11 @@ from llmrec.models.base import (
     read_model_meta,
     resolve_device,
 )
-from llmrec.models.bm25 import BM25Config, BM25Recommender
+from llmrec.models.bm25 import BM25Config, BM25Model
 from llmrec.models.calrec.config import CALRecConfig
 from llmrec.models.calrec.model import CALRec
-from llmrec.models.cllm4rec.config import CLLM4RecConfig
-from llmrec.models.cllm4rec.model import CLLM4Rec
+from llmrec.models.cllm4rec.config import CLLM4RecConfig, CLLM4RecLiteConfig
+from llmrec.models.cllm4rec.model import CLLM4Rec, CLLM4RecLite
 from llmrec.models.multvae import MultVAE, MultVAEConfig
 from llmrec.models.pop import PopConfig, Popularity
 from llmrec.models.sasrec import SASRec, SASRecConfig
@@ -25,15 +25,22 @@ from llmrec.models.saved import saved_folder
 
 MODELS: dict[str, type[RecommenderModel]] = {
     "pop": Popularity,
-    "bm25": BM25Recommender,
+    "bm25": BM25Model,
     "sasrec": SASRec,
     "multvae": MultVAE,
     "calrec": CALRec,
     "cllm4rec": CLLM4Rec,
+    "cllm4rec-lite": CLLM4RecLite,  # beyond the paper: no pretraining, no MR, no user tokens
 }
 
 AnyModelConfig = (
-    PopConfig | BM25Config | SASRecConfig | MultVAEConfig | CALRecConfig | CLLM4RecConfig
+    PopConfig
+    | BM25Config
+    | SASRecConfig
+    | MultVAEConfig
+    | CALRecConfig
+    | CLLM4RecConfig
+    | CLLM4RecLiteConfig
 )
 
 

@@ -16,16 +16,12 @@ import torch
 from pydantic import Field, PositiveInt
 from torch import nn
 
-from llmrec.models.base import (
-    Histories,
-    ModelConfig,
-    RunContext,
-    module_device,
-)
+from llmrec.models.base import ModelConfig, RunContext, module_device
 from llmrec.models.losses import full_softmax_cross_entropy
 from llmrec.models.single_network import NetworkModel
+from llmrec.recommendations import Histories
 from llmrec.training.batching import length_pooled_batches
-from llmrec.training.loop import LossOutput
+from llmrec.training.protocol import LossOutput, TrainableNetwork
 
 
 class SASRecConfig(ModelConfig):
@@ -39,7 +35,7 @@ class SASRecConfig(ModelConfig):
     score_batch_size: PositiveInt = Field(1024, description="histories per scoring batch")
 
 
-class SASRecNetwork(nn.Module):
+class SASRecNetwork(TrainableNetwork):
     """Item + reverse-position embeddings -> pre-LN causal transformer -> dot with item table."""
 
     def __init__(self, config: SASRecConfig, num_items: int) -> None:

@@ -1,6 +1,6 @@
 """`NetworkModel`: the shape shared by models that are one network trained on the shared loop
-(SASRec, Mult-VAE): a fresh network per fit, the model's batches, validation by full-ranking
-metrics on a seeded user sample, chunked scoring, and the weights in one safetensors file."""
+(SASRec, Mult-VAE): a fresh network per fit, the model's batches, validation on a seeded user
+sample (`RecommenderModel.validator`), chunked scoring, and the weights in one safetensors file."""
 
 from __future__ import annotations
 
@@ -14,20 +14,12 @@ from torch import nn
 
 from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import AnyEvalSet
-from llmrec.evaluation.ranking import sample_eval_set
-from llmrec.models.base import (
-    WEIGHTS_FILE,
-    FitResult,
-    Histories,
-    ModelConfig,
-    RecommenderModel,
-    RunContext,
-    Users,
-)
+from llmrec.models.base import WEIGHTS_FILE, FitResult, ModelConfig, RecommenderModel, RunContext
 from llmrec.models.saved import read_tensors
+from llmrec.recommendations import Histories, Users
 from llmrec.training.checkpoint import save_weights
 from llmrec.training.loop import BatchSource, train
-from llmrec.training.validation import validation_metrics
+from llmrec.training.protocol import TrainableNetwork
 
 
 class NetworkModel(RecommenderModel):
@@ -38,7 +30,7 @@ class NetworkModel(RecommenderModel):
         self.network = self.new_network()
 
     @abstractmethod
-    def new_network(self) -> nn.Module:
+    def new_network(self) -> TrainableNetwork:
         """A freshly initialised network (the caller seeds the RNG)."""
 
     @abstractmethod
@@ -58,15 +50,10 @@ class NetworkModel(RecommenderModel):
     ) -> FitResult:
         torch.manual_seed(run.seed)
         self.network = self.new_network()
-        validate = None
-        if valid is not None:
-            subset = sample_eval_set(valid, run.train.eval_users, run.seed)
-            # the loop trains self.network itself, so scoring the model scores it
-            validate = lambda network: validation_metrics(self, subset)  # noqa: E731
         result = train(
             self.network,
             self.batches(train_sequences, run),
-            validate,
+            self.validator(valid, run, run.train.eval_users),
             run.train,
             run.run_dir,
             seed=run.seed,

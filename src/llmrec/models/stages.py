@@ -4,16 +4,14 @@ warm-up / pretraining / finetuning) on the shared loop."""
 from __future__ import annotations
 
 from llmrec.data.sequences import AnyEvalSet
-from llmrec.evaluation.ranking import sample_eval_set
-from llmrec.models.base import RunContext
+from llmrec.models.base import RecommenderModel, RunContext
 from llmrec.training.checkpoint import recover_checkpoint
 from llmrec.training.config import TrainConfig
 from llmrec.training.loop import BatchSource, TrainResult, train
-from llmrec.training.validation import validation_metrics
 
 
 def train_stage(
-    model,
+    model: RecommenderModel,
     name: str,
     batches: BatchSource,
     cfg: TrainConfig,
@@ -21,18 +19,13 @@ def train_stage(
     run: RunContext,
 ) -> TrainResult:
     """Train `model.network` in RUN_DIR/name, validated after each epoch by
-    `validation_metrics(model, subset)` on a seeded sample of `valid` (`cfg.eval_users`). A
-    resumed run restarts the stage from its own last checkpoint; a stage that never started
-    starts afresh."""
-    validate = None
-    if valid is not None:
-        subset = sample_eval_set(valid, cfg.eval_users, run.seed)
-        validate = lambda network: validation_metrics(model, subset)  # noqa: E731
+    `run.validation_metrics` on a seeded sample of `valid` (`cfg.eval_users`). A resumed run
+    restarts the stage from its own last checkpoint; a stage that never started starts afresh."""
     stage_dir = run.run_dir / name
     return train(
         model.network,
         batches,
-        validate,
+        model.validator(valid, run, cfg.eval_users),
         cfg,
         stage_dir,
         seed=run.seed,

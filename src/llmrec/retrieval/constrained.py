@@ -73,17 +73,8 @@ class CatalogueTrie:
         return len(self.order)
 
     @property
-    def num_sequences(self) -> int:
-        """Distinct sequences (leaves); fewer than `num_items` when items share a line."""
-        return int(self.leaf[-1]) + 1
-
-    @property
     def root(self) -> TrieNode:
         return TrieNode(0, 0, self.num_items)
-
-    @property
-    def nbytes(self) -> int:
-        return self.matrix.nbytes + self.order.nbytes + self.leaf.nbytes
 
     def find(self, prefix: Sequence[int]) -> TrieNode | None:
         """The node of `prefix`, or None if no item's sequence starts with it."""
@@ -121,25 +112,12 @@ class CatalogueTrie:
         is_unique = self.leaf[starts] == self.leaf[stops - 1]
         return Children(depth, tokens, starts, stops, num_ended, is_unique)
 
-    def allowed_tokens(self, where: Sequence[int] | TrieNode) -> list[int]:
-        """Tokens that may follow the prefix, ascending; empty for a finished or unknown prefix."""
-        return self.children(where).tokens.tolist()
-
     def items(self, where: Sequence[int] | TrieNode) -> np.ndarray:
         """Sorted indices of the items whose sequence starts with the prefix."""
         node = self._node(where)
         if node is None:
             return np.zeros(0, dtype=np.int64)
         return np.sort(self.order[node.start : node.stop])
-
-    def ended_items(self, where: Sequence[int] | TrieNode) -> np.ndarray:
-        """Sorted indices of the items whose whole sequence (suffix included) is the prefix."""
-        node = self._node(where)
-        if node is None:
-            return np.zeros(0, dtype=np.int64)
-        column = self.matrix[node.start : node.stop, node.depth]
-        count = int(np.searchsorted(column, END, side="right"))
-        return np.sort(self.order[node.start : node.start + count])
 
     def is_unique(self, where: Sequence[int] | TrieNode) -> bool:
         """Whether exactly one distinct sequence lies under the prefix (items sharing it count as

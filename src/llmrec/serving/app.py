@@ -12,7 +12,6 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from llmrec import __version__
 from llmrec.errors import LlmrecError
 from llmrec.recommender import Query, Recommender
 from llmrec.serving.batcher import MicroBatcher
@@ -25,6 +24,7 @@ from llmrec.serving.schemas import (
     RecommendResponse,
     ServeSettings,
 )
+from llmrec.version import __version__
 
 ERRORS = {
     400: {"model": ErrorResponse, "description": "an entry or candidate is not in the catalogue"},

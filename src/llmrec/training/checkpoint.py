@@ -19,6 +19,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from llmrec.atomic import finish_interrupted_swap, replacing_folder
+from llmrec.training.protocol import TrainableNetwork
 
 MODEL_FILE = "model.safetensors"
 RNG_FILE = "rng.safetensors"
@@ -44,17 +45,18 @@ class LoopState:
 def save_weights(module: nn.Module, path: Path) -> None:
     """safetensors' save_model keeps one copy of tied weights (an LLM's embedding and head).
 
-    A module with `checkpoint_trainable_only = True` (CLLM4Rec: a frozen LLM under small ID
-    tables) saves only the parameters that train; the frozen rest is rebuilt from its source.
+    A network whose `TrainingPlan` says `checkpoint_trainable_only` (CLLM4Rec: a frozen LLM
+    under small ID tables) saves only the parameters that train; the frozen rest is rebuilt from
+    its source.
     """
-    if getattr(module, "checkpoint_trainable_only", False):
+    if _trainable_only(module):
         save_file(_trainable(module), str(path))
     else:
         save_model(module, str(path))
 
 
 def load_weights(module: nn.Module, path: Path) -> None:
-    if not getattr(module, "checkpoint_trainable_only", False):
+    if not _trainable_only(module):
         load_model(module, str(path))
         return
     saved, expected = load_file(str(path)), _trainable(module)
@@ -66,6 +68,10 @@ def load_weights(module: nn.Module, path: Path) -> None:
         for name, parameter in module.named_parameters():
             if name in saved:
                 parameter.copy_(saved[name])
+
+
+def _trainable_only(module: nn.Module) -> bool:
+    return isinstance(module, TrainableNetwork) and module.training_plan().checkpoint_trainable_only
 
 
 def _trainable(module: nn.Module) -> dict[str, torch.Tensor]:

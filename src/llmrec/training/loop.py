@@ -17,7 +17,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,6 +46,7 @@ from llmrec.training.config import TrainConfig
 from llmrec.training.distributed import batch_rows, global_loss_scale, local_batch, rng_states
 from llmrec.training.divergence import DivergenceGuard
 from llmrec.training.optim import build_optimizer, build_scheduler
+from llmrec.training.protocol import LossOutput, TrainableNetwork
 from llmrec.training.seed import set_seed
 
 logger = logging.getLogger(__name__)
@@ -54,22 +55,6 @@ Validate = Callable[[nn.Module], dict[str, float]]
 
 LOG_FILE = "train_log.jsonl"
 TENSORBOARD_FOLDER = "tensorboard"
-
-
-@dataclass
-class LossOutput:
-    """The loss to minimise, its named parts (logged separately) and what it is a mean of.
-
-    `num_terms`: how many terms `total` averages (SASRec: real positions; a token loss: target
-    tokens); None counts one term per batch row. With several processes it weighs each
-    process' loss so that their average is the mean over the whole batch (see
-    `training.distributed.global_loss_scale`); a one-process run does not use it.
-    """
-
-    total: torch.Tensor
-    parts: dict[str, torch.Tensor] = field(default_factory=dict)
-    num_tokens: int = 0  # items or tokens in the batch, for throughput
-    num_terms: int | None = None
 
 
 class BatchSource(Protocol):
@@ -90,7 +75,7 @@ class TrainResult:
 
 
 def train(
-    module: nn.Module,
+    module: TrainableNetwork,
     batches: BatchSource,
     validate: Validate | None,
     cfg: TrainConfig,
@@ -109,11 +94,8 @@ def train(
     """
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
-    # A module whose steps train only some of its parameters (CLLM4Rec: one view's tables per
-    # task) says so; DDP must then look for parameters without gradients after each backward.
-    unused = DistributedDataParallelKwargs(
-        find_unused_parameters=getattr(module, "trains_a_subset_per_step", False)
-    )
+    plan = module.training_plan()
+    unused = DistributedDataParallelKwargs(find_unused_parameters=plan.unused_parameters)
     accelerator = Accelerator(
         mixed_precision=cfg.precision,
         gradient_accumulation_steps=cfg.grad_accum,
@@ -127,7 +109,7 @@ def train(
     steps_per_epoch = len(batches.epoch_batches(0))  # every process takes part in every batch
     steps = cfg.epochs * math.ceil(steps_per_epoch / cfg.grad_accum)  # see `_accumulation`
     total_steps = cfg.max_steps or max(1, steps)
-    optimizer = build_optimizer(module, cfg)
+    optimizer = build_optimizer(module, cfg, plan.lr_scales)
     scheduler = build_scheduler(optimizer, cfg, total_steps)
     model, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
     state = LoopState()

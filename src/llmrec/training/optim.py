@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -10,11 +11,13 @@ from torch import nn
 from llmrec.training.config import TrainConfig
 
 
-def build_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+def build_optimizer(
+    module: nn.Module, cfg: TrainConfig, scales: Mapping[str, float] | None = None
+) -> torch.optim.AdamW:
     """Only matrices (ndim >= 2: linear weights, embedding tables) decay; biases and norms don't.
-    A module may train some parameters at a multiple of the lr: `lr_scales()` maps their names
-    to factors (CLLM4Rec's `table_lr_scale`); those get groups of their own, after the two."""
-    scales = module.lr_scales() if hasattr(module, "lr_scales") else {}
+    `scales` maps parameter names to multiples of the lr (the network's `TrainingPlan`, e.g.
+    CLLM4Rec's `table_lr_scale`); those get groups of their own, after the two."""
+    scales = scales or {}
     groups: dict[tuple[bool, float], list[nn.Parameter]] = {(True, 1.0): [], (False, 1.0): []}
     for name, parameter in module.named_parameters():
         if parameter.requires_grad:

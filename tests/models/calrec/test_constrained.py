@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from llmrec.data.catalogue import Item
 from llmrec.models.backbone import Backbone, BackboneConfig, load_backbone
-from llmrec.models.base import top_k
 from llmrec.models.calrec.constrained import ConstrainedConfig, constrained_ranking
+from llmrec.recommendations import top_k
 from llmrec.retrieval.constrained import CatalogueTrie
 from llmrec.text.templates import ItemLines, TextConfig
 
@@ -193,7 +193,7 @@ def test_items_not_found_are_padded_at_minus_infinity(
         tiny.model, prompts[:1], trie, 5, beam_width=1, stop_at_unique=False, max_new_tokens=1
     )
     found = np.isfinite(recs.scores[0])
-    first_tokens = trie.allowed_tokens([])
+    first_tokens = trie.children([]).tokens.tolist()
     assert len(first_tokens) == 2  # "Shea" and "Rose"
     under = [set(trie.items([token]).tolist()) for token in first_tokens]
     assert set(recs.item_indices[0][found].tolist()) in under

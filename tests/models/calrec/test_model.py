@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from llmrec.data.registry import load_dataset
 from llmrec.data.sequences import EvalSet
 from llmrec.errors import ConfigError
 from llmrec.evaluation.ranking import evaluate_model
@@ -62,10 +63,9 @@ def test_twenty_users_are_memorised_through_generation(beauty_mini, llm_cache_di
     assert result.metrics["recall@1"] == 1.0
     assert result.protocol["ranked_by"] == "recommend"
     assert result.protocol["diagnostics"]["exact_match_share"] == 1.0  # every line is real
-    assert model.target_loss(memorised) < 0.5  # per-token CE of the memorised target lines
 
     # The contrastive terms aligned v_U with v_T: dense retrieval finds the targets too.
-    model.config = model.config.model_copy(update={"retrieval": "dense"})
+    model.config = model.config.with_extensions(retrieval="dense")
     dense = evaluate_model(model, memorised, show_progress=False)
     assert dense.protocol["ranked_by"] == "score"
     assert dense.metrics["recall@10"] >= 0.5  # random: 10 / 2090
@@ -82,23 +82,24 @@ def test_stage_one_mixes_other_data_sets_before_stage_two(beauty_mini, llm_cache
         },
     )
     model = CALRec(config, beauty_mini.catalogue)
-    run = RunContext(tmp_path, TrainConfig(epochs=1, batch_size=4), seed=0, show_progress=False)
+    mixture = {str(fixture): load_dataset(fixture).dataset}
+    train = TrainConfig(epochs=1, batch_size=4)
+    run = RunContext(tmp_path, train, seed=0, show_progress=False, auxiliary=mixture)
     model.fit(beauty_mini.train[:8], None, run)
     assert (tmp_path / "stage_one" / "checkpoints" / "last").is_dir()
     assert (tmp_path / "stage_two" / "checkpoints" / "last").is_dir()
 
 
-def test_stage_one_reads_named_sets_from_the_runs_data_dir(
-    beauty_mini, llm_cache_dir, tmp_path, monkeypatch
-) -> None:
-    """`llmrec run CONFIG --set data.data_dir=D` is enough for Stage I's named sources too."""
-    monkeypatch.delenv("LLMREC_DATA", raising=False)
+def test_stage_one_trains_on_the_mixture_it_is_handed(beauty_mini, llm_cache_dir, tmp_path) -> None:
+    """The model names its Stage I sources; the caller (the experiment layer) loads them."""
     stage_one = {"sources": ["beauty-mini"], "include_target": False, "examples_per_epoch": 4}
     config = _config(llm_cache_dir, stage_one={**stage_one, "train": {"batch_size": 4}})
     model = CALRec(config, beauty_mini.catalogue)
-    data_dir = Path(__file__).resolve().parents[3] / "data"
+    assert model.auxiliary_sources() == {"beauty-mini": None}
     train = TrainConfig(epochs=1, batch_size=4)
-    run = RunContext(tmp_path, train, seed=0, show_progress=False, data_dir=data_dir)
+    with pytest.raises(ConfigError, match=r"RunContext\.auxiliary"):
+        model.fit(beauty_mini.train[:4], None, RunContext(tmp_path, train, show_progress=False))
+    run = RunContext(tmp_path, train, show_progress=False, auxiliary={"beauty-mini": beauty_mini})
     model.fit(beauty_mini.train[:4], None, run)
     assert (tmp_path / "stage_one" / "checkpoints" / "last").is_dir()
 
@@ -113,7 +114,7 @@ def test_lora_trains_adapters_only_and_merges_into_a_plain_model(
 ) -> None:
     import torch
 
-    config = _config(llm_cache_dir, lora={"rank": 4, "alpha": 8, "dropout": 0.0})
+    config = _config(llm_cache_dir, extensions={"lora": {"rank": 4, "alpha": 8, "dropout": 0.0}})
     model = CALRec(config, beauty_mini.catalogue)
     before = {n: p.detach().clone() for n, p in model.network.language_model.named_parameters()}
     run = RunContext(
@@ -140,7 +141,8 @@ def test_trainable_layers_train_only_the_top_layers(
     and the final norm train, with full weights or adapters alike."""
     import torch
 
-    model = CALRec(_config(llm_cache_dir, trainable_layers=1, lora=lora), beauty_mini.catalogue)
+    extensions = {"trainable_layers": 1, "lora": lora}
+    model = CALRec(_config(llm_cache_dir, extensions=extensions), beauty_mini.catalogue)
     before = {n: p.detach().clone() for n, p in model.network.language_model.named_parameters()}
     run = RunContext(
         tmp_path, TrainConfig(epochs=1, batch_size=4, lr=1e-2), seed=0, show_progress=False
@@ -154,9 +156,9 @@ def test_trainable_layers_train_only_the_top_layers(
     for name in trained:
         assert not torch.equal(after[name], before[name]), name
     with pytest.raises(ConfigError, match="has 2"):
-        CALRec(_config(llm_cache_dir, trainable_layers=3), beauty_mini.catalogue).fit(
-            beauty_mini.train[:4], None, run
-        )
+        CALRec(
+            _config(llm_cache_dir, extensions={"trainable_layers": 3}), beauty_mini.catalogue
+        ).fit(beauty_mini.train[:4], None, run)
 
 
 def test_grounding_diagnostics_are_reported_by_the_evaluator(beauty_mini, llm_cache_dir) -> None:

@@ -10,7 +10,6 @@ The split is leave-one-out.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from llmrec.data.catalogue import Catalogue
@@ -22,7 +21,8 @@ from llmrec.data.loaders.common import (
     read_lines,
 )
 from llmrec.data.loaders.interactions import Interaction, group_by_user, parse_timestamp
-from llmrec.data.loaders.items import parse_id, parse_json_object, read_items_jsonl
+from llmrec.data.loaders.items import read_items_jsonl
+from llmrec.data.values import csv_fields, parse_id, parse_json_object, shown
 from llmrec.errors import DataError
 
 JSONL_FILE = "interactions.jsonl"
@@ -53,20 +53,15 @@ def read_interactions_jsonl(path: Path, problems: Problems) -> list[Interaction]
     return interactions
 
 
-def _csv_fields(text: str) -> list[str]:
-    if '"' not in text:  # fast path; quoted fields go through the csv module
-        return [value.strip() for value in text.split(",")]
-    return [value.strip() for value in next(csv.reader([text]))]
-
-
 def _csv_columns(lines: list[tuple[int, str]], path: Path) -> dict[str, int]:
     if not lines:
         raise DataError("empty file; expected the header user,item[,timestamp]", path, 1)
     line, text = lines[0]
-    names = _csv_fields(text)
+    names = csv_fields(text, path, line)
     missing = [name for name in ("user", "item") if name not in names]
     if missing or len(set(names)) != len(names):
-        problem = f"header must name user and item (and optionally timestamp) once; got {names}"
+        problem = "header must name user and item (and optionally timestamp) once"
+        problem += f"; got {shown(text)}"
         raise DataError(problem, path, line, "header")
     return {name: position for position, name in enumerate(names)}
 
@@ -78,7 +73,11 @@ def read_interactions_csv(path: Path, problems: Problems) -> list[Interaction]:
     time_column = columns.get("timestamp")
     interactions = []
     for line, text in lines[1:]:
-        fields = _csv_fields(text)
+        try:
+            fields = csv_fields(text, path, line)
+        except DataError as error:
+            problems.handle("malformed_line", error)
+            continue
         if len(fields) != len(columns):
             error = field_count_error(len(fields), list(columns), "comma", path, line)
             problems.handle("malformed_line", error)

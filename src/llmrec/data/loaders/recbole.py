@@ -21,6 +21,7 @@ from llmrec.data.loaders.common import (
     read_lines,
 )
 from llmrec.data.loaders.interactions import Interaction, group_by_user, parse_timestamp
+from llmrec.data.values import parse_number, shown
 from llmrec.errors import DataError
 
 FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
@@ -48,7 +49,8 @@ def read_header(
         name, _, field_type = column.strip().partition(":")
         if field_type not in FIELD_TYPES or name in columns:
             problem = (
-                f"header column {column!r} is not a unique name:type with type in {FIELD_TYPES}"
+                f"header column {shown(column)} is not a unique name:type with type in"
+                f" {FIELD_TYPES}"
             )
             raise DataError(problem, path, line, "header")
         columns[name] = (position, field_type)
@@ -70,8 +72,8 @@ def read_inter(path: Path, problems: Problems) -> list[Interaction]:
             error = field_count_error(len(fields), list(columns), "tab", path, line)
             problems.handle("malformed_line", error)
             continue
-        if not fields[user_at] or not fields[item_at]:
-            field = "user_id" if not fields[user_at] else "item_id"
+        if not fields[user_at].strip() or not fields[item_at].strip():
+            field = "user_id" if not fields[user_at].strip() else "item_id"
             problems.handle("bad_value", DataError("empty id", path, line, field))
             continue
         time_text = None if time_at is None else fields[time_at]
@@ -100,10 +102,7 @@ def _item_from_fields(
         names = text.split(seq_separator) if is_sequence else [text]
         categories = tuple(name for name in names if name)
     price = value("price")
-    try:
-        price_value = None if price is None else float(price)
-    except ValueError:
-        raise DataError(f"expected a number, got {price!r}", path, line, "price") from None
+    price_value = None if price is None else parse_number(price, path, line, "price", minimum=0)
     return Item(
         item_id=fields[columns["item_id"][0]],
         title=value("title") or "",
@@ -125,7 +124,7 @@ def read_items(path: Path, problems: Problems, seq_separator: str) -> Catalogue:
             error = field_count_error(len(fields), list(columns), "tab", path, line)
             problems.handle("malformed_line", error)
             continue
-        if not fields[columns["item_id"][0]]:
+        if not fields[columns["item_id"][0]].strip():
             problems.handle("bad_value", DataError("empty id", path, line, "item_id"))
             continue
         try:
@@ -134,7 +133,7 @@ def read_items(path: Path, problems: Problems, seq_separator: str) -> Catalogue:
             problems.handle("bad_value", error)
             continue
         if item.item_id in items:
-            problem = f"duplicate item id {item.item_id!r}"
+            problem = f"duplicate item id {shown(item.item_id)}"
             problems.handle("duplicate_item", DataError(problem, path, line, "item_id"))
             continue
         items[item.item_id] = item

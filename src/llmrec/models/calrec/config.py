@@ -67,6 +67,32 @@ class StageOneConfig(BaseModel):
         return self
 
 
+class CALRecExtensions(BaseModel):
+    """Beyond the paper (docs/calrec.md sec. 13): every default here is the published method, so
+    an empty `extensions:` block is CALRec as published."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retrieval: Retrieval = Field(
+        "bm25",
+        description="bm25: generations grounded by BM25, merged quasi-round-robin (the paper); "
+        "beyond it, dense: cos(v_U, v_T) over the catalogue; hybrid: reciprocal rank fusion of "
+        "both; constrained: beam search over a prefix trie of item lines (only real items)",
+    )
+    lora: LoraSettings | None = Field(
+        None, description="train low-rank adapters instead of every weight (merged after fit)"
+    )
+    trainable_layers: PositiveInt | None = Field(
+        None,
+        description="train only the last N decoder layers and the final norm (the embedding and "
+        "tied head frozen; backpropagation stops below them); None trains every weight",
+    )
+    constrained: ConstrainedConfig = Field(
+        default_factory=ConstrainedConfig, description="settings of constrained decoding"
+    )
+    hybrid_depth: PositiveInt = Field(100, description="items taken from each ranking for fusion")
+
+
 class CALRecConfig(ModelConfig):
     name: Literal["calrec"] = "calrec"
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
@@ -82,25 +108,16 @@ class CALRecConfig(ModelConfig):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     bm25_k1: PositiveFloat = Field(1.5, description="BM25 k1 of the grounding index")
     bm25_b: float = Field(0.75, ge=0.0, le=1.0, description="BM25 b of the grounding index")
-    retrieval: Retrieval = Field(
-        "bm25",
-        description="bm25: generations grounded by BM25, merged quasi-round-robin (the paper); "
-        "dense: cos(v_U, v_T) over the catalogue; hybrid: reciprocal rank fusion of both; "
-        "constrained: beam search over a prefix trie of item lines (only real items)",
+    extensions: CALRecExtensions = Field(
+        default_factory=CALRecExtensions,
+        description="options beyond the paper, each off by default (docs/calrec.md sec. 13)",
     )
-    lora: LoraSettings | None = Field(
-        None, description="train low-rank adapters instead of every weight (merged after fit)"
-    )
-    trainable_layers: PositiveInt | None = Field(
-        None,
-        description="train only the last N decoder layers and the final norm (the embedding and "
-        "tied head frozen; backpropagation stops below them); None trains every weight",
-    )
-    constrained: ConstrainedConfig = Field(
-        default_factory=ConstrainedConfig, description="settings of constrained decoding"
-    )
-    hybrid_depth: PositiveInt = Field(100, description="items taken from each ranking for fusion")
     encode_batch_size: PositiveInt = Field(32, description="lines per forward pass when encoding")
+
+    def with_extensions(self, **changes) -> CALRecConfig:
+        """This config with the named extension options changed (e.g. `retrieval="dense"`)."""
+        extensions = self.extensions.model_copy(update=changes)
+        return self.model_copy(update={"extensions": extensions})
 
     @model_validator(mode="after")
     def _weights_leave_room_for_generation(self) -> CALRecConfig:

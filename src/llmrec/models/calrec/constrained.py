@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from llmrec.models.base import Exclusions, Recommendations
 from llmrec.models.calrec.generate import cached_forward, left_pad
 from llmrec.models.calrec.ranking import padding_items
+from llmrec.recommendations import Exclusions, Recommendations
 from llmrec.retrieval.constrained import CatalogueTrie, TrieNode
 
 if TYPE_CHECKING:

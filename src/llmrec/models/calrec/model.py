@@ -5,6 +5,7 @@ catalogue items with BM25 and merged quasi-round-robin.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from torch import nn
 
 from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import EvalSet
+from llmrec.errors import ConfigError
 from llmrec.models.backbone import (
     BackboneConfig,
     add_lora,
@@ -23,21 +25,10 @@ from llmrec.models.backbone import (
     merge_lora,
     train_top_layers,
 )
-from llmrec.models.base import (
-    Exclusions,
-    FitResult,
-    Histories,
-    Recommendations,
-    RecommenderModel,
-    RunContext,
-    Users,
-    module_device,
-    top_k,
-)
+from llmrec.models.base import FitResult, RecommenderModel, RunContext, module_device
 from llmrec.models.calrec.batches import (
     ExampleBatches,
     build_examples,
-    collate,
 )
 from llmrec.models.calrec.config import CALRecConfig, StageOneConfig  # noqa: F401 (re-export)
 from llmrec.models.calrec.constrained import constrained_ranking
@@ -56,18 +47,19 @@ from llmrec.models.calrec.ranking import (
 from llmrec.models.calrec.vllm_backend import Sampler, make_sampler
 from llmrec.models.saved import read_json, read_tensors, require
 from llmrec.models.stages import train_stage
+from llmrec.recommendations import Exclusions, Histories, Recommendations, Users, top_k
 from llmrec.retrieval.bm25 import BM25Index
 from llmrec.retrieval.constrained import CatalogueTrie
 from llmrec.retrieval.dense import VECTORS_FILE, DenseIndex, reciprocal_rank_fusion
 from llmrec.text.templates import ItemLines
-from llmrec.training.loop import LossOutput
+from llmrec.training.protocol import LossOutput, TrainableNetwork
 
 BACKBONE_FOLDER = "backbone"
 BM25_FOLDER = "bm25"
 DENSE_FOLDER = "dense"
 
 
-class CALRecNetwork(nn.Module):
+class CALRecNetwork(TrainableNetwork):
     """The causal LM and the loss of one batch: joint pass (history + target), item pass."""
 
     def __init__(self, language_model: nn.Module, config: CALRecConfig) -> None:
@@ -114,7 +106,6 @@ class CALRec(RecommenderModel):
         self._index: BM25Index | None = None
         self._dense: DenseIndex | None = None
         self._trie: CatalogueTrie | None = None
-        self._grounding = GroundingStats()
         self.backbone_identity: dict = {}
         self._sampler: tuple[GenerationConfig, Sampler] | None = None
         self._saved_folder: Path | None = None
@@ -217,10 +208,11 @@ class CALRec(RecommenderModel):
         user_ids: Sequence[str] | None,
     ) -> FitResult:
         torch.manual_seed(run.seed)
-        if self.config.lora is not None:  # choice: adapters train, then merge into the weights
-            self.network.language_model = add_lora(self.network.language_model, self.config.lora)
-        if self.config.trainable_layers is not None:
-            train_top_layers(self.network.language_model, self.config.trainable_layers)
+        extensions = self.config.extensions
+        if extensions.lora is not None:  # choice: adapters train, then merge into the weights
+            self.network.language_model = add_lora(self.network.language_model, extensions.lora)
+        if extensions.trainable_layers is not None:
+            train_top_layers(self.network.language_model, extensions.trainable_layers)
         history: list[dict[str, float]] = []
         stage_seconds: dict[str, float] = {}
         result = None
@@ -253,13 +245,21 @@ class CALRec(RecommenderModel):
             return FitResult()
         return FitResult.from_train(result, history=history, stage_seconds=stage_seconds)
 
-    def _stage_one_batches(self, train_sequences, run: RunContext) -> ExampleBatches:
-        from llmrec.data.registry import load_dataset
+    def auxiliary_sources(self) -> dict[str, Path | None]:
+        """Stage I's mixture: the named data sets, looked for in `stage_one.data_dir`."""
+        stage = self.config.stage_one
+        return {source: stage.data_dir for source in stage.sources} if stage else {}
 
+    def _stage_one_batches(self, train_sequences, run: RunContext) -> ExampleBatches:
         stage = self.config.stage_one
         pools, users, offset = [], [], len(self.catalogue)
         for source in stage.sources:
-            dataset = load_dataset(source, data_dir=stage.data_dir or run.data_dir).dataset
+            if source not in run.auxiliary:
+                raise ConfigError(
+                    f"Stage I mixes {source!r}: load it into RunContext.auxiliary "
+                    "(llmrec.run_experiment does)"
+                )
+            dataset = run.auxiliary[source]
             lines = ItemLines(dataset.catalogue.items, self.tokenizer, self.config.text)
             pools.append(build_examples(dataset.train, lines, self.config.training_targets, offset))
             users.append(dataset.num_users)
@@ -277,53 +277,34 @@ class CALRec(RecommenderModel):
             stage.examples_per_epoch,
         )
 
-    def target_loss(self, eval_set: EvalSet, batch_size: int = 16) -> float:
-        """Mean token cross-entropy of held-out target lines given their histories (L_NIG on
-        evaluation data): a smooth measure of how well the model writes the next item, where
-        small runs give rankings too sparse to compare (e.g. the CPU recipe's cuts)."""
-        sequences = [
-            np.append(h, t) for h, t in zip(eval_set.histories, eval_set.targets, strict=True)
-        ]
-        examples = build_examples(sequences, self.lines, "last")
-        network = self.network.eval()
-        device, head = module_device(network), network.language_model.get_output_embeddings()
-        total, tokens = 0.0, 0
-        with torch.no_grad():
-            for start in range(0, len(examples), batch_size):
-                batch = collate(examples[start : start + batch_size], self.tokenizer.pad_token_id)
-                batch = {key: value.to(device) for key, value in batch.items()}
-                hidden = network.hidden_states(batch["input_ids"], batch["attention_mask"])
-                count = int(batch["label_mask"][:, 1:].sum())
-                loss = next_item_generation_loss(
-                    hidden, head, batch["input_ids"], batch["label_mask"]
-                )
-                total += loss.item() * count
-                tokens += count
-        return total / max(tokens, 1)
-
     # --- ranking ----------------------------------------------------------------------------
     def recommend(
         self, histories: Histories, k: int, exclude: Exclusions = None, users: Users = None
     ) -> Recommendations:
-        """Top-k by the configured retrieval (see `CALRecConfig.retrieval`)."""
-        if self.config.retrieval == "dense":
+        """Top-k by the configured retrieval (see `CALRecExtensions.retrieval`)."""
+        if self.config.extensions.retrieval == "dense":
             return super().recommend(histories, k, exclude, users)
         self.network.eval()
         prompts = [self.lines.prompt_ids(history) for history in histories]
-        if self.config.retrieval == "constrained":
+        if self.config.extensions.retrieval == "constrained":
             return constrained_ranking(
                 self.network.language_model,
                 prompts,
                 self.trie,
                 k,
                 exclude,
-                **self.config.constrained.model_dump(),
+                **self.config.extensions.constrained.model_dump(),
             )
-        depth = k if self.config.retrieval == "bm25" else max(k, self.config.hybrid_depth)
-        rankings = generation_rankings(
-            self.sampler, prompts, self.index, depth, exclude, self.lines.texts, self._grounding
+        depth = (
+            k
+            if self.config.extensions.retrieval == "bm25"
+            else max(k, self.config.extensions.hybrid_depth)
         )
-        if self.config.retrieval == "hybrid":
+        grounding = GroundingStats()
+        rankings = generation_rankings(
+            self.sampler, prompts, self.index, depth, exclude, self.lines.texts, grounding
+        )
+        if self.config.extensions.retrieval == "hybrid":
             dense = top_k(self.dense_scores(histories), depth, exclude)
             rankings = [
                 # excluded items come back at -inf when too few others are left: not fused
@@ -332,19 +313,14 @@ class CALRec(RecommenderModel):
                     rankings, dense.item_indices, dense.scores, strict=True
                 )
             ]
-        return to_recommendations(rankings, k, self.num_items, exclude)
-
-    def reset_diagnostics(self) -> None:
-        self._grounding = GroundingStats()
-
-    def diagnostics(self) -> dict[str, float]:
-        """Grounding of the generations since the last reset (CALRec issue, item 5)."""
-        return self._grounding.summary()
+        # the grounding of this batch's generations comes back with its rankings
+        recommendations = to_recommendations(rankings, k, self.num_items, exclude)
+        return dataclasses.replace(recommendations, diagnostics=grounding)
 
     def score(self, histories: Histories, users: Users = None) -> torch.Tensor | None:
         """Dense scores cos(v_U, v_T) for every item when retrieval is dense; else None (the
         generative rankings cover only the items the generations name)."""
-        if self.config.retrieval != "dense":
+        if self.config.extensions.retrieval != "dense":
             return None
         return self.dense_scores(histories)
 
@@ -358,7 +334,7 @@ class CALRec(RecommenderModel):
         self.network.language_model.save_pretrained(path / BACKBONE_FOLDER)
         self.tokenizer.save_pretrained(path / BACKBONE_FOLDER)
         self.index.save(path / BM25_FOLDER)
-        if self._dense is not None or self.config.retrieval in ("dense", "hybrid"):
+        if self._dense is not None or self.config.extensions.retrieval in ("dense", "hybrid"):
             self.dense.save(path / DENSE_FOLDER)
         identity = json.dumps(self.backbone_identity, indent=1) + "\n"
         (path / "backbone_identity.json").write_text(identity, encoding="utf-8")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llmrec.models.base import Exclusions, Recommendations
 from llmrec.models.calrec.generate import SampledGenerations
+from llmrec.recommendations import Exclusions, Recommendations
 from llmrec.retrieval.bm25 import BM25Index
 from llmrec.retrieval.merge import (
     duplicate_share,
@@ -39,6 +39,13 @@ class GroundingStats:
         self.generations += len(texts)
         self.exact_matches += exact_match_share(texts, top_documents) * len(texts)
         self.duplicates += duplicate_share(texts) * len(texts)
+
+    def __add__(self, other: GroundingStats) -> GroundingStats:
+        return GroundingStats(
+            self.generations + other.generations,
+            self.exact_matches + other.exact_matches,
+            self.duplicates + other.duplicates,
+        )
 
     def summary(self) -> dict[str, float]:
         if not self.generations:

@@ -24,20 +24,14 @@ from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import EvalSet
 from llmrec.errors import ConfigError, ModelFormatError
 from llmrec.models.backbone import BackboneConfig, add_lora, load_backbone, merge_lora
-from llmrec.models.base import (
-    FitResult,
-    Histories,
-    RecommenderModel,
-    RunContext,
-    Users,
-    module_device,
-)
-from llmrec.models.cllm4rec.config import CLLM4RecConfig
+from llmrec.models.base import FitResult, RecommenderModel, RunContext, module_device
+from llmrec.models.cllm4rec.config import CLLM4RecConfig, CLLM4RecLiteConfig
 from llmrec.models.cllm4rec.documents import Document, DocumentBatches, Task, Templates, collate
 from llmrec.models.cllm4rec.network import CLLM4RecNetwork
 from llmrec.models.cllm4rec.vocab import VIEWS, IdVocabulary
 from llmrec.models.saved import read_json, read_tensors, tensor_shapes
 from llmrec.models.stages import train_stage
+from llmrec.recommendations import Histories, Users
 from llmrec.training.config import TrainConfig
 
 TABLES_FILE = "id_tables.safetensors"
@@ -62,6 +56,7 @@ class Stage:
 class CLLM4Rec(RecommenderModel):
     name = "cllm4rec"
     Config = CLLM4RecConfig
+    reads_users = True  # user ID tokens
 
     def __init__(self, config: CLLM4RecConfig, catalogue: Catalogue) -> None:
         super().__init__(config, catalogue)
@@ -116,16 +111,17 @@ class CLLM4Rec(RecommenderModel):
             raise ValueError(f"{len(user_ids)} user ids for {len(train_sequences)} sequences")
         torch.manual_seed(run.seed)
         self._build(user_ids, self.config.backbone, run.show_progress)
-        if self.config.lora is not None:
-            self.network.language_model = add_lora(self.network.language_model, self.config.lora)
+        extensions = self.config.extensions
+        if extensions.lora is not None:
+            self.network.language_model = add_lora(self.network.language_model, extensions.lora)
         content = self.templates.item_documents(self.catalogue.items)
-        if self.config.item_init == "content":  # beyond the paper (config.item_init)
+        if extensions.item_init == "content":  # beyond the paper
             self.network.ids.start_items_from_text(self.templates.item_text_tokens(content))
-        if self.config.user_content_documents:
+        if self.config.extensions.user_content_documents:
             content += self.templates.user_documents(train_sequences, self.catalogue.items)
         history, stage_seconds, result = [], {}, None
         for stage in self._stages(run.train):
-            if stage.name == "finetune" and self.config.centered_head:
+            if stage.name == "finetune" and self.config.extensions.centered_head:
                 self._start_centered_head(train_sequences, run.seed)
             batches = DocumentBatches(
                 stage.phases,
@@ -247,7 +243,7 @@ class CLLM4Rec(RecommenderModel):
         (path / USERS_FILE).write_text(users, encoding="utf-8")
         identity = json.dumps(self.backbone_identity, indent=1) + "\n"
         (path / IDENTITY_FILE).write_text(identity, encoding="utf-8")
-        if self.config.lora is not None:
+        if self.config.extensions.lora is not None:
             self.network.language_model.save_pretrained(path / BACKBONE_FOLDER)
             self.templates.tokenizer.save_pretrained(path / BACKBONE_FOLDER)
 
@@ -255,10 +251,10 @@ class CLLM4Rec(RecommenderModel):
         saved_identity = read_json(path / IDENTITY_FILE, dict)
         users = _saved_users(path)
         backbone = self.config.backbone
-        if self.config.lora is not None:
+        if self.config.extensions.lora is not None:
             backbone = BackboneConfig(source=str(path / BACKBONE_FOLDER))
         self._build(users, backbone, show_progress=False)
-        if self.config.lora is None:
+        if self.config.extensions.lora is None:
             _check_identity(saved_identity, self.backbone_identity, path)
         self.backbone_identity = saved_identity
         expected = self._tables()
@@ -292,3 +288,16 @@ def _check_identity(saved: dict, loaded: dict, path: Path) -> None:
                 f"{path / IDENTITY_FILE}: the backbone's {key} was {saved.get(key)!r} when the "
                 f"model was trained but is {loaded.get(key)!r} now (backbone {loaded['source']})"
             )
+
+
+class CLLM4RecLite(CLLM4Rec):
+    """CLLM4Rec-lite (beyond the paper, `CLLM4RecLiteConfig`): CLLM4Rec's finetuning with the
+    item head alone, on anonymous prompts unless the config names users by token."""
+
+    name = "cllm4rec-lite"
+    Config = CLLM4RecLiteConfig
+
+    @property
+    def reads_users(self) -> bool:  # type: ignore[override]
+        """Only prompts that name the user by ID token read who a history belongs to."""
+        return self.config.extensions.prompt_user_token

@@ -14,7 +14,7 @@ from torch import nn
 from llmrec.models.cllm4rec.config import CLLM4RecConfig
 from llmrec.models.cllm4rec.vocab import VIEWS, IdEmbedding, IdVocabulary, View
 from llmrec.models.losses import multinomial_nll
-from llmrec.training.loop import LossOutput
+from llmrec.training.protocol import LossOutput, TrainableNetwork, TrainingPlan
 
 # The view each task trains; mutual regularisation pulls it toward the other (held fixed).
 TASK_VIEW: dict[str, View] = {
@@ -24,11 +24,8 @@ TASK_VIEW: dict[str, View] = {
 }
 
 
-class CLLM4RecNetwork(nn.Module):
+class CLLM4RecNetwork(TrainableNetwork):
     """Backbone (frozen unless LoRA) + the four ID tables; `forward(batch)` is one task's loss."""
-
-    checkpoint_trainable_only = True  # checkpoints hold the ID tables (and adapters), not the LLM
-    trains_a_subset_per_step = True  # a step trains one view's tables (DDP: unused parameters)
 
     def __init__(
         self, language_model: nn.Module, vocabulary: IdVocabulary, config: CLLM4RecConfig
@@ -39,10 +36,10 @@ class CLLM4RecNetwork(nn.Module):
         self.ids = IdEmbedding(language_model.get_input_embeddings(), vocabulary, config.init_std)
         self.config = config
         weight = self.ids.item_weight("collaborative")
-        if config.centered_head:  # beyond the paper (config.centered_head)
+        if config.extensions.centered_head:  # beyond the paper (config.extensions.centered_head)
             self.state_mean = nn.Parameter(weight.new_zeros(weight.shape[1]))
             self.item_bias = nn.Parameter(weight.new_zeros(weight.shape[0]))
-        if config.untied_head:  # beyond the paper (config.untied_head)
+        if config.extensions.untied_head:  # beyond the paper (config.extensions.untied_head)
             self.head_items = nn.Parameter(torch.zeros_like(weight))
 
     def head_parameters(self) -> dict[str, nn.Parameter]:
@@ -50,9 +47,17 @@ class CLLM4RecNetwork(nn.Module):
         names = ("state_mean", "item_bias", "head_items")
         return {name: getattr(self, name) for name in names if hasattr(self, name)}
 
-    def lr_scales(self) -> dict[str, float]:
-        """Trainable ID-table parameters by name -> `table_lr_scale` (read by the optimizer)."""
-        scale = self.config.table_lr_scale
+    def training_plan(self) -> TrainingPlan:
+        """Checkpoints hold the ID tables (and adapters), not the frozen LLM; a step trains one
+        view's tables (DDP: unused parameters); the tables may train at `table_lr_scale`."""
+        return TrainingPlan(
+            lr_scales=self._table_lr_scales(),
+            checkpoint_trainable_only=True,
+            unused_parameters=True,
+        )
+
+    def _table_lr_scales(self) -> dict[str, float]:
+        scale = self.config.extensions.table_lr_scale
         if scale == 1.0:
             return {}
         tables = self.ids.named_parameters(prefix="ids")
@@ -76,15 +81,15 @@ class CLLM4RecNetwork(nn.Module):
         """(..., J) scores of every item: the tied item head of `view`, or the given item rows
         (times the configured fixed scale)."""
         logits = hidden @ (self.ids.item_weight(view) if rows is None else rows).T
-        scale = self.config.item_logit_scale
+        scale = self.config.extensions.item_logit_scale
         return logits if scale == 1.0 else logits * scale
 
     def recommend_logits(self, prompt_states: torch.Tensor) -> torch.Tensor:
         """(B, J) recommendation scores of prompt states (`read_prompt`): the tied item head
         (or with `untied_head` the head's own rows); with `centered_head` that head on the
         centred states plus an item bias."""
-        rows = self.head_items if self.config.untied_head else None
-        if not self.config.centered_head:
+        rows = self.head_items if self.config.extensions.untied_head else None
+        if not self.config.extensions.centered_head:
             return self.item_logits(prompt_states, rows=rows)
         return self.item_logits(prompt_states - self.state_mean, rows=rows) + self.item_bias
 
@@ -100,7 +105,7 @@ class CLLM4RecNetwork(nn.Module):
         token's, or with `prompt_readout: items_mean` the mean over its item tokens."""
         last = attention_mask.sum(1) - 1
         states = hidden[torch.arange(len(last), device=last.device), last]
-        if self.config.prompt_readout == "last":
+        if self.config.extensions.prompt_readout == "last":
             return states
         items = (input_ids >= self.vocabulary.item_range.start) & attention_mask.bool()
         counts = items.sum(1, keepdim=True)

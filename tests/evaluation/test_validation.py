@@ -1,4 +1,4 @@
-"""Tests of training/validation.py: validation metrics on next-item targets and on hold-out sets,
+"""Tests of evaluation/validation.py: validation metrics on next-item targets and on hold-out sets,
 through the evaluator (the same ranking path as test metrics)."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llmrec.data.sequences import EvalSet, MultiTargetEvalSet
+from llmrec.data.sequences import EvalSet, MultiTargetEvalSet, sample_users
 from llmrec.evaluation.metrics import compute_metrics
-from llmrec.evaluation.ranking import ranks_from_scores, sample_eval_set, target_set_ranks
-from llmrec.training.validation import validation_metrics
+from llmrec.evaluation.ranking import ranks_from_scores, target_set_ranks
+from llmrec.evaluation.validation import validation_metrics
 from tests.evaluation.test_ranking import MatrixRecommender, MatrixScorer
 
 NUM_ITEMS = 30
@@ -39,7 +39,7 @@ def test_hold_out_validation_excludes_the_history_at_the_holdout_cut_offs(model_
     ranks = target_set_ranks(reference, valid.targets, valid.histories)
     assert metrics == pytest.approx(compute_metrics(ranks, (10, 20, 40, 100)), abs=1e-12)
     assert metrics["recall@40"] == 1.0  # 30 items: every target is within the top 40
-    subset = sample_eval_set(valid, 5, seed=0)
+    subset = sample_users(valid, 5, seed=0)
     assert isinstance(subset, MultiTargetEvalSet) and len(subset) == 5
 
 
