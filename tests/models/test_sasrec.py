@@ -68,6 +68,7 @@ def test_an_absurd_learning_rate_stops_training_with_the_step_not_nan_scores(
         TrainConfig(epochs=3, batch_size=8, lr=1e30, grad_clip=None),
         seed=0,
         show_progress=False,
+        validation_metrics=validation_metrics,
     )
     with pytest.raises(
         TrainingDivergedError, match=r"at optimizer step \d+ \(learning rate 1e\+30\)"

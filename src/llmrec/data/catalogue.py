@@ -134,4 +134,6 @@ def _saved_item(line: str, index: int, path: str | Path, line_number: int) -> It
         raise DataError(
             f"unknown field (known: {sorted(ITEM_FIELDS)})", path, line_number, unknown[0]
         )
+    if not isinstance(record.get("item_id"), str):  # saved ids are strings, never numbers
+        raise DataError("expected a string", path, line_number, "item_id")
     return item_from_record(record, path, line_number)
