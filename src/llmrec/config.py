@@ -141,11 +141,14 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
 
 
 def _describe(error: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid config"]
+    """One line per problem: `key: what is wrong (got value)`; one problem fits on one line."""
+    problems = []
     for problem in error.errors():
         key = ".".join(str(part) for part in problem["loc"])
         value = problem.get("input")
         shown = "" if isinstance(value, dict) else f" (got {value!r})"
         # A check across sections (RunConfig's validators) has no key; its message names them.
-        lines.append(f"  {key}: {problem['msg']}{shown}" if key else f"  {problem['msg']}")
-    return "\n".join(lines)
+        problems.append(f"{key}: {problem['msg']}{shown}" if key else problem["msg"])
+    if len(problems) == 1:
+        return f"{source}: invalid config: {problems[0]}"
+    return "\n  ".join([f"{source}: invalid config", *problems])
