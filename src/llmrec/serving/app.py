@@ -4,12 +4,16 @@ GET /items/{item_id}, OpenAPI docs at /docs). Every answer comes from `llmrec.Re
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from llmrec.errors import LlmrecError
@@ -49,7 +53,13 @@ def create_app(source: str | Path | Recommender, settings: ServeSettings | None 
 
     @app.exception_handler(LlmrecError)
     async def bad_input(request: Request, error: LlmrecError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=400)
+        return JSONResponse({"detail": encodable(str(error))}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input, which may be NaN or hold a lone surrogate:
+        # neither can be written as strict JSON in UTF-8, and the answer became a 500.
+        return JSONResponse({"detail": encodable(jsonable_encoder(error.errors()))}, 422)
 
     @app.get("/health")
     async def health() -> HealthResponse:
@@ -83,3 +93,17 @@ def create_app(source: str | Path | Recommender, settings: ServeSettings | None 
         )
 
     return app
+
+
+def encodable(value: Any) -> Any:
+    """`value` with what strict JSON in UTF-8 cannot carry made printable: a non-finite float
+    becomes its name ("nan", "inf"), a lone surrogate its backslash escape ("\\ud800")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {encodable(key): encodable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [encodable(item) for item in value]
+    return value
