@@ -132,3 +132,42 @@ def test_the_console_script_path_gives_one_line_and_status_2() -> None:
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: Invalid value for '-k'")
     assert result.stderr.count("\n") == 1 and result.stdout == ""
+
+
+def test_an_unwritable_output_dir_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")  # root may write anywhere: use a file
+    args = ["train", QUICKSTART, "--set", f"data.source={FIXTURE}", "-q"]
+    status, stderr = _run([*args, "--set", f"output.dir={blocker}"], capsys)
+    assert status == 2 and stderr.count("\n") == 1
+    assert stderr.startswith(f"error: output.dir: cannot write the run folder {blocker}")
+
+
+def test_a_run_that_fails_at_loading_data_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "quickstart"
+    run_dir.mkdir()
+    (run_dir / "config.resolved.yaml").write_text("the previous run's\n", encoding="utf-8")
+    args = ["run", QUICKSTART, "--set", f"output.dir={tmp_path}", "--set", "data.source=nope"]
+    status, stderr = _run(args, capsys)
+    assert status == 2 and "nope" in stderr
+    assert (run_dir / "config.resolved.yaml").read_text(encoding="utf-8") == "the previous run's\n"
+    assert sorted(path.name for path in run_dir.iterdir()) == ["config.resolved.yaml"]
+
+
+def test_resume_after_the_model_changed_names_the_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmrec.config import load_config, save_config
+
+    common = ["--set", f"data.source={FIXTURE}", "--set", f"output.dir={tmp_path}"]
+    earlier = load_config(QUICKSTART, [override for override in common if override != "--set"])
+    (tmp_path / "quickstart").mkdir()
+    save_config(earlier, tmp_path / "quickstart" / "config.resolved.yaml")
+    args = ["train", QUICKSTART, *common, "--resume", "-q", "--set", "model.hidden_size=32"]
+    status, stderr = _run(args, capsys)
+    assert status == 2 and stderr.count("\n") == 1
+    assert "--resume: " in stderr and "model.hidden_size: 64 -> 32" in stderr

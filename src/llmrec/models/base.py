@@ -16,8 +16,9 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from llmrec.config_rules import CONFIG_RULES
 from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import AnyEvalSet, Dataset, EvalSet, sample_users
 from llmrec.errors import ConfigError, ModelFormatError
@@ -32,7 +33,7 @@ ITEMS_FILE = "items.jsonl"
 class ModelConfig(BaseModel):
     """Base of every model's typed config; `name` is the registry key (the union discriminator)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
 
 @dataclass
