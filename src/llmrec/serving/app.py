@@ -1,5 +1,10 @@
 """`create_app(model_dir)`: the FastAPI app behind `llmrec serve` (POST /recommend, GET /health,
-GET /items/{item_id}, OpenAPI docs at /docs). Every answer comes from `llmrec.Recommender`."""
+GET /items/{item_id}, the OpenAPI spec at /openapi.json). Every answer comes from
+`llmrec.Recommender`.
+
+No /docs page: FastAPI's loads Swagger UI from a CDN (blank offline, and third-party code in the
+page), and no local copy of its assets is installed.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +20,12 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from llmrec.errors import LlmrecError
 from llmrec.recommender import Query, Recommender
 from llmrec.serving.batcher import MicroBatcher
-from llmrec.serving.limits import BodySizeLimit
+from llmrec.serving.limits import BodyLimits
 from llmrec.serving.schemas import (
     ErrorResponse,
     HealthResponse,
@@ -28,12 +34,15 @@ from llmrec.serving.schemas import (
     RecommendResponse,
     ServeSettings,
 )
+from llmrec.serving.security import ApiKeyGuard
 from llmrec.version import __version__
 
 ERRORS = {
     400: {"model": ErrorResponse, "description": "an entry or candidate is not in the catalogue"},
+    408: {"model": ErrorResponse, "description": "the request body stalled"},
     413: {"model": ErrorResponse, "description": "the request body is too large"},
 }
+UNAUTHORIZED = {401: {"model": ErrorResponse, "description": "missing or wrong API key"}}
 
 
 def create_app(source: str | Path | Recommender, settings: ServeSettings | None = None) -> FastAPI:
@@ -48,8 +57,19 @@ def create_app(source: str | Path | Recommender, settings: ServeSettings | None 
         yield
         await batcher.stop()  # uvicorn has finished the in-flight requests by now
 
-    app = FastAPI(title="llmrec", version=__version__, lifespan=lifespan)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app = FastAPI(
+        title="llmrec", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    app.add_middleware(
+        BodyLimits, max_bytes=settings.max_body_bytes, read_timeout_s=settings.read_timeout_s
+    )
+    # Middleware added last runs first: the Host header, then the key, then the body limits.
+    if settings.api_key is not None:
+        app.add_middleware(ApiKeyGuard, key=settings.api_key, open_paths=("/health",))
+    if settings.allowed_hosts is not None:  # DNS rebinding: a browser sends the attacker's name
+        hosts = list(settings.allowed_hosts)
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
+    denied = UNAUTHORIZED if settings.api_key else {}
 
     @app.exception_handler(LlmrecError)
     async def bad_input(request: Request, error: LlmrecError) -> JSONResponse:
@@ -69,7 +89,10 @@ def create_app(source: str | Path | Recommender, settings: ServeSettings | None 
             model=model.name, num_items=model.num_items, llmrec_version=__version__
         )
 
-    @app.get("/items/{item_id:path}", responses={404: {"model": ErrorResponse}})  # ids may hold "/"
+    @app.get(  # ids may hold "/"
+        "/items/{item_id:path}",
+        responses={404: {"model": ErrorResponse}, **denied},
+    )
     async def get_item(item_id: str) -> ItemResponse:
         """One catalogue item's fields."""
         try:
@@ -78,7 +101,7 @@ def create_app(source: str | Path | Recommender, settings: ServeSettings | None 
             raise HTTPException(404, str(error)) from None
         return ItemResponse.model_validate(item.to_json())
 
-    @app.post("/recommend", responses=ERRORS)
+    @app.post("/recommend", responses={**ERRORS, **denied})
     async def recommend(request: RecommendRequest) -> RecommendResponse:
         """Top-k items after a history of item ids or titles, and how each entry was read."""
         mapping = await asyncio.to_thread(recommender.resolve_history, request.history)
