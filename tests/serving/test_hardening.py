@@ -187,3 +187,17 @@ def test_serve_refuses_a_short_api_key_in_one_line(
     stderr = capsys.readouterr().err
     assert exited.value.code == 2 and stderr.count("\n") == 1
     assert stderr.startswith(f"error: {key_file}: the API key must have at least 16 characters")
+
+
+def test_serve_on_a_port_in_use_ends_with_one_error_line(
+    pop_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(SystemExit) as exited:
+            entry(["serve", str(pop_dir), "--port", str(port)])
+    stderr = capsys.readouterr().err
+    assert exited.value.code == 2 and "Traceback" not in stderr
+    assert stderr.splitlines()[-1] == f"error: could not listen on 127.0.0.1:{port}"

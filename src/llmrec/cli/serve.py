@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -100,6 +101,7 @@ def serve(
             log_level=level,
         )
     )
-    server.run()
+    with contextlib.suppress(SystemExit):  # uvicorn exits (status 3) when it cannot start
+        server.run()
     if not server.started:  # uvicorn has logged why (e.g. the port is in use)
         raise ConfigError(f"could not listen on {host}:{port}")
