@@ -7,6 +7,7 @@ def test_public_api_is_exactly_all() -> None:
     public = {name for name in vars(llmrec) if not name.startswith("_")} - {
         "cli",
         "config",
+        "config_rules",
         "data",
         "environment",
         "errors",

@@ -74,7 +74,7 @@ class CALRecExtensions(BaseModel):
     """Beyond the paper (docs/calrec.md sec. 13): every default here is the published method, so
     an empty `extensions:` block is CALRec as published."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     retrieval: Retrieval = Field(
         "bm25",

@@ -72,7 +72,7 @@ class CLLM4RecExtensions(BaseModel):
     """Beyond the paper and the official code (docs/cllm4rec.md sec. 9): every default here is
     the published method, so an empty `extensions:` block is CLLM4Rec as published."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     lora: LoraSettings | None = Field(
         None,
