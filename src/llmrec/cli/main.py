@@ -76,7 +76,8 @@ def entry(args: Sequence[str] | None = None) -> None:
     except LlmrecError as error:
         status = _report(error, str(error), USAGE_STATUS, session.debug)
     except Exception as error:
-        message = f"{type(error).__name__}: {error} (llmrec --debug ... shows the traceback)"
+        text = " ".join(str(error).split())  # one line, whatever the library wrote
+        message = f"{type(error).__name__}: {text} (llmrec --debug ... shows the traceback)"
         status = _report(error, message, FAILURE_STATUS, session.debug)
     raise SystemExit(status if isinstance(status, int) else 0)
 
