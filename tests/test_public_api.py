@@ -8,6 +8,7 @@ def test_public_api_is_exactly_all() -> None:
         "atomic",
         "cli",
         "config",
+        "config_rules",
         "data",
         "environment",
         "errors",

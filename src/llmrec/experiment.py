@@ -9,14 +9,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from llmrec.config import RunConfig, load_config, save_config
+from llmrec.config import RunConfig, check_resumable, load_config, save_config
 from llmrec.data.config import DataConfig
 from llmrec.data.loaders.common import LoadResult
 from llmrec.data.registry import load_dataset
 from llmrec.data.sequences import Dataset
 from llmrec.data.splits import holdout_split
 from llmrec.environment import collect_versions
-from llmrec.errors import ModelFormatError
+from llmrec.errors import ConfigError, ModelFormatError
 from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.ranking import evaluate_model
 from llmrec.evaluation.report import write_report
@@ -28,6 +28,7 @@ from llmrec.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 MODEL_FOLDER = "model"
+RESOLVED_CONFIG = "config.resolved.yaml"
 
 
 @dataclass
@@ -39,19 +40,39 @@ class ExperimentResult:
     seconds: dict[str, float]
 
 
-def prepare_run_dir(config: RunConfig) -> Path:
-    """Create the run folder and write the resolved config and versions into it."""
+def prepare_run_dir(config: RunConfig, resume: bool = False) -> Path:
+    """Create the run folder and write the resolved config and versions into it. With `resume`,
+    the folder's own config must name the same data and model as `config`: its checkpoints
+    hold that model's weights."""
     run_dir = config.run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.resolved.yaml")
-    versions = json.dumps(collect_versions(), indent=2) + "\n"
-    (run_dir / "versions.json").write_text(versions, encoding="utf-8")
+    if resume:
+        check_resumable(config, run_dir / RESOLVED_CONFIG)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / RESOLVED_CONFIG)
+        versions = json.dumps(collect_versions(), indent=2) + "\n"
+        (run_dir / "versions.json").write_text(versions, encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(
+            f"output.dir: cannot write the run folder {run_dir}: {error.strerror or error}"
+        ) from None
     return run_dir
 
 
 def load_run_data(config: RunConfig, run_dir: Path) -> Dataset:
-    """Load and split the configured data; what `skip_bad` skipped, and the users the hold-out
-    dropped, are recorded in RUN_DIR/data_report.json."""
+    """Load and split the configured data, and record it in RUN_DIR/data_report.json."""
+    dataset, report = read_run_data(config)
+    write_data_report(run_dir, report)
+    return dataset
+
+
+def write_data_report(run_dir: Path, report: dict) -> None:
+    (run_dir / "data_report.json").write_text(json.dumps(report, indent=1) + "\n", "utf-8")
+
+
+def read_run_data(config: RunConfig) -> tuple[Dataset, dict]:
+    """The configured data, split, and its report: what `skip_bad` skipped and the users the
+    hold-out dropped (written to RUN_DIR/data_report.json). Writes nothing."""
     loaded = load_dataset(
         config.data.source,
         data_format=config.data.format,
@@ -64,8 +85,7 @@ def load_run_data(config: RunConfig, run_dir: Path) -> Dataset:
     dataset, holdout = split_dataset(loaded, config.data)
     if holdout is not None:
         report["holdout"] = holdout
-    (run_dir / "data_report.json").write_text(json.dumps(report, indent=1) + "\n", "utf-8")
-    return dataset
+    return dataset, report
 
 
 def split_dataset(loaded: LoadResult, data: DataConfig) -> tuple[Dataset, dict | None]:
@@ -90,7 +110,7 @@ def split_dataset(loaded: LoadResult, data: DataConfig) -> tuple[Dataset, dict |
 def saved_run_config(model_dir: Path) -> RunConfig | None:
     """The resolved config of the run that wrote a model folder (`llmrec train` and `llmrec run`
     copy it there); None for a folder saved from Python."""
-    path = Path(model_dir) / "config.resolved.yaml"
+    path = Path(model_dir) / RESOLVED_CONFIG
     return load_config(path) if path.is_file() else None
 
 
@@ -133,9 +153,11 @@ def evaluate_saved_model(
 def train_model(
     config: RunConfig, *, resume: bool = False, show_progress: bool = True
 ) -> tuple[RecommenderModel, Dataset, FitResult, Path]:
-    """Fit the configured model on the configured data; save it under RUN_DIR/model."""
-    run_dir = prepare_run_dir(config)
-    dataset = load_run_data(config, run_dir)
+    """Fit the configured model on the configured data; save it under RUN_DIR/model. Nothing
+    is written before the data has loaded: a bad data set leaves the run folder as it was."""
+    dataset, data_report = read_run_data(config)
+    run_dir = prepare_run_dir(config, resume)
+    write_data_report(run_dir, data_report)
     model = build_model(config.model, dataset.catalogue)
     context = fit_context(model, config, run_dir, config.train, show_progress, resume)
     fit = model.fit(dataset.train, dataset.valid, context, user_ids=owners(model, dataset))
@@ -177,7 +199,7 @@ def owners(model: RecommenderModel, dataset: Dataset) -> list[str] | None:
 
 def copy_run_records(run_dir: Path, model_dir: Path) -> None:
     """Copy the resolved config and library versions into the model folder: self-contained."""
-    for name in ("config.resolved.yaml", "versions.json"):
+    for name in (RESOLVED_CONFIG, "versions.json"):
         shutil.copyfile(run_dir / name, model_dir / name)
 
 

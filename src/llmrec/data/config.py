@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+from pydantic import BaseModel, Field, NonNegativeInt, model_validator
+
+from llmrec.config_rules import CONFIG_RULES
 
 DataFormat = Literal["auto", "p5", "unisrec", "dealrec", "byo", "recbole"]
 
@@ -13,7 +15,7 @@ DataFormat = Literal["auto", "p5", "unisrec", "dealrec", "byo", "recbole"]
 class HoldoutConfig(BaseModel):
     """The per-user random hold-out (CLLM4Rec sec. 5.3): each user's items split at random."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     valid_ratio: float = Field(
         0.1, gt=0.0, lt=1.0, description="fraction of each user's items held out for valid"
@@ -42,14 +44,14 @@ class HoldoutConfig(BaseModel):
 
 
 class DataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     source: str = Field(
         "beauty-mini", description="a named data set (beauty, toys, ...) or a folder path"
     )
     format: DataFormat = Field("auto", description="file format; auto detects it from the files")
     data_dir: Path | None = Field(
-        None, description="root of the named data sets (default: $LLMREC_DATA)"
+        None, strict=False, description="root of the named data sets (default: $LLMREC_DATA)"
     )
     skip_bad: bool = Field(
         False, description="skip malformed lines/users and report counts instead of failing"

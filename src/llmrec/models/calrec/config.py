@@ -7,7 +7,6 @@ from typing import Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     PositiveFloat,
     PositiveInt,
@@ -15,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from llmrec.config_rules import CONFIG_RULES
 from llmrec.models.backbone import BackboneConfig, LoraSettings
 from llmrec.models.base import ModelConfig
 from llmrec.models.calrec.batches import TrainingTargets
@@ -30,11 +30,14 @@ STAGE_ONE_TRAIN = {"epochs": 1}  # Stage I's loop defaults where they differ fro
 class StageOneConfig(BaseModel):
     """Stage I: multi-category finetuning on a mixture of data sets (CALRec sec. 3.3)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
-    sources: tuple[str, ...] = Field((), description="named data sets or folders mixed in")
+    sources: tuple[str, ...] = Field(
+        (), strict=False, description="named data sets or folders mixed in"
+    )
     data_dir: Path | None = Field(
         None,
+        strict=False,
         description="root of named data sets (default: the run's data.data_dir, else $LLMREC_DATA)",
     )
     include_target: bool = Field(True, description="mix in the target's own training part")
@@ -71,7 +74,7 @@ class CALRecExtensions(BaseModel):
     """Beyond the paper (docs/calrec.md sec. 13): every default here is the published method, so
     an empty `extensions:` block is CALRec as published."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     retrieval: Retrieval = Field(
         "bm25",

@@ -10,7 +10,6 @@ from typing import Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     NonNegativeFloat,
     NonNegativeInt,
@@ -19,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from llmrec.config_rules import CONFIG_RULES
 from llmrec.models.backbone import BackboneConfig, LoraSettings
 from llmrec.models.base import ModelConfig
 from llmrec.training.config import TrainConfig, fill_defaults, refuse_unused
@@ -35,7 +35,7 @@ PRETRAIN_TRAIN = {"lr": 1e-3, "batch_size": 20, "grad_clip": None}
 class PretrainConfig(BaseModel):
     """Pretraining: content warm-up epochs, then rounds of one collaborative + one content epoch."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     warmup_epochs: NonNegativeInt = Field(
         10, description="content-only epochs before the rounds (official 10), no MR"
@@ -72,7 +72,7 @@ class CLLM4RecExtensions(BaseModel):
     """Beyond the paper and the official code (docs/cllm4rec.md sec. 9): every default here is
     the published method, so an empty `extensions:` block is CLLM4Rec as published."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     lora: LoraSettings | None = Field(
         None,
@@ -149,6 +149,7 @@ class CLLM4RecConfig(ModelConfig):
     # --- documents ---
     content_fields: tuple[ContentField, ...] = Field(
         ("title", "categories", "brand"),
+        strict=False,
         description="item metadata documents, one per non-empty field (no reviews are staged)",
     )
     max_content_tokens: PositiveInt = Field(
