@@ -9,25 +9,47 @@ Because of that, the graph may be back-propagated once only (no `retain_graph`).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
-class _FullSoftmaxCrossEntropy(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, hidden: torch.Tensor, table: torch.Tensor, targets: torch.Tensor):
-        logits = hidden @ table.T  # (N, V)
-        log_normaliser = torch.logsumexp(logits, dim=1)  # (N,)
-        target_logits = logits.gather(1, targets[:, None]).squeeze(1)
-        ctx.save_for_backward(hidden, table, targets, logits, log_normaliser)
-        return (log_normaliser - target_logits).mean()
+@functools.cache
+def _fused_cross_entropy(device_type: str) -> type[torch.autograd.Function]:
+    """The fused autograd function for tensors on `device_type` (`cpu`, `cuda`).
 
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        hidden, table, targets, logits, log_normaliser = ctx.saved_tensors
-        probabilities = logits.sub_(log_normaliser[:, None]).exp_()  # in place: logits are spent
-        probabilities[torch.arange(len(targets), device=targets.device), targets] -= 1.0
-        probabilities.mul_(grad_output / len(targets))
-        return probabilities @ table, probabilities.T @ hidden, None
+    `torch.amp.custom_fwd/custom_bwd` read the autocast state of one device type, fixed when
+    the function is defined: hence one class per device type. Without autocast they do nothing.
+    """
+
+    class FullSoftmaxCrossEntropy(torch.autograd.Function):
+        @staticmethod
+        @torch.amp.custom_fwd(device_type=device_type)
+        def forward(ctx, hidden: torch.Tensor, table: torch.Tensor, targets: torch.Tensor):
+            # choice: under autocast the (N, V) product, the step's largest, runs in the autocast
+            # dtype; the normaliser and the saved logits are at least fp32 (a bf16 log-sum-exp
+            # over 10^4+ items loses the loss' digits), as transformers' LM losses upcast logits.
+            logits = hidden @ table.T  # (N, V)
+            logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+            log_normaliser = torch.logsumexp(logits, dim=1)  # (N,)
+            target_logits = logits.gather(1, targets[:, None]).squeeze(1)
+            ctx.save_for_backward(hidden, table, targets, logits, log_normaliser)
+            return (log_normaliser - target_logits).mean()
+
+        @staticmethod
+        @torch.amp.custom_bwd(device_type=device_type)
+        def backward(ctx, grad_output: torch.Tensor):
+            # Runs under the forward's autocast state, so the two products run in its dtype
+            # (without autocast, in the inputs' own); autograd casts each gradient to its input's
+            # dtype, fp32 for fp32 master weights.
+            hidden, table, targets, logits, log_normaliser = ctx.saved_tensors
+            probabilities = logits.sub_(log_normaliser[:, None]).exp_()  # in place: logits spent
+            probabilities[torch.arange(len(targets), device=targets.device), targets] -= 1.0
+            probabilities.mul_(grad_output / len(targets))
+            probabilities = probabilities.to(table.dtype)  # bf16 weights without autocast
+            return probabilities @ table, probabilities.T @ hidden, None
+
+    return FullSoftmaxCrossEntropy
 
 
 def full_softmax_cross_entropy(
@@ -36,7 +58,7 @@ def full_softmax_cross_entropy(
     """Mean over rows of -log softmax(hidden @ table.T)[target]; hidden (N, H), table (V, H)."""
     if len(targets) == 0:
         return hidden.sum() * 0.0 + table.sum() * 0.0
-    return _FullSoftmaxCrossEntropy.apply(hidden, table, targets)
+    return _fused_cross_entropy(hidden.device.type).apply(hidden, table, targets)
 
 
 def multinomial_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
