@@ -56,7 +56,8 @@ def bf16_fit(request, toy_dataset, tmp_path: Path, llm_cache_dir: Path, monkeypa
 def test_a_bf16_fit_trains_in_bf16_lowers_the_loss_and_keeps_fp32_state(bf16_fit) -> None:
     model, stage_dir, dtypes = bf16_fit
     assert torch.bfloat16 in dtypes  # autocast was on: the layers computed in bf16
-    records = [json.loads(line) for line in (stage_dir / "train_log.jsonl").read_text().splitlines()]
+    log = (stage_dir / "train_log.jsonl").read_text()
+    records = [json.loads(line) for line in log.splitlines()]
     assert all(math.isfinite(record["loss"]) for record in records)
     # An epoch's mean loss is over the same users each epoch (a batch's swings with its users).
     first, last = (

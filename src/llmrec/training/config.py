@@ -37,8 +37,8 @@ class TrainConfig(BaseModel):
     )
     compile: bool = Field(
         False,
-        description="torch.compile the network for training (Accelerate's inductor backend; "
-        "needs a C++ compiler on the CPU, Triton on a GPU); validation and saving use it uncompiled",
+        description="torch.compile the network for training steps (Accelerate's inductor "
+        "backend; needs a C++ compiler on the CPU, Triton on a GPU); validation runs it uncompiled",
     )
     eval_every: PositiveInt = Field(1, description="validate every N epochs")
     eval_users: PositiveInt | None = Field(
