@@ -3,9 +3,7 @@ in bf16, its loss falls, and its master weights and optimizer state stay fp32.""
 
 from __future__ import annotations
 
-import json
 import math
-import statistics
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from llmrec.models.base import RunContext
 from llmrec.models.registry import MODELS, build_model
 from llmrec.training.config import TrainConfig
 from tests.contract.test_models import TINY_CONFIGS
+from tests.training.helpers import epoch_mean_losses
 
 UNTRAINED = ("pop", "bm25")  # no training loop, no precision
 # Stage sections have their own loop settings: under bf16 every stage is bf16.
@@ -56,15 +55,8 @@ def bf16_fit(request, toy_dataset, tmp_path: Path, llm_cache_dir: Path, monkeypa
 def test_a_bf16_fit_trains_in_bf16_lowers_the_loss_and_keeps_fp32_state(bf16_fit) -> None:
     model, stage_dir, dtypes = bf16_fit
     assert torch.bfloat16 in dtypes  # autocast was on: the layers computed in bf16
-    log = (stage_dir / "train_log.jsonl").read_text()
-    records = [json.loads(line) for line in log.splitlines()]
-    assert all(math.isfinite(record["loss"]) for record in records)
-    # An epoch's mean loss is over the same users each epoch (a batch's swings with its users).
-    first, last = (
-        statistics.mean(r["loss"] for r in records if r["epoch"] == epoch)
-        for epoch in (records[0]["epoch"], records[-1]["epoch"])
-    )
-    assert last < first
+    losses = epoch_mean_losses(stage_dir)
+    assert all(math.isfinite(loss) for loss in losses) and losses[-1] < losses[0]
     networks = [value for value in vars(model).values() if isinstance(value, torch.nn.Module)]
     assert networks
     for network in networks:

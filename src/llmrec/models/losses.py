@@ -9,14 +9,11 @@ Because of that, the graph may be back-propagated once only (no `retain_graph`).
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 
-@functools.cache
 def _fused_cross_entropy(device_type: str) -> type[torch.autograd.Function]:
-    """The fused autograd function for tensors on `device_type` (`cpu`, `cuda`).
+    """The fused autograd function for tensors on `device_type`.
 
     `torch.amp.custom_fwd/custom_bwd` read the autocast state of one device type, fixed when
     the function is defined: hence one class per device type. Without autocast they do nothing.
@@ -52,13 +49,19 @@ def _fused_cross_entropy(device_type: str) -> type[torch.autograd.Function]:
     return FullSoftmaxCrossEntropy
 
 
+# Defined once, not through a cache: torch.compile traces a plain dict lookup.
+_FUSED = {device: _fused_cross_entropy(device) for device in ("cpu", "cuda", "mps", "xpu")}
+
+
 def full_softmax_cross_entropy(
     hidden: torch.Tensor, table: torch.Tensor, targets: torch.Tensor
 ) -> torch.Tensor:
     """Mean over rows of -log softmax(hidden @ table.T)[target]; hidden (N, H), table (V, H)."""
     if len(targets) == 0:
         return hidden.sum() * 0.0 + table.sum() * 0.0
-    return _fused_cross_entropy(hidden.device.type).apply(hidden, table, targets)
+    if hidden.device.type not in _FUSED:
+        raise ValueError(f"no fused cross-entropy for {hidden.device.type!r} tensors")
+    return _FUSED[hidden.device.type].apply(hidden, table, targets)
 
 
 def multinomial_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -186,9 +186,12 @@ def train(
     finally:
         progress.close()
         log.close()
-        # Accelerate wrapped `module.forward` in autocast: give it back its own forward, so that
-        # a later stage trains (and anything else runs it) at that stage's own precision.
+        # Accelerate wrapped `module.forward` in autocast and marked the module as prepared, so
+        # that a later prepare would return it untouched: undo both, so that a later part of the
+        # run (the next stage) trains at its own precision and compilation, and nothing else
+        # runs the module under this part's autocast.
         accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+        vars(module).pop("_is_accelerate_prepared", None)
     accelerator.wait_for_everyone()  # the main process has written checkpoints/best
     if validate is not None and state.best_step is not None:
         load_weights(module, checkpoints / "best" / MODEL_FILE)
