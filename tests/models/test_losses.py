@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -28,21 +29,31 @@ def test_hand_computed_value() -> None:
     torch.testing.assert_close(loss, expected)
 
 
-def _fp32_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _fp32_inputs(device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(1)
-    hidden = torch.randn(16, 8, generator=generator, requires_grad=True)
-    table = torch.randn(50, 8, generator=generator, requires_grad=True)
-    targets = torch.randint(0, 50, (16,), generator=generator)
+    hidden = torch.randn(16, 8, generator=generator).to(device).requires_grad_()
+    table = torch.randn(50, 8, generator=generator).to(device).requires_grad_()
+    targets = torch.randint(0, 50, (16,), generator=generator).to(device)
     return hidden, table, targets
 
 
-def test_under_bf16_autocast_it_matches_fp32_and_returns_fp32_gradients() -> None:
-    """The fused function declares its autocast behaviour (issue 20): the product runs in bf16,
-    the loss and the gradients of fp32 inputs come back fp32, close to the fp32 ones."""
-    hidden, table, targets = _fp32_inputs()
+@pytest.mark.parametrize(
+    ("device", "dtype"),
+    [
+        ("cpu", torch.bfloat16),
+        pytest.param("cuda", torch.bfloat16, marks=pytest.mark.gpu),
+        pytest.param("cuda", torch.float16, marks=pytest.mark.gpu),
+    ],
+)
+def test_under_autocast_it_matches_fp32_and_returns_fp32_gradients(
+    device: str, dtype: torch.dtype
+) -> None:
+    """The fused function declares its autocast behaviour (issue 20): the product runs in the
+    autocast dtype, the loss and the gradients of fp32 inputs come back fp32, close to fp32's."""
+    hidden, table, targets = _fp32_inputs(device)
     expected = F.cross_entropy(hidden @ table.T, targets)
     expected_grads = torch.autograd.grad(expected, (hidden, table))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast(device, dtype=dtype):
         fused = full_softmax_cross_entropy(hidden, table, targets)
     fused_grads = torch.autograd.grad(fused, (hidden, table))
     assert fused.dtype == torch.float32

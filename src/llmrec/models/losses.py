@@ -4,7 +4,8 @@
 `F.cross_entropy(hidden @ table.T, targets)` keeps a log-softmax copy and materialises a zero
 (N, V) gradient for the NLL. Here the backward turns the saved logits into softmax - one-hot in
 place: the same values and gradients, fewer passes over the largest tensor of the step.
-Because of that, the graph may be back-propagated once only (no `retain_graph`).
+Because of that, the graph may be back-propagated once only (no `retain_graph`). Under mixed
+precision (`train.precision`) it declares its autocast behaviour (`torch.amp.custom_fwd/bwd`).
 """
 
 from __future__ import annotations
@@ -49,8 +50,14 @@ def _fused_cross_entropy(device_type: str) -> type[torch.autograd.Function]:
     return FullSoftmaxCrossEntropy
 
 
+def _device_types() -> list[str]:
+    """The CPU and the accelerator this torch build was compiled for (CUDA, ...), if any."""
+    accelerator = torch.accelerator.current_accelerator()  # build information: no device query
+    return ["cpu"] if accelerator is None else ["cpu", accelerator.type]
+
+
 # Defined once, not through a cache: torch.compile traces a plain dict lookup.
-_FUSED = {device: _fused_cross_entropy(device) for device in ("cpu", "cuda", "mps", "xpu")}
+_FUSED = {device_type: _fused_cross_entropy(device_type) for device_type in _device_types()}
 
 
 def full_softmax_cross_entropy(
