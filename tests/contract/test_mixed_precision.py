@@ -40,7 +40,7 @@ def bf16_fit(request, toy_dataset, tmp_path: Path, llm_cache_dir: Path, monkeypa
         return output
 
     monkeypatch.setattr(torch.nn.Linear, "forward", recording_forward)
-    train = TrainConfig(epochs=3, batch_size=16, lr=3e-3, precision="bf16", log_every=1)
+    train = TrainConfig(epochs=2, batch_size=16, lr=3e-3, precision="bf16", log_every=1)
     run = RunContext(tmp_path / "run", train, seed=0, show_progress=False)
     result = model.fit(toy_dataset.train, None, run)
     # The last stage trains one task: its loss compares from epoch to epoch (a stage that
