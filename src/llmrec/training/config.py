@@ -30,7 +30,16 @@ class TrainConfig(BaseModel):
     schedule: Literal["constant", "cosine"] = Field("constant", description="LR after warm-up")
     grad_clip: PositiveFloat | None = Field(1.0, description="max global grad norm; None = off")
     grad_accum: PositiveInt = Field(1, description="gradient accumulation steps")
-    precision: Literal["no", "bf16", "fp16"] = Field("no", description="mixed precision (GPU)")
+    precision: Literal["no", "bf16", "fp16"] = Field(
+        "no",
+        description="mixed precision through Accelerate: bf16 autocast (CPU or GPU) or fp16 "
+        "autocast with a gradient scaler (CUDA GPU only); weights and optimizer state stay fp32",
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the network for training steps (Accelerate's inductor "
+        "backend; needs a C++ compiler on the CPU, Triton on a GPU); validation runs it uncompiled",
+    )
     eval_every: PositiveInt = Field(1, description="validate every N epochs")
     eval_users: PositiveInt | None = Field(
         None, description="validate on a seeded sample of this many users (None = all)"

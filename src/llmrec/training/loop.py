@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import (
     DistributedDataParallelKwargs,
     broadcast,
@@ -96,11 +97,7 @@ def train(
         torch.set_num_threads(cfg.num_threads)
     plan = module.training_plan()
     unused = DistributedDataParallelKwargs(find_unused_parameters=plan.unused_parameters)
-    accelerator = Accelerator(
-        mixed_precision=cfg.precision,
-        gradient_accumulation_steps=cfg.grad_accum,
-        kwargs_handlers=[unused],
-    )
+    accelerator = _accelerator(cfg, unused)
     rank, world = accelerator.process_index, accelerator.num_processes
     set_seed(seed + rank)
     run_dir = Path(run_dir)
@@ -189,6 +186,12 @@ def train(
     finally:
         progress.close()
         log.close()
+        # Accelerate wrapped `module.forward` in autocast and marked the module as prepared, so
+        # that a later prepare would return it untouched: undo both, so that a later part of the
+        # run (the next stage) trains at its own precision and compilation, and nothing else
+        # runs the module under this part's autocast.
+        accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+        vars(module).pop("_is_accelerate_prepared", None)
     accelerator.wait_for_everyone()  # the main process has written checkpoints/best
     if validate is not None and state.best_step is not None:
         load_weights(module, checkpoints / "best" / MODEL_FILE)
@@ -201,6 +204,32 @@ def train(
         time.perf_counter() - started,
         epoch_seconds,
     )
+
+
+def _accelerator(cfg: TrainConfig, unused: DistributedDataParallelKwargs) -> Accelerator:
+    """The Accelerator of this part of the run, with its precision and compilation.
+
+    Accelerate keeps one precision and compile setting per process, fixed by the first
+    Accelerator; parts of one run (CALRec's Stage I and II) and runs in one process (tests, a
+    notebook) may differ, so its per-run state starts afresh here. The process group
+    (`PartialState`) is kept. `train.compile: false` leaves compilation to `accelerate launch`'s
+    own setting (off unless asked).
+    """
+    AcceleratorState._reset_state(reset_partial_state=False)
+    accelerator = Accelerator(
+        mixed_precision=cfg.precision,
+        gradient_accumulation_steps=cfg.grad_accum,
+        kwargs_handlers=[unused],
+        dynamo_backend="inductor" if cfg.compile else None,
+    )
+    # Accelerate makes fp16's gradient scaler on a GPU only and on the CPU would train in fp32
+    # without a word: an option silently ignored is an error.
+    if cfg.precision == "fp16" and accelerator.device.type == "cpu":
+        raise ConfigError(
+            "precision: 'fp16' needs a CUDA GPU (autocast with a gradient scaler); this run is "
+            "on the CPU: use precision 'bf16' (autocast, no scaler) or 'no'"
+        )
+    return accelerator
 
 
 def _accumulation(number: int, num_batches: int, grad_accum: int) -> tuple[int, float]:
