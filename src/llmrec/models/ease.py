@@ -23,7 +23,13 @@ from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import EvalSet
 from llmrec.errors import ConfigError, ModelFormatError
 from llmrec.models.base import FitResult, ModelConfig, RecommenderModel, RunContext
-from llmrec.models.item_item import State, UserItemMatrix, choose_on_validation, history_matrix
+from llmrec.models.item_item import (
+    State,
+    UserItemMatrix,
+    choose_on_validation,
+    history_matrix,
+    use_threads,
+)
 from llmrec.recommendations import Histories, Users
 
 logger = logging.getLogger(__name__)
@@ -110,6 +116,7 @@ class EASE(RecommenderModel):
         run: RunContext,
         user_ids: Sequence[str] | None,
     ) -> FitResult:
+        use_threads(run)
         check_memory(self.num_items, self.config)
         dtype = DTYPES[self.config.precision]
         matrix = UserItemMatrix.from_sequences(train, self.num_items)

@@ -73,6 +73,12 @@ class UserItemMatrix:
             yield columns, torch.sparse.mm(transposed, dense)
 
 
+def use_threads(run: RunContext) -> None:
+    """Honour `train.num_threads` as the training loop does: the solves are torch's CPU work."""
+    if run.train.num_threads is not None:
+        torch.set_num_threads(run.train.num_threads)
+
+
 def sparse_matrix(
     rows: np.ndarray,
     columns: np.ndarray,

@@ -30,6 +30,7 @@ from llmrec.models.item_item import (
     choose_on_validation,
     history_matrix,
     sparse_matrix,
+    use_threads,
 )
 from llmrec.recommendations import Histories, Users
 
@@ -93,6 +94,7 @@ class ItemKNN(RecommenderModel):
         run: RunContext,
         user_ids: Sequence[str] | None,
     ) -> FitResult:
+        use_threads(run)
         matrix = UserItemMatrix.from_sequences(train, self.num_items)
         most = max(self.config.neighbours)
         computed: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
