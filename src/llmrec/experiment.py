@@ -50,15 +50,18 @@ def prepare_run_dir(config: RunConfig) -> Path:
 
 
 def load_run_data(config: RunConfig, run_dir: Path) -> Dataset:
-    """Load and split the configured data; what `skip_bad` skipped, and the users the hold-out
-    dropped, are recorded in RUN_DIR/data_report.json."""
+    """Load and split the configured data; what `skip_bad` skipped, the users the hold-out
+    dropped and what the temporal split did are recorded in RUN_DIR/data_report.json."""
     loaded = load_dataset(
         config.data.source,
         data_format=config.data.format,
         data_dir=config.data.data_dir,
         skip_bad=config.data.skip_bad,
+        temporal=config.data.temporal_split,
     )
     report = {"path": str(loaded.path), "format": loaded.format, **asdict(loaded.report)}
+    if loaded.split_record is not None:
+        report["temporal"] = loaded.split_record
     if loaded.report.num_skipped:
         logger.warning("%s: %s", loaded.path, loaded.report.summary())
     dataset, holdout = split_dataset(loaded, config.data)
@@ -117,6 +120,7 @@ def evaluate_saved_model(
         data_format=data_config.format,
         data_dir=data_dir,
         skip_bad=data_config.skip_bad,
+        temporal=data_config.temporal_split,
     )
     dataset, _ = split_dataset(loaded, data_config)
     if model.catalogue.fingerprint() != dataset.catalogue.fingerprint():
