@@ -21,6 +21,7 @@ from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.ranking import evaluate_model
 from llmrec.evaluation.report import write_report
 from llmrec.evaluation.result import EvalResult
+from llmrec.evaluation.slices import SliceBasis
 from llmrec.evaluation.validation import validation_metrics
 from llmrec.models.base import FitResult, RecommenderModel, RunContext
 from llmrec.models.registry import build_model, load_model
@@ -130,7 +131,12 @@ def evaluate_saved_model(
         )
     eval_set = {"valid": dataset.valid, "test": dataset.test}[split]
     return evaluate_model(
-        model, eval_set, config, show_progress=show_progress, split=f"{dataset.split}:{split}"
+        model,
+        eval_set,
+        config,
+        show_progress=show_progress,
+        split=f"{dataset.split}:{split}",
+        slice_basis=slice_basis(dataset),
     )
 
 
@@ -197,6 +203,7 @@ def run_experiment(
         config.eval,
         show_progress=show_progress,
         split=f"{dataset.split}:valid",
+        slice_basis=slice_basis(dataset),
     )
     test_split = f"{dataset.split}:test"
     if config.train.refit_before_test:
@@ -204,13 +211,24 @@ def run_experiment(
         test_split += f" (model refit on train + valid items for {epochs} epochs)"
     trained = time.perf_counter()
     test = evaluate_model(
-        model, dataset.test, config.eval, show_progress=show_progress, split=test_split
+        model,
+        dataset.test,
+        config.eval,
+        show_progress=show_progress,
+        split=test_split,
+        slice_basis=slice_basis(dataset),
     )
     results = {"valid": valid, "test": test}
     write_report(run_dir, results, curve=fit.history or None)
     write_model_card(run_dir / MODEL_FOLDER, config, dataset, results)
     seconds = {"train": trained - started, "evaluate": time.perf_counter() - trained}
     return ExperimentResult(run_dir, run_dir / MODEL_FOLDER, fit, results, seconds)
+
+
+def slice_basis(dataset: Dataset) -> SliceBasis:
+    """What the metrics by slice are defined on: the training sequences' item counts (also
+    for a model refit on train + valid items, so that every model meets the same slices)."""
+    return SliceBasis.from_sequences(dataset.train, dataset.num_items)
 
 
 def refit_before_test(

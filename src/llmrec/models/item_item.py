@@ -79,35 +79,30 @@ def use_threads(run: RunContext) -> None:
         torch.set_num_threads(run.train.num_threads)
 
 
-def sparse_matrix(
-    rows: np.ndarray,
-    columns: np.ndarray,
-    shape: tuple[int, int],
-    dtype: torch.dtype,
-    values: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """A sparse COO matrix with `values` (ones when None) at distinct (row, column) pairs."""
-    indices = torch.from_numpy(np.stack([rows, columns]).astype(np.int64))
-    if values is None:
-        values = torch.ones(len(rows), dtype=dtype)
-    # Invariant checks reject out-of-range indices (e.g. from a damaged model folder).
-    return torch.sparse_coo_tensor(indices, values, shape, check_invariants=True).coalesce()
-
-
-def history_matrix(histories: Histories, num_items: int, dtype: torch.dtype) -> torch.Tensor:
-    """Sparse (B, num_items) multi-hot rows of `histories` (a repeated item counts once)."""
+def distinct_pairs(histories: Histories) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, items): each history's distinct items with its row (a repeat counts once)."""
     rows, items = [], []
     for row, history in enumerate(histories):
         distinct = np.unique(np.asarray(history, dtype=np.int64))
         rows.append(np.full(len(distinct), row, dtype=np.int64))
         items.append(distinct)
     empty = np.zeros(0, dtype=np.int64)
-    return sparse_matrix(
-        np.concatenate(rows or [empty]),
-        np.concatenate(items or [empty]),
-        (len(histories), num_items),
-        dtype,
-    )
+    return np.concatenate(rows or [empty]), np.concatenate(items or [empty])
+
+
+def history_matrix(histories: Histories, num_items: int, dtype: torch.dtype) -> torch.Tensor:
+    """Sparse (B, num_items) multi-hot rows of `histories` (a repeated item counts once)."""
+    return sparse_matrix(*distinct_pairs(histories), (len(histories), num_items), dtype)
+
+
+def sparse_matrix(
+    rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int], dtype: torch.dtype
+) -> torch.Tensor:
+    """A sparse COO matrix of ones at distinct (row, column) pairs."""
+    indices = torch.from_numpy(np.stack([rows, columns]).astype(np.int64))
+    values = torch.ones(len(rows), dtype=dtype)
+    # Invariant checks reject out-of-range indices, and saying so silences torch's warning.
+    return torch.sparse_coo_tensor(indices, values, shape, check_invariants=True).coalesce()
 
 
 State = Mapping[str, torch.Tensor]

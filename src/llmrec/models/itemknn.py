@@ -11,6 +11,7 @@ sim(i, j) when i is among j's neighbours), as in Ferrari Dacrema et al.'s ItemKN
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -28,13 +29,21 @@ from llmrec.models.item_item import (
     State,
     UserItemMatrix,
     choose_on_validation,
-    history_matrix,
-    sparse_matrix,
+    distinct_pairs,
     use_threads,
 )
 from llmrec.recommendations import Histories, Users
 
 WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class WeightRows:
+    """W by rows in CSR layout: entries offsets[i]:offsets[i + 1] are item i's row."""
+
+    offsets: np.ndarray  # (n + 1,) int64
+    targets: np.ndarray  # (nnz,) int64: the target item j of each entry
+    similarities: torch.Tensor  # (nnz,) float32: sim(i, j)
 
 
 class ItemKNNConfig(ModelConfig):
@@ -85,7 +94,7 @@ class ItemKNN(RecommenderModel):
         # Row j: the neighbours of target item j and their similarities (none before fit).
         self.neighbours = torch.zeros(self.num_items, 0, dtype=torch.int64)
         self.similarities = torch.zeros(self.num_items, 0)
-        self._transposed = self._weights_transposed()
+        self.weight_rows = self._weight_rows()
 
     def _fit(
         self,
@@ -122,23 +131,33 @@ class ItemKNN(RecommenderModel):
     def _use(self, state: State) -> None:
         self.neighbours = state["neighbours"]
         self.similarities = state["similarities"]
-        self._transposed = self._weights_transposed()
+        self.weight_rows = self._weight_rows()
 
-    def _weights_transposed(self) -> torch.Tensor:
-        """Sparse W^T (n, n): row j holds sim(i, j) at each neighbour i of target item j."""
+    def _weight_rows(self) -> WeightRows:
+        """The rows of W: for each item i, the target items that have i as a neighbour, with
+        sim(i, target) (the neighbour lists inverted), so a history adds up its items' rows."""
         num_items, count = self.neighbours.shape
-        rows = np.repeat(np.arange(num_items, dtype=np.int64), count)
-        return sparse_matrix(
-            rows,
-            self.neighbours.reshape(-1).numpy(),
-            (num_items, num_items),
-            torch.float32,
-            self.similarities.reshape(-1),
-        )
+        items = self.neighbours.reshape(-1).numpy()
+        order = np.argsort(items, kind="stable")
+        offsets = np.zeros(num_items + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum(np.bincount(items, minlength=num_items))
+        targets = np.repeat(np.arange(num_items, dtype=np.int64), count)[order]
+        return WeightRows(offsets, targets, self.similarities.reshape(-1)[order])
 
     def score(self, histories: Histories, users: Users = None) -> torch.Tensor:
-        inputs = history_matrix(histories, self.num_items, torch.float32).to_dense()  # (B, n)
-        return torch.sparse.mm(self._transposed, inputs.T).T.contiguous()  # (B, n): x_u · W
+        """(B, n) x_u · W: each distinct history item adds its row of W."""
+        rows, items = distinct_pairs(histories)
+        offsets = self.weight_rows.offsets
+        starts, lengths = offsets[items], offsets[items + 1] - offsets[items]
+        # The entries of every (row, item) pair's row of W, one row after the other: entry e of
+        # pair p sits at starts[p] + e, and pair p's entries begin at ends[p] - lengths[p].
+        ends = np.cumsum(lengths)
+        total = int(ends[-1]) if len(ends) else 0
+        entries = np.arange(total) + np.repeat(starts - (ends - lengths), lengths)
+        cells = np.repeat(rows, lengths) * self.num_items + self.weight_rows.targets[entries]
+        scores = torch.zeros(len(histories) * self.num_items)
+        scores.index_add_(0, torch.from_numpy(cells), self.weight_rows.similarities[entries])
+        return scores.view(len(histories), self.num_items)
 
     def _save_state(self, path: Path) -> None:
         state = {"neighbours": self.neighbours, "similarities": self.similarities}
