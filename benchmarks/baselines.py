@@ -112,6 +112,7 @@ def run_llmrec(
         "metrics": metrics["metrics"],
         "ci": metrics["ci"],
         "protocol": metrics["protocol"],
+        "slices": metrics.get("slices"),
         "best_epoch": fit["best_epoch"],
         "chosen": chosen_setting(fit),
         "epochs_trained": len(epochs),
@@ -213,6 +214,35 @@ def metric_cells(row: dict, keys: tuple[str, ...]) -> list[str]:
     return cells
 
 
+def slice_table(
+    rows: list[dict], metric: str, label: Callable[[dict], str], title: str
+) -> list[str]:
+    """A section with the table of `metric` by slice (docs/evaluation.md, section 11) for the
+    rows that have slices, with each slice's users; [] when none has them."""
+    measured = [row for row in rows if row.get("slices")]
+    if not measured:
+        return []
+    names = list(measured[0]["slices"])
+    lines = [
+        f"## {title}",
+        "",
+        f"Test {metric} [95% CI] per slice; rows measured before slices existed are left out.",
+        "",
+        "| model | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+        "| users | "
+        + " | ".join(str(measured[0]["slices"][name]["users"]) for name in names)
+        + " |",
+    ]
+    for row in measured:
+        cells = [
+            metric_cells(row["slices"][name], (metric,))[0] if row["slices"][name]["users"] else "-"
+            for name in names
+        ]
+        lines.append(f"| {label(row)} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def report_head(title: str, record: dict) -> list[str]:
     """A results page's title, machine and command lines."""
     machine_used = record["machine"]
@@ -261,6 +291,10 @@ def write_markdown(record: dict, path: Path) -> None:
         for run in record["runs"]
     ]
     lines.append("")
+    for dataset in dict.fromkeys(run["dataset"] for run in record["runs"]):
+        runs = [run for run in record["runs"] if run["dataset"] == dataset]
+        title = f"recall@10 by slice on {dataset}"
+        lines += slice_table(runs, "recall@10", lambda run: run["model"], title)
     if record["recbole"]:
         lines += [
             "## SASRec epoch time against RecBole 1.2.1 (same data, same run, same threads)",
