@@ -43,24 +43,22 @@ class UserItemMatrix:
     @classmethod
     def from_sequences(cls, sequences: Sequence[np.ndarray], num_items: int) -> UserItemMatrix:
         """X[u, i] = 1 when item i is in training sequence u (once, however often)."""
+        num_users = len(sequences)
         lengths = [len(sequence) for sequence in sequences]
-        users = np.repeat(np.arange(len(sequences), dtype=np.int64), lengths)
+        users = np.repeat(np.arange(num_users, dtype=np.int64), lengths)
         items = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences] or [users])
-        pairs = np.unique(items * len(sequences) + users)  # sorted by item, then user
-        return cls(
-            pairs % max(len(sequences), 1),
-            pairs // max(len(sequences), 1),
-            len(sequences),
-            num_items,
-        )
+        # one number per (item, user) pair: unique drops repeats and sorts by item, then user
+        pairs = np.unique(items * num_users + users)
+        return cls(pairs % max(num_users, 1), pairs // max(num_users, 1), num_users, num_items)
 
     def item_counts(self) -> np.ndarray:
         """(num_items,) users per item: the diagonal of X^T X."""
         return np.bincount(self.items, minlength=self.num_items)
 
     def cooccurrence_blocks(self, dtype: torch.dtype) -> Iterator[tuple[slice, torch.Tensor]]:
-        """(columns, (num_items, b) dense block of X^T X) for consecutive column blocks: each
-        block is X^T (sparse) times the dense columns of X, so X^T X is never held sparse."""
+        """(columns, (num_items, b) dense block of X^T X) for consecutive column blocks, each X^T
+        (sparse) times those columns of X (dense): the caller keeps the whole (EASE) or each
+        block's top neighbours (item-kNN)."""
         transposed = sparse_matrix(self.items, self.users, (self.num_items, self.num_users), dtype)
         width = max(1, min(self.num_items, BLOCK_ELEMENTS // max(self.num_users, 1)))
         bounds = np.searchsorted(self.items, np.arange(0, self.num_items + width, width))
