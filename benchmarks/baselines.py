@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -287,10 +288,9 @@ def write_markdown(record: dict, path: Path) -> None:
     ]
     lines += [
         f"- {run['dataset']} / {run['model']}: test split `{run['protocol']['split']}`."
-        + added_note(run)
         for run in record["runs"]
     ]
-    lines.append("")
+    lines += ["", *added_notes(record["runs"])]
     for dataset in dict.fromkeys(run["dataset"] for run in record["runs"]):
         runs = [run for run in record["runs"] if run["dataset"] == dataset]
         title = f"recall@10 by slice on {dataset}"
@@ -318,14 +318,23 @@ def write_markdown(record: dict, path: Path) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
-def added_note(run: dict) -> str:
-    """Where a row added by `--append` was measured, with its note."""
-    added = run.get("added_by")
-    if not added:
-        return ""
-    where = f"{added['machine']['cpu']}, {added['machine']['cores']} cores"
-    note = f"; {added['note']}" if added.get("note") else ""
-    return f" Added by `{added['command']}` on {where}{note}."
+def added_notes(runs: list[dict]) -> list[str]:
+    """Where the rows added by `--append` were measured, once per command, with its note."""
+    by_command: dict[str, list[dict]] = {}
+    for run in runs:
+        if run.get("added_by"):
+            by_command.setdefault(run["added_by"]["command"], []).append(run)
+    lines = []
+    for command, added in by_command.items():
+        machine_used = added[0]["added_by"]["machine"]
+        note = added[0]["added_by"].get("note")
+        names = ", ".join(f"{run['dataset']} / {run['model']}" for run in added)
+        lines += [
+            f"Rows {names}: added by `{command}` on {machine_used['cpu']}, "
+            f"{machine_used['cores']} cores" + (f"; {note}." if note else "."),
+            "",
+        ]
+    return lines
 
 
 def main(
@@ -342,7 +351,7 @@ def main(
 ) -> None:
     work = RESULTS / "tmp" / name
     work.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/baselines.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/baselines.py " + shlex.join(sys.argv[1:])
     runs = [
         run_llmrec(model, dataset, data_dir.resolve(), threads, seed, work)
         for dataset in datasets.split(",")
