@@ -85,8 +85,8 @@ def main(
         data = data or load_run_data(run_config, run_dir)
         model = load_model(run_dir / "model")
         basis = SliceBasis.from_sequences(data.train, data.num_items)
-        name = f"{model.name} ({path.stem})"
-        row = evaluate(model, name, data.test, eval_config, latency_users, slice_basis=basis)
+        label = f"{model.name} ({path.stem})"
+        row = evaluate(model, label, data.test, eval_config, latency_users, slice_basis=basis)
         fit = json.loads((run_dir / "fit.json").read_text(encoding="utf-8"))
         row.update(
             train=trained,
