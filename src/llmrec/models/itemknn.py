@@ -94,7 +94,7 @@ class ItemKNN(RecommenderModel):
         # Row j: the neighbours of target item j and their similarities (none before fit).
         self.neighbours = torch.zeros(self.num_items, 0, dtype=torch.int64)
         self.similarities = torch.zeros(self.num_items, 0)
-        self.weight_rows = self._weight_rows()
+        self._rows: WeightRows | None = None  # built from the lists when first needed
 
     def _fit(
         self,
@@ -131,7 +131,13 @@ class ItemKNN(RecommenderModel):
     def _use(self, state: State) -> None:
         self.neighbours = state["neighbours"]
         self.similarities = state["similarities"]
-        self.weight_rows = self._weight_rows()
+        self._rows = None
+
+    @property
+    def weight_rows(self) -> WeightRows:
+        if self._rows is None:
+            self._rows = self._weight_rows()
+        return self._rows
 
     def _weight_rows(self) -> WeightRows:
         """The rows of W: for each item i, the target items that have i as a neighbour, with
