@@ -41,6 +41,12 @@ def test_sasrec_quickstart_runs_whole_in_seconds(tmp_path: Path) -> None:
     outcome = _run("quickstart.yaml", tmp_path)
     assert outcome["seconds"] < 300  # issue 3: under 5 minutes on 2 cores
     assert (outcome["dir"] / "validation_curve.png").is_file()
+    # issue 22: metrics by slice in metrics.json, as a table and a plot in the report
+    slices = outcome["metrics"]["test"]["slices"]
+    assert {"target head", "target tail", "target cold", "history 8+"} <= set(slices)
+    assert slices["target head"]["users"] + slices["target tail"]["users"] == 300
+    assert "## Metrics by slice" in (outcome["dir"] / "report.md").read_text()
+    assert (outcome["dir"] / "slices.png").is_file()
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.ranking import evaluate_model
 from llmrec.evaluation.report import write_report
 from llmrec.evaluation.result import EvalResult
+from llmrec.evaluation.slices import SliceBasis
 from llmrec.evaluation.validation import validation_metrics
 from llmrec.models.base import FitResult, RecommenderModel, RunContext
 from llmrec.models.registry import build_model, load_model
@@ -71,15 +72,19 @@ def write_data_report(run_dir: Path, report: dict) -> None:
 
 
 def read_run_data(config: RunConfig) -> tuple[Dataset, dict]:
-    """The configured data, split, and its report: what `skip_bad` skipped and the users the
-    hold-out dropped (written to RUN_DIR/data_report.json). Writes nothing."""
+    """The configured data, split, and its report: what `skip_bad` skipped, the users the
+    hold-out dropped and what the temporal split did (written to RUN_DIR/data_report.json).
+    Writes nothing."""
     loaded = load_dataset(
         config.data.source,
         data_format=config.data.format,
         data_dir=config.data.data_dir,
         skip_bad=config.data.skip_bad,
+        temporal=config.data.temporal_split,
     )
     report = {"path": str(loaded.path), "format": loaded.format, **asdict(loaded.report)}
+    if loaded.split_record is not None:
+        report["temporal"] = loaded.split_record
     if loaded.report.num_skipped:
         logger.warning("%s: %s", loaded.path, loaded.report.summary())
     dataset, holdout = split_dataset(loaded, config.data)
@@ -137,6 +142,7 @@ def evaluate_saved_model(
         data_format=data_config.format,
         data_dir=data_dir,
         skip_bad=data_config.skip_bad,
+        temporal=data_config.temporal_split,
     )
     dataset, _ = split_dataset(loaded, data_config)
     if model.catalogue.fingerprint() != dataset.catalogue.fingerprint():
@@ -146,7 +152,12 @@ def evaluate_saved_model(
         )
     eval_set = {"valid": dataset.valid, "test": dataset.test}[split]
     return evaluate_model(
-        model, eval_set, config, show_progress=show_progress, split=f"{dataset.split}:{split}"
+        model,
+        eval_set,
+        config,
+        show_progress=show_progress,
+        split=f"{dataset.split}:{split}",
+        slice_basis=slice_basis(dataset),
     )
 
 
@@ -215,6 +226,7 @@ def run_experiment(
         config.eval,
         show_progress=show_progress,
         split=f"{dataset.split}:valid",
+        slice_basis=slice_basis(dataset),
     )
     test_split = f"{dataset.split}:test"
     if config.train.refit_before_test:
@@ -222,13 +234,24 @@ def run_experiment(
         test_split += f" (model refit on train + valid items for {epochs} epochs)"
     trained = time.perf_counter()
     test = evaluate_model(
-        model, dataset.test, config.eval, show_progress=show_progress, split=test_split
+        model,
+        dataset.test,
+        config.eval,
+        show_progress=show_progress,
+        split=test_split,
+        slice_basis=slice_basis(dataset),
     )
     results = {"valid": valid, "test": test}
     write_report(run_dir, results, curve=fit.history or None)
     write_model_card(run_dir / MODEL_FOLDER, config, dataset, results)
     seconds = {"train": trained - started, "evaluate": time.perf_counter() - trained}
     return ExperimentResult(run_dir, run_dir / MODEL_FOLDER, fit, results, seconds)
+
+
+def slice_basis(dataset: Dataset) -> SliceBasis:
+    """What the metrics by slice are defined on: the training sequences' item counts (also
+    for a model refit on train + valid items, so that every model meets the same slices)."""
+    return SliceBasis.from_sequences(dataset.train, dataset.num_items)
 
 
 def refit_before_test(

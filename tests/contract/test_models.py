@@ -18,6 +18,8 @@ TINY_CONFIGS = {
     "bm25": {"query_items": 3},
     "sasrec": {"hidden_size": 16, "num_layers": 1, "num_heads": 1, "max_length": 10},
     "multvae": {"hidden_size": 16, "latent_size": 8},
+    "ease": {"lambdas": [10.0]},  # grids chosen on validation: tests/models/test_item_item.py
+    "itemknn": {"neighbours": [3], "shrinks": [1.0]},
     "calrec": {
         "backbone": {"source": "tiny"},  # cache_dir added per session
         "text": {"fields": ["title"], "max_history_items": 3, "max_item_tokens": 8},

@@ -1,5 +1,6 @@
 """Run report: every split's metrics in `metrics.json` and `report.md`, per-user ranks per split,
-and the validation curve as `validation_curve.png` (matplotlib, Agg canvas, no display).
+the validation curve as `validation_curve.png` and the metrics by slice as `slices.png`
+(matplotlib, Agg canvas, no display).
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmrec.evaluation.result import METRICS_FILE, EvalResult
+from llmrec.evaluation.slices import format_slice_table, plot_slices
 
 REPORT_FILE = "report.md"
 CURVE_FILE = "validation_curve.png"
+SLICES_FILE = "slices.png"
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class ReportFiles:
     report: Path
     curve: Path | None
     split_directories: dict[str, Path]  # split -> directory with its metrics.json and ranks.jsonl
+    slices: Path | None = None  # the plot of the metrics by slice
 
 
 def write_report(
@@ -50,7 +54,13 @@ def write_report(
     if curve:
         curve_path = run_dir / CURVE_FILE
         plot_validation_curve(curve, curve_path)
-    return ReportFiles(metrics_path, report_path, curve_path, split_directories)
+    return ReportFiles(
+        metrics_path,
+        report_path,
+        curve_path,
+        split_directories,
+        write_slices_plot(run_dir, results),
+    )
 
 
 def format_report(results: Mapping[str, EvalResult], has_curve: bool = False) -> str:
@@ -60,7 +70,37 @@ def format_report(results: Mapping[str, EvalResult], has_curve: bool = False) ->
         sections.append(f"## {split}\n\n{result.format_table()}")
     if has_curve:
         sections.append(f"## Validation curve\n\n![validation curve]({CURVE_FILE})\n")
+    sections += format_slices_section(results)
     return "\n".join(sections)
+
+
+def format_slices_section(results: Mapping[str, EvalResult]) -> list[str]:
+    """The metrics by slice of every split that has them, and their plot (docs/evaluation.md)."""
+    parts = [
+        f"### {split}\n\n{format_slice_table(result)}"
+        for split, result in results.items()
+        if result.slices
+    ]
+    if not parts:
+        return []
+    plotted = _plotted_split(results)
+    figure = f"![metrics by slice, {plotted}]({SLICES_FILE})\n"
+    return ["## Metrics by slice\n", *parts, figure]
+
+
+def write_slices_plot(run_dir: Path, results: Mapping[str, EvalResult]) -> Path | None:
+    """Draw the slices of the test split (else the first split with slices); None if none."""
+    split = _plotted_split(results)
+    if split is None:
+        return None
+    path = run_dir / SLICES_FILE
+    plot_slices(results[split], path, f"{split}: metrics by slice")
+    return path
+
+
+def _plotted_split(results: Mapping[str, EvalResult]) -> str | None:
+    with_slices = [split for split, result in results.items() if result.slices]
+    return "test" if "test" in with_slices else next(iter(with_slices), None)
 
 
 def plot_validation_curve(curve: Sequence[Mapping[str, float]], path: Path) -> None:

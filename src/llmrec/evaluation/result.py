@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -34,6 +34,39 @@ PAIRED_FIELDS = ("protocol", "targets", "filter_history", "num_items", "num_nega
 
 
 @dataclass(frozen=True)
+class SliceResult:
+    """One slice of an evaluation (slices.py): how many users it holds, and their metrics with
+    intervals (none when it is empty)."""
+
+    num_users: int
+    metrics: dict[str, float]
+    ci: dict[str, ConfidenceInterval] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        intervals = {key: interval.to_json() for key, interval in self.ci.items()}
+        return {"users": self.num_users, "metrics": self.metrics, "ci": intervals}
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> Self:
+        intervals = {key: ConfidenceInterval(**value) for key, value in record["ci"].items()}
+        return cls(record["users"], dict(record["metrics"]), intervals)
+
+
+def summarise_ranks(
+    ranks: np.ndarray, protocol: dict[str, Any]
+) -> tuple[dict[str, float], dict[str, ConfidenceInterval]]:
+    """Metrics at protocol["ks"] (means over users) and their intervals, as the protocol asks."""
+    per_user = per_user_metrics(ranks, protocol["ks"], protocol["rank_cutoff"])
+    metrics = {key: float(values.mean()) for key, values in per_user.items()}
+    ci = {}
+    if protocol["bootstrap_resamples"] > 0:
+        ci = bootstrap_cis(
+            per_user, protocol["bootstrap_resamples"], protocol["confidence"], protocol["seed"]
+        )
+    return metrics, ci
+
+
+@dataclass(frozen=True)
 class EvalResult:
     """Metrics (means over users), their intervals, each user's target rank, and the protocol.
 
@@ -48,20 +81,22 @@ class EvalResult:
     ranks: np.ndarray
     user_ids: tuple[UserId, ...]
     protocol: dict[str, Any]
+    # Metrics by slice (slices.py): target popularity, cold targets, history length; empty
+    # when the evaluation was given no training data to define them.
+    slices: dict[str, SliceResult] = field(default_factory=dict)
 
     @classmethod
     def from_ranks(
-        cls, ranks: np.ndarray, user_ids: tuple[UserId, ...], protocol: dict[str, Any]
+        cls,
+        ranks: np.ndarray,
+        user_ids: tuple[UserId, ...],
+        protocol: dict[str, Any],
+        slices: dict[str, SliceResult] | None = None,
     ) -> Self:
         """Summarise ranks: metrics at protocol["ks"], intervals as the protocol asks."""
-        per_user = per_user_metrics(ranks, protocol["ks"], protocol["rank_cutoff"])
-        metrics = {key: float(values.mean()) for key, values in per_user.items()}
-        ci = {}
-        if protocol["bootstrap_resamples"] > 0:
-            ci = bootstrap_cis(
-                per_user, protocol["bootstrap_resamples"], protocol["confidence"], protocol["seed"]
-            )
-        return cls(metrics, ci, np.asarray(ranks, dtype=np.int64), tuple(user_ids), protocol)
+        metrics, ci = summarise_ranks(ranks, protocol)
+        ranks = np.asarray(ranks, dtype=np.int64)
+        return cls(metrics, ci, ranks, tuple(user_ids), protocol, slices or {})
 
     def per_user_metrics(self) -> dict[str, np.ndarray]:
         """Each metric per user, in `user_ids` order (the input of bootstraps and paired tests)."""
@@ -69,11 +104,14 @@ class EvalResult:
 
     def to_json(self) -> dict[str, Any]:
         """Metrics, intervals and protocol as a JSON-ready dict (ranks are saved separately)."""
-        return {
+        record = {
             "metrics": self.metrics,
             "ci": {key: interval.to_json() for key, interval in self.ci.items()},
             "protocol": self.protocol,
         }
+        if self.slices:
+            record["slices"] = {name: part.to_json() for name, part in self.slices.items()}
+        return record
 
     def save(self, directory: str | Path) -> None:
         """Write `metrics.json` and `ranks.jsonl` ({"user_id": ..., "rank": ...} per line;
@@ -109,7 +147,10 @@ class EvalResult:
             else:
                 ranks = np.array([row["rank"] for row in rows], dtype=np.int64)
             user_ids = tuple(row["user_id"] for row in rows)
-            return cls(record["metrics"], ci, ranks, user_ids, record["protocol"])
+            slices = {
+                name: SliceResult.from_json(part) for name, part in record.get("slices", {}).items()
+            }
+            return cls(record["metrics"], ci, ranks, user_ids, record["protocol"], slices)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise DataError(f"not a saved evaluation result ({error!r})", directory) from None
 

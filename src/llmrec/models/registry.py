@@ -18,6 +18,8 @@ from llmrec.models.calrec.config import CALRecConfig
 from llmrec.models.calrec.model import CALRec
 from llmrec.models.cllm4rec.config import CLLM4RecConfig, CLLM4RecLiteConfig
 from llmrec.models.cllm4rec.model import CLLM4Rec, CLLM4RecLite
+from llmrec.models.ease import EASE, EASEConfig
+from llmrec.models.itemknn import ItemKNN, ItemKNNConfig
 from llmrec.models.multvae import MultVAE, MultVAEConfig
 from llmrec.models.pop import PopConfig, Popularity
 from llmrec.models.sasrec import SASRec, SASRecConfig
@@ -28,6 +30,8 @@ MODELS: dict[str, type[RecommenderModel]] = {
     "bm25": BM25Model,
     "sasrec": SASRec,
     "multvae": MultVAE,
+    "ease": EASE,
+    "itemknn": ItemKNN,
     "calrec": CALRec,
     "cllm4rec": CLLM4Rec,
     "cllm4rec-lite": CLLM4RecLite,  # beyond the paper: no pretraining, no MR, no user tokens
@@ -38,6 +42,8 @@ AnyModelConfig = (
     | BM25Config
     | SASRecConfig
     | MultVAEConfig
+    | EASEConfig
+    | ItemKNNConfig
     | CALRecConfig
     | CLLM4RecConfig
     | CLLM4RecLiteConfig

@@ -140,15 +140,23 @@ def read_tensors(file: Path, expected: Mapping[str, torch.Tensor]) -> dict[str, 
     """The tensors of a safetensors file, on the CPU, once their names, shapes and dtypes match
     `expected` and every floating-point value is finite."""
     check_tensor_header(file, expected)
-    try:
-        tensors = load_file(str(file))
-    except (SafetensorError, OSError) as error:
-        raise ModelFormatError(f"not a readable safetensors file ({error})", file) from None
+    tensors = read_finite_tensors(file)
     for name, tensor in tensors.items():
         if tensor.dtype != expected[name].dtype:
             raise ModelFormatError(
                 f"tensor {name!r} is {tensor.dtype}, the model needs {expected[name].dtype}", file
             )
+    return tensors
+
+
+def read_finite_tensors(file: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file, on the CPU, refused unless readable and finite (for
+    models whose shapes the caller checks itself: EASE, item-kNN)."""
+    try:
+        tensors = load_file(str(file))
+    except (SafetensorError, OSError) as error:
+        raise ModelFormatError(f"not a readable safetensors file ({error})", file) from None
+    for name, tensor in tensors.items():
         check_finite(name, tensor, file)
     return tensors
 

@@ -5,7 +5,8 @@ the header `user,item[,timestamp]` (other keys or columns are ignored). Timestam
 (e.g. Unix seconds) or ISO-8601 date/times; without them file order is time order. Each user's
 interactions are sorted by timestamp with a stable sort, so ties keep file order. Items are
 `items.jsonl` objects: item_id required; title, categories, brand, price and description optional.
-The split is leave-one-out.
+The split is leave-one-out, or the global temporal split (`data.split: temporal`) when the
+interactions have timestamps.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from llmrec.data.catalogue import Catalogue
 from llmrec.data.loaders.common import (
     LoadResult,
     Problems,
+    UserSequences,
     field_count_error,
     finish_leave_one_out,
     read_lines,
@@ -111,6 +113,13 @@ def load_byo(folder: str | Path, *, name: str | None = None, skip_bad: bool = Fa
     """Load a bring-your-own folder and split it leave-one-out (see the module docstring)."""
     folder = Path(folder)
     problems = Problems(skip_bad)
+    catalogue, users = read_byo(folder, problems)
+    return finish_leave_one_out(name or folder.name, catalogue, users, problems, "byo", folder)
+
+
+def read_byo(folder: Path, problems: Problems) -> tuple[Catalogue, UserSequences]:
+    """The catalogue and the whole, time-ordered user sequences of a bring-your-own folder,
+    with their timestamps when the file has them; before any split."""
     path = interactions_path(folder)
     catalogue = Catalogue.from_items(
         row.item for row in read_items_jsonl(folder / ITEMS_FILE, problems)
@@ -128,4 +137,4 @@ def load_byo(folder: str | Path, *, name: str | None = None, skip_bad: bool = Fa
         timestamp_field="timestamp",
         user_field="user",
     )
-    return finish_leave_one_out(name or folder.name, catalogue, users, problems, "byo", folder)
+    return catalogue, users

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -73,6 +73,7 @@ class LoadResult:
     format: str
     path: Path
     full_sequences: tuple[np.ndarray, ...]
+    split_record: dict[str, Any] | None = None  # what a split made by loading did (temporal)
 
 
 class Problems:
@@ -101,13 +102,15 @@ class Problems:
 
 @dataclass(frozen=True)
 class UserSequences:
-    """Whole user sequences before a split, and the file line where each user starts."""
+    """Whole user sequences before a split, and the file line where each user starts; with the
+    time of each interaction (aligned with `sequences`) where the file gives timestamps."""
 
     path: Path
     user_ids: list[UserId]
     sequences: list[np.ndarray]
     lines: list[int]
     user_field: str = "user_id"
+    timestamps: list[np.ndarray] | None = None  # (len(sequence),) float64 seconds per user
 
 
 @dataclass

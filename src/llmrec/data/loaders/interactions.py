@@ -1,4 +1,5 @@
-"""Interaction rows (user, item, optional timestamp) grouped into time-ordered user sequences.
+"""Interaction rows (user, item, optional timestamp) grouped into time-ordered user sequences,
+with their timestamps (for the global temporal split, `data.split: temporal`).
 
 Shared by the one-interaction-per-line formats (bring-your-own JSONL/CSV and RecBole `.inter`).
 Each user's interactions are sorted by timestamp with a stable sort, so ties keep file order; a
@@ -95,13 +96,15 @@ def group_by_user(
             problems.handle("unknown_item", DataError(problem, path, row.line, item_field))
             continue
         by_user.setdefault(row.user_id, []).append(row)
-    users = UserSequences(path, [], [], [], user_field)
+    users = UserSequences(path, [], [], [], user_field, [] if has_time else None)
     for user_id, rows in by_user.items():
         users.user_ids.append(user_id)
         users.lines.append(rows[0].line)  # the user's first line in the file
         ordered = sorted(rows, key=_time_of) if has_time else rows  # stable: ties keep file order
         indices = [catalogue.index(row.item_id) for row in ordered]
         users.sequences.append(np.asarray(indices, dtype=np.int64))
+        if users.timestamps is not None:
+            users.timestamps.append(np.asarray([_time_of(row) for row in ordered]))
     return users
 
 

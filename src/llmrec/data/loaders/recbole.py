@@ -5,7 +5,8 @@ From `.inter`, user_id and item_id are required and timestamp is optional (then 
 order); from `.item`, item_id is required and title, categories, brand, price and description are
 read when present. Other columns (rating, sales_rank, ...) are ignored. A `token_seq` categories
 value is split on `seq_separator` (RecBole's default: one space). Without `.item`, the catalogue
-is the items of `.inter` in order of first appearance, with no text. The split is leave-one-out.
+is the items of `.inter` in order of first appearance, with no text. The split is leave-one-out,
+or the global temporal split (`data.split: temporal`) when `.inter` has timestamps.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from llmrec.data.catalogue import Catalogue, Item
 from llmrec.data.loaders.common import (
     LoadResult,
     Problems,
+    UserSequences,
     field_count_error,
     finish_leave_one_out,
     read_lines,
@@ -150,6 +152,15 @@ def load_recbole(
     """Load a RecBole folder and split it leave-one-out (see the module docstring)."""
     folder = Path(folder)
     problems = Problems(skip_bad)
+    catalogue, users = read_recbole(folder, problems, seq_separator)
+    return finish_leave_one_out(name or folder.name, catalogue, users, problems, "recbole", folder)
+
+
+def read_recbole(
+    folder: Path, problems: Problems, seq_separator: str = " "
+) -> tuple[Catalogue, UserSequences]:
+    """The catalogue and the whole, time-ordered user sequences of a RecBole folder, with their
+    timestamps when `.inter` has them; before any split."""
     inter_path = find_inter(folder)
     interactions = read_inter(inter_path, problems)
     item_path = inter_path.with_suffix(".item")
@@ -167,4 +178,4 @@ def load_recbole(
         timestamp_field="timestamp",
         user_field="user_id",
     )
-    return finish_leave_one_out(name or folder.name, catalogue, users, problems, "recbole", folder)
+    return catalogue, users
