@@ -15,7 +15,7 @@ from llmrec.training.config import TrainConfig
 from tests.contract.test_models import TINY_CONFIGS
 from tests.training.helpers import epoch_mean_losses
 
-UNTRAINED = ("pop", "bm25")  # no training loop, no precision
+UNTRAINED = ("pop", "bm25", "ease", "itemknn")  # closed form or counts: no loop, no precision
 # Stage sections have their own loop settings: under bf16 every stage is bf16.
 BF16_STAGES = {
     "cllm4rec": {"pretrain": {"warmup_epochs": 1, "rounds": 1, "train": {"precision": "bf16"}}},

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, Field, NonNegativeInt, model_validator
+from pydantic import BaseModel, Field, NonNegativeInt, Strict, model_validator
 
 from llmrec.config_rules import CONFIG_RULES
+
+# A time written in YAML as an ISO-8601 string: parsed from text, unlike the strict numbers.
+IsoTime = Annotated[datetime, Strict(False)]
 
 DataFormat = Literal["auto", "p5", "unisrec", "dealrec", "byo", "recbole"]
 
@@ -66,12 +69,12 @@ class TemporalConfig(BaseModel):
         lt=1.0,
         description="share of the latest interactions that test holds (sets the test cut)",
     )
-    valid_start: float | datetime | None = Field(
+    valid_start: float | IsoTime | None = Field(
         None,
         description="the validation cut as a time (Unix seconds, or an ISO-8601 date/time, UTC "
         "when no zone is given), instead of the fractions; with test_start",
     )
-    test_start: float | datetime | None = Field(
+    test_start: float | IsoTime | None = Field(
         None, description="the test cut as a time, instead of the fractions; with valid_start"
     )
 
