@@ -12,6 +12,7 @@ from llmrec.evaluation.validation import validation_metrics
 from llmrec.models.base import RunContext
 from llmrec.models.registry import MODELS, build_model, load_model
 from llmrec.training.config import TrainConfig
+from tests.conftest import make_toy_dataset
 
 TINY_CONFIGS = {
     "pop": {},
@@ -45,8 +46,12 @@ def test_every_registered_model_has_a_tiny_config() -> None:
     assert set(TINY_CONFIGS) == set(MODELS)
 
 
-@pytest.fixture(params=sorted(MODELS) + sorted(VARIANTS))
-def fitted(request, toy_dataset, tmp_path: Path, llm_cache_dir: Path):
+# Fitted once per model kind for the whole module (the tests only read the model): fitting the
+# LLM kinds dominates the suite's time otherwise.
+@pytest.fixture(scope="module", params=sorted(MODELS) + sorted(VARIANTS))
+def fitted(request, tmp_path_factory: pytest.TempPathFactory, llm_cache_dir: Path):
+    toy_dataset = make_toy_dataset()
+    tmp_path = tmp_path_factory.mktemp("fitted")
     name = request.param.split(":")[0]
     raw = {**TINY_CONFIGS[name], **VARIANTS.get(request.param, {})}
     if "backbone" in raw:
