@@ -1,4 +1,5 @@
-"""Benchmark: Pop, BM25 and SASRec-CE on full Beauty and Toys, and RecBole's SASRec epoch time.
+"""Benchmark: Pop, BM25, SASRec-CE, EASE and item-kNN on full Beauty and Toys, and RecBole's
+SASRec epoch time.
 
 Each model runs as its own `python -m llmrec run` process (so wall time and peak memory are its
 own); RecBole 1.2.1 runs in its separate venv (benchmarks/recbole/setup.sh) on the same sequences
@@ -7,6 +8,8 @@ in the same benchmark run, and the table reports our SASRec epoch time / RecBole
     .venv/bin/python benchmarks/baselines.py --data-dir ../shared/data
 
 Writes benchmarks/results/baselines.json and baselines.md. Run it on an idle machine.
+`--append` adds rows to the existing page (replacing rows of the same data set and model),
+recording the command and machine of the rows it adds and `--note` (e.g. a busy machine).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -34,8 +38,11 @@ CONFIGS = {
     "pop": "configs/pop_beauty.yaml",
     "bm25": "configs/bm25_beauty.yaml",
     "sasrec": "configs/sasrec_beauty.yaml",
+    "ease": "configs/ease_beauty.yaml",
+    "itemknn": "configs/itemknn_beauty.yaml",
 }
 FOLDERS = {"beauty": "amazon-beauty", "toys": "amazon-toys"}
+NAMES = {"pop": "Pop", "bm25": "BM25", "sasrec": "SASRec-CE", "ease": "EASE", "itemknn": "item-kNN"}
 METRICS = ("recall@1", "recall@5", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr@10")
 
 
@@ -111,12 +118,23 @@ def run_llmrec(
         "metrics": metrics["metrics"],
         "ci": metrics["ci"],
         "protocol": metrics["protocol"],
-        "best_epoch": (fit["history"] and max(fit["history"], key=lambda h: h["ndcg@10"])["epoch"]),
+        "slices": metrics.get("slices"),
+        "best_epoch": fit["best_epoch"],
+        "chosen": chosen_setting(fit),
         "epochs_trained": len(epochs),
         "train_s": fit["train_seconds"],
         "median_epoch_s": statistics.median(epochs) if epochs else None,
         **measured,
     }
+
+
+def chosen_setting(fit: dict) -> dict[str, float]:
+    """The options a closed-form model chose on validation (EASE's λ, item-kNN's neighbours),
+    from the best point of its curve; {} for models trained by epochs."""
+    if fit["best_epoch"] is not None or not fit["best_step"]:
+        return {}
+    point = fit["history"][fit["best_step"] - 1]
+    return {key: value for key, value in point.items() if "@" not in key and key != "step"}
 
 
 def run_recbole(data_dir: Path, epochs: int, threads: int, anomaly: str, work: Path) -> dict:
@@ -202,6 +220,35 @@ def metric_cells(row: dict, keys: tuple[str, ...]) -> list[str]:
     return cells
 
 
+def slice_table(
+    rows: list[dict], metric: str, label: Callable[[dict], str], title: str
+) -> list[str]:
+    """A section with the table of `metric` by slice (docs/evaluation.md, section 11) for the
+    rows that have slices, with each slice's users; [] when none has them."""
+    measured = [row for row in rows if row.get("slices")]
+    if not measured:
+        return []
+    names = list(measured[0]["slices"])
+    lines = [
+        f"## {title}",
+        "",
+        f"Test {metric} [95% CI] per slice; rows measured before slices existed are left out.",
+        "",
+        "| model | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+        "| users | "
+        + " | ".join(str(measured[0]["slices"][name]["users"]) for name in names)
+        + " |",
+    ]
+    for row in measured:
+        cells = [
+            metric_cells(row["slices"][name], (metric,))[0] if row["slices"][name]["users"] else "-"
+            for name in names
+        ]
+        lines.append(f"| {label(row)} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def report_head(title: str, record: dict) -> list[str]:
     """A results page's title, machine and command lines."""
     machine_used = record["machine"]
@@ -216,7 +263,10 @@ def report_head(title: str, record: dict) -> list[str]:
 
 
 def write_markdown(record: dict, path: Path) -> None:
-    title = "Baselines: Pop, BM25, SASRec-CE (full ranking, leave-one-out, no history filter)"
+    models = ", ".join(
+        dict.fromkeys(NAMES.get(run["model"], run["model"]) for run in record["runs"])
+    )
+    title = f"Baselines: {models} (full ranking, leave-one-out, no history filter)"
     lines = [
         *report_head(title, record),
         "| data | model | " + " | ".join(METRICS) + " | epochs (best) | s/epoch | wall s |"
@@ -226,24 +276,30 @@ def write_markdown(record: dict, path: Path) -> None:
     for run in record["runs"]:
         cells = metric_cells(run, METRICS)
         epoch_s = "" if run["median_epoch_s"] is None else f"{run['median_epoch_s']:.1f}"
+        chosen = ", ".join(f"{key} {value:g}" for key, value in run.get("chosen", {}).items())
         lines.append(
             f"| {run['dataset']} | {run['model']} | "
             + " | ".join(cells)
-            + f" | {run['epochs_trained']} ({run['best_epoch'] or '-'}) | {epoch_s} |"
+            + f" | {run['epochs_trained']} ({chosen or run['best_epoch'] or '-'}) | {epoch_s} |"
             f" {run['wall_s']:.0f} | {run['peak_rss_gib']:.2f} |"
         )
     lines += [
         "",
-        "Cells: test value [95% bootstrap CI over users]. s/epoch: median training "
-        "epoch time (validation excluded). Wall s: the whole `llmrec run` (data, training, "
-        "refit, valid + test evaluation, report).",
+        "Cells: test value [95% bootstrap CI over users]. Epochs (best): epochs trained and "
+        "the best one, or the setting chosen on validation for closed-form models. s/epoch: "
+        "median training epoch time (validation excluded). Wall s: the whole `llmrec run` "
+        "(data, training, refit, valid + test evaluation, report).",
         "",
     ]
     lines += [
         f"- {run['dataset']} / {run['model']}: test split `{run['protocol']['split']}`."
         for run in record["runs"]
     ]
-    lines.append("")
+    lines += ["", *added_notes(record["runs"])]
+    for dataset in dict.fromkeys(run["dataset"] for run in record["runs"]):
+        runs = [run for run in record["runs"] if run["dataset"] == dataset]
+        title = f"recall@10 by slice on {dataset}"
+        lines += slice_table(runs, "recall@10", lambda run: run["model"], title)
     if record["recbole"]:
         lines += [
             "## SASRec epoch time against RecBole 1.2.1 (same data, same run, same threads)",
@@ -267,6 +323,25 @@ def write_markdown(record: dict, path: Path) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+def added_notes(runs: list[dict]) -> list[str]:
+    """Where the rows added by `--append` were measured, once per command, with its note."""
+    by_command: dict[str, list[dict]] = {}
+    for run in runs:
+        if run.get("added_by"):
+            by_command.setdefault(run["added_by"]["command"], []).append(run)
+    lines = []
+    for command, added in by_command.items():
+        machine_used = added[0]["added_by"]["machine"]
+        note = added[0]["added_by"].get("note")
+        names = ", ".join(f"{run['dataset']} / {run['model']}" for run in added)
+        lines += [
+            f"Rows {names}: added by `{command}` on {machine_used['cpu']}, "
+            f"{machine_used['cores']} cores" + (f"; {note}." if note else "."),
+            "",
+        ]
+    return lines
+
+
 def main(
     data_dir: DataDir = DATA_DIR,
     datasets: Annotated[str, typer.Option(help="comma-separated")] = "beauty,toys",
@@ -276,14 +351,26 @@ def main(
     threads: Annotated[int, typer.Option(help="torch threads for every run")] = 2,
     seed: Annotated[int, typer.Option()] = 0,
     name: Annotated[str, typer.Option(help="results file stem")] = "baselines",
+    append: Annotated[bool, typer.Option(help="add the rows to the existing page")] = False,
+    note: Annotated[str, typer.Option(help="said of each added row, with --append")] = "",
 ) -> None:
     work = RESULTS / "tmp" / name
     work.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/baselines.py " + shlex.join(sys.argv[1:])
     runs = [
         run_llmrec(model, dataset, data_dir.resolve(), threads, seed, work)
         for dataset in datasets.split(",")
         for model in models.split(",")
     ]
+    if append:
+        if recbole_epochs > 0:
+            raise typer.BadParameter("--append adds model rows only: pass --recbole-epochs 0")
+        added = {"command": command, "machine": machine(), "note": note}
+        record = json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
+        publish(
+            appended(record, [{**run, "added_by": added} for run in runs]), name, write_markdown
+        )
+        return
     recbole, timing = [], None
     if recbole_epochs > 0:
         extra = (*RECBOLE_ARCHITECTURE, f"train.epochs={timing_epochs}")
@@ -295,7 +382,7 @@ def main(
             for anomaly in ("off", "stock")
         ]
     record = {
-        "command": "python benchmarks/baselines.py " + " ".join(sys.argv[1:]),
+        "command": command,
         "machine": machine(),
         "runs": runs,
         "recbole": recbole,
@@ -303,6 +390,16 @@ def main(
         "sasrec_beauty_epoch_s": timing["median_epoch_s"] if timing else None,
     }
     publish(record, name, write_markdown)
+
+
+def appended(record: dict, runs: list[dict]) -> dict:
+    """The record with `runs` added, replacing its rows of the same data set and model, in the
+    page's order: by data set, then model."""
+    replaced = {(run["dataset"], run["model"]) for run in runs}
+    kept = [run for run in record["runs"] if (run["dataset"], run["model"]) not in replaced]
+    datasets = list(dict.fromkeys(run["dataset"] for run in kept + runs))
+    merged = sorted(kept + runs, key=lambda run: datasets.index(run["dataset"]))
+    return {**record, "runs": merged}
 
 
 if __name__ == "__main__":

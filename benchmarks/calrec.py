@@ -147,7 +147,9 @@ def calrec_row(model, mode: str, test, eval_config: EvalConfig, latency_users: i
     remembered, so bm25 and hybrid share them), and latency with the memo off."""
     generation = model.config.generation
     remembering = generation.model_copy(update={"memo_size": eval_config.sample_users or len(test)})
-    model.config = model.config.model_copy(update={"retrieval": mode, "generation": remembering})
+    model.config = model.config.with_extensions(retrieval=mode).model_copy(
+        update={"generation": remembering}
+    )
     row = evaluate(model, f"calrec ({mode})", test, eval_config, latency_users=0)
     model.config = model.config.model_copy(update={"generation": generation})
     return {**row, **latency(model, test, latency_users)}

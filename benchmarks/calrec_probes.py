@@ -3,7 +3,7 @@ on full Beauty with the whole SmolLM2 and the recipe's text cuts, each a ratio m
 same run:
 
 1. training seconds per step (batch 16, Adam) with every weight trained and with only the top
-   `--trainable` layers (`model.trainable_layers`);
+   `--trainable` layers (`model.extensions.trainable_layers`);
 2. seconds per user of sampling + BM25 (G lines, `model.generation`) and of constrained decoding
    (`model.constrained`), with prompts decoded one by one and in batches of `--batch-prompts`.
 
@@ -65,12 +65,9 @@ def step_seconds(model, sequences, steps: int, batch_size: int, trainable: int |
 def per_user_seconds(model, histories, mode: str, batch_prompts: int) -> float:
     """Seconds per user of `recommend(k=10)` over `histories` in one call (after a warm-up)."""
     batched = {"batch_prompts": batch_prompts}
-    model.config = model.config.model_copy(
-        update={
-            "retrieval": mode,
-            "generation": model.config.generation.model_copy(update=batched),
-            "constrained": model.config.constrained.model_copy(update=batched),
-        }
+    constrained = model.config.extensions.constrained.model_copy(update=batched)
+    model.config = model.config.with_extensions(retrieval=mode, constrained=constrained).model_copy(
+        update={"generation": model.config.generation.model_copy(update=batched)}
     )
     model.recommend(histories[:2], k=10)
     started = time.perf_counter()
@@ -92,7 +89,7 @@ def main(
     torch.set_num_threads(threads)
     run_config = load_config(config, [f"data.data_dir={data_dir.resolve()}"])
     dataset = load_dataset(run_config.data.source, data_dir=data_dir).dataset
-    model_config = run_config.model.model_copy(update={"trainable_layers": None})
+    model_config = run_config.model.with_extensions(trainable_layers=None)
     batch_size = run_config.train.batch_size
     training = []
     for variant in (None, trainable):

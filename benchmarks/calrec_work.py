@@ -42,7 +42,7 @@ def recipe_work(config_path: Path, data_dir: Path, tokenizers: dict) -> dict:
         tokenizers[source] = (backbone.tokenizer, backbone.model.config.num_hidden_layers)
     tokenizer, num_layers = tokenizers[source]
     layers = len(model.backbone.keep_layers or range(num_layers))
-    trained = min(model.trainable_layers or layers, layers)
+    trained = min(model.extensions.trainable_layers or layers, layers)
     lines = ItemLines(dataset.catalogue.items, tokenizer, model.text)
     examples = build_examples(dataset.train, lines, model.training_targets)
     tokens = statistics.mean(len(e.prompt) + 2 * len(e.target) + len(e.newline) for e in examples)

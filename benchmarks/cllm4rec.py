@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from baselines import DATA_DIR, RESULTS, DataDir, machine, publish, report_head
+from baselines import DATA_DIR, RESULTS, DataDir, machine, publish, report_head, slice_table
 from measure import evaluate, protocol_line, results_table, stage_throughput, train_one
 
 from llmrec.config import load_config
 from llmrec.evaluation.config import EvalConfig
+from llmrec.evaluation.slices import SliceBasis
 from llmrec.experiment import load_run_data
 from llmrec.models.registry import load_model
 
@@ -87,7 +88,9 @@ def main(
         dataset = dataset or run_config.data.source
         data = data or load_run_data(run_config, run_dir)
         model = load_model(run_dir / "model")
-        row = evaluate(model, f"{model.name} ({path.stem})", data.test, eval_config, latency_users)
+        basis = SliceBasis.from_sequences(data.train, data.num_items)
+        label = f"{model.name} ({path.stem})"
+        row = evaluate(model, label, data.test, eval_config, latency_users, slice_basis=basis)
         fit = json.loads((run_dir / "fit.json").read_text(encoding="utf-8"))
         row.update(
             train=trained,
@@ -135,6 +138,8 @@ def write_markdown(record: dict, path: Path) -> None:
             "latency is not comparable with rows measured on another machine.",
             "",
         ]
+    metric = METRICS[record["protocol"]][0]
+    lines += slice_table(record["rows"], metric, lambda row: row["name"], f"{metric} by slice")
     path.write_text("\n".join(lines), encoding="utf-8")
 
 

@@ -32,7 +32,11 @@ from llmrec.models.registry import load_model
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ("recall@20", "recall@40", "ndcg@100")
 # The base of the later variants: the official code's targets, 1,200 steps, the centred head.
-CENTRED_1200 = ["model.target_set=all_train", "train.max_steps=1200", "model.centered_head=true"]
+CENTRED_1200 = [
+    "model.target_set=all_train",
+    "train.max_steps=1200",
+    "model.extensions.centered_head=true",
+]
 
 
 def _centred(*extra: str, lr: str = "3e-4") -> list[str]:
@@ -40,7 +44,7 @@ def _centred(*extra: str, lr: str = "3e-4") -> list[str]:
 
 
 def _untied(*extra: str) -> list[str]:
-    return [*CENTRED_1200, "model.untied_head=true", *extra, "train.lr=3e-4"]
+    return [*CENTRED_1200, "model.extensions.untied_head=true", *extra, "train.lr=3e-4"]
 
 
 # name: overrides of the sweep config. The paper's finetuning is `mr-on`; the rest move one knob.
@@ -48,29 +52,31 @@ VARIANTS = {
     "lr1e-4": [],
     "lr3e-5": ["train.lr=3e-5"],
     "lr1e-3": ["train.lr=1e-3"],
-    "mr-on": ["model.mr_lambda=1.0"],
+    "mr-on": ["model.name=cllm4rec", "model.mr_lambda=1.0"],
     "init-base-std": ["model.init_std=null"],
     "targets-all-train": ["model.target_set=all_train"],
     "targets-all-train-1200": ["model.target_set=all_train", "train.max_steps=1200"],
-    "lora-r16": ["model.lora.rank=16"],
+    "lora-r16": ["model.extensions.lora.rank=16"],
     "1200-steps": ["train.max_steps=1200"],
     "30-layers": ["model.backbone.keep_layers=null"],
     # ID tokens as loud as words (base std) with the head scaled down to near-uniform logits
-    "loud-ids-scaled-head": ["model.init_std=null", "model.item_logit_scale=0.1"],
+    "loud-ids-scaled-head": ["model.init_std=null", "model.extensions.item_logit_scale=0.1"],
     "loud-ids-scaled-head-lr3e-4-1200": [
         "model.init_std=null",
-        "model.item_logit_scale=0.1",
+        "model.extensions.item_logit_scale=0.1",
         "train.lr=3e-4",
         "train.max_steps=1200",
     ],
     # one pretraining round (a collaborative epoch, then a content epoch) before the finetuning
     # of `targets-all-train-1200`, at the official pretraining lr (1e-3) and at the finetuning's
     "pretrain-1-all-train-1200": [
+        "model.name=cllm4rec",
         "model.pretrain.rounds=1",
         "model.target_set=all_train",
         "train.max_steps=1200",
     ],
     "pretrain-1-lr1e-4-all-train-1200": [
+        "model.name=cllm4rec",
         "model.pretrain.rounds=1",
         "model.pretrain.train.lr=1e-4",
         "model.target_set=all_train",
@@ -99,7 +105,7 @@ VARIANTS = {
         "model.target_set=all_train",
         "train.max_steps=1200",
         "model.init_std=null",
-        "model.item_logit_scale=0.1",
+        "model.extensions.item_logit_scale=0.1",
         "train.lr=3e-4",
     ],
     # the centred head (beyond the paper): item rows score what differs between users' states,
@@ -107,15 +113,15 @@ VARIANTS = {
     "all-train-centered-1200": [
         "model.target_set=all_train",
         "train.max_steps=1200",
-        "model.centered_head=true",
+        "model.extensions.centered_head=true",
     ],
     "all-train-centered-lr3e-4-1200": [
         "model.target_set=all_train",
         "train.max_steps=1200",
-        "model.centered_head=true",
+        "model.extensions.centered_head=true",
         "train.lr=3e-4",
     ],
-    "heldout-centered-1200": ["train.max_steps=1200", "model.centered_head=true"],
+    "heldout-centered-1200": ["train.max_steps=1200", "model.extensions.centered_head=true"],
     "all-train-centered-lr1e-3-1200": _centred(lr="1e-3"),
     "all-train-centered-lr3e-4-mask0.5-1200": _centred("model.mask_ratio=0.5"),
     # the whole backbone, whose users' states differ 3 times more (results/cllm4rec_geometry.md)
@@ -127,10 +133,16 @@ VARIANTS = {
     "all-train-centered-untied-lr3e-4-1200": _untied(),
     "all-train-centered-untied-loud-ids-lr3e-4-1200": _untied("model.init_std=null"),
     # the head reads the mean state over the prompt's item tokens, not the last token's
-    "all-train-centered-untied-items-mean-lr3e-4-1200": _untied("model.prompt_readout=items_mean"),
+    "all-train-centered-untied-items-mean-lr3e-4-1200": _untied(
+        "model.extensions.prompt_readout=items_mean"
+    ),
     # the prompt's ID rows at 10 times or a tenth of the head's lr: do they learn too slowly?
-    "all-train-centered-untied-tables10x-lr3e-4-1200": _untied("model.table_lr_scale=10"),
-    "all-train-centered-untied-tables0.1x-lr3e-4-1200": _untied("model.table_lr_scale=0.1"),
+    "all-train-centered-untied-tables10x-lr3e-4-1200": _untied(
+        "model.extensions.table_lr_scale=10"
+    ),
+    "all-train-centered-untied-tables0.1x-lr3e-4-1200": _untied(
+        "model.extensions.table_lr_scale=0.1"
+    ),
 }
 
 

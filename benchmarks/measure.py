@@ -15,6 +15,7 @@ from baselines import metric_cells, run_measured
 from llmrec.config import load_config
 from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.ranking import evaluate_model
+from llmrec.evaluation.slices import SliceBasis
 
 
 def latency(model, eval_set, users: int) -> dict[str, float]:
@@ -29,17 +30,27 @@ def latency(model, eval_set, users: int) -> dict[str, float]:
 
 
 def evaluate(
-    model, name: str, test, config: EvalConfig, latency_users: int, split: str = "test"
+    model,
+    name: str,
+    test,
+    config: EvalConfig,
+    latency_users: int,
+    split: str = "test",
+    slice_basis: SliceBasis | None = None,
 ) -> dict:
     """Metrics with CIs on `config`'s user sample of `split` (`test`: the rows of the eval set),
-    then per-user latency (0 users: none)."""
+    by slice when given the training data's `slice_basis`, then per-user latency (0 users:
+    none)."""
     started = time.perf_counter()
-    result = evaluate_model(model, test, config, show_progress=True, split=split)
+    result = evaluate_model(
+        model, test, config, show_progress=True, split=split, slice_basis=slice_basis
+    )
     return {
         "name": name,
         "metrics": result.metrics,
         "ci": {k: v.to_json() for k, v in result.ci.items()},
         "protocol": result.protocol,
+        "slices": {name: part.to_json() for name, part in result.slices.items()} or None,
         "eval_s": time.perf_counter() - started,
         **(latency(model, test, latency_users) if latency_users else {}),
     }

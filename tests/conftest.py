@@ -48,6 +48,11 @@ def beauty_mini() -> Dataset:
 @pytest.fixture()
 def toy_dataset() -> Dataset:
     """12 items, 30 users whose sequences follow item i -> i+1 (mod 12): easy to learn."""
+    return make_toy_dataset()
+
+
+def make_toy_dataset() -> Dataset:
+    """The `toy_dataset` fixture's data, for fixtures of a wider scope (the same every call)."""
     items = [
         Item(
             f"i{index}",

@@ -186,3 +186,85 @@ def test_holdout_metrics_are_allowed_for_early_stopping() -> None:
         assert load_config(None, ["data.split=holdout", f"train.metric={metric}"]).train.metric
     refit = ["data.split=holdout", "data.holdout.test_history=train_valid"]
     assert load_config(None, [*refit, "train.refit_before_test=true"]).train.refit_before_test
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ('train.epochs="5"', "train.epochs"),
+        ("train.epochs=true", "train.epochs"),
+        ("train.epochs=2.0", "train.epochs"),
+        ("train.lr=true", "train.lr"),
+        ('train.lr="0.1"', "train.lr"),
+        ("train.lr=.inf", "train.lr"),
+        ("train.lr=-.inf", "train.lr"),
+        ("train.lr=.nan", "train.lr"),
+        ("model.dropout=.nan", "model.sasrec.dropout"),
+        ('eval.ks=[5, "10"]', "eval.ks.1"),
+        ("eval.ks=[5, true]", "eval.ks.1"),
+        ("train.tensorboard=1", "train.tensorboard"),
+        ("seed=1.5", "seed"),
+    ],
+)
+def test_types_are_strict_and_floats_finite(override: str, key: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(None, [override])
+    message = str(error.value)
+    assert message.startswith(f"defaults: invalid config: {key}: ") and "\n" not in message
+
+
+def test_strict_types_hold_from_python_too() -> None:
+    from pydantic import ValidationError
+
+    from llmrec.training.config import TrainConfig
+
+    with pytest.raises(ValidationError):
+        TrainConfig(epochs="5")
+    with pytest.raises(ValidationError):
+        TrainConfig(lr=float("inf"))
+
+
+def test_yaml_numbers_in_scientific_notation_are_numbers(tmp_path: Path) -> None:
+    """PyYAML reads `1e-3` as a string (YAML 1.1); the config loader reads it as YAML 1.2 does."""
+    config = load_config(_write(tmp_path, "train:\n  lr: 1e-3\nmodel:\n  dropout: 2E-1\n"))
+    assert (config.train.lr, config.model.dropout) == (1e-3, 0.2)
+    assert load_config(None, ["train.lr=3e-4", "train.weight_decay=1.0e2"]).train.lr == 3e-4
+    assert load_config(None, ["output.name=1e3x"]).output.name == "1e3x"  # not a number
+
+
+def test_a_config_file_that_is_not_utf8_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_bytes(b"output:\n  name: caf\xe9\n")
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(path))}: not UTF-8 text"):
+        load_config(path)
+
+
+def test_heads_must_divide_the_width() -> None:
+    with pytest.raises(ConfigError, match=r"num_heads \(3\) must divide hidden_size \(64\)"):
+        load_config(None, ["model.num_heads=3"])
+    assert load_config(None, ["model.num_heads=4"]).model.num_heads == 4
+
+
+@pytest.mark.parametrize("name", ["../x", "a/../../x", "/tmp/x", ".", ""])
+def test_output_name_stays_inside_output_dir(name: str) -> None:
+    with pytest.raises(ConfigError, match=r"output\.name: must be a relative folder name"):
+        load_config(None, [f"output.name='{name}'"])
+
+
+def test_output_name_may_be_a_nested_relative_folder() -> None:
+    config = load_config(None, ["output.dir=runs", "output.name=sweep/lr-3e-4"])
+    assert config.run_dir() == Path("runs/sweep/lr-3e-4")
+
+
+def test_baselines_are_typed_model_configs_each_listed_once() -> None:
+    config = load_config(None, ["baselines=[{name: pop}, {name: bm25, query_items: 3}]"])
+    assert [baseline.name for baseline in config.baselines] == ["pop", "bm25"]
+    assert config.baselines[1].query_items == 3
+    for bad, message in [
+        ("[{name: bm25, query_items: '3'}]", "baselines.0.bm25.query_items"),
+        ("[{name: bm25, k: 1}]", "baselines.0.bm25.k: Extra inputs"),
+        ("[{name: pop}, {name: pop}]", "baselines: pop listed twice"),
+        ("[{name: sasrec}]", "baselines: sasrec is `model`"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(None, [f"baselines={bad}"])

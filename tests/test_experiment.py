@@ -232,3 +232,42 @@ def test_a_run_folder_holds_one_model_on_one_data_set(tmp_path: Path, monkeypatc
         prepare_run_dir(load_config(None, [f"data.source={FIXTURE}", "model.name=pop", *pinned]))
     toys = load_config(None, ["data.source=toys", f"output.dir={tmp_path}"])
     assert toys.run_dir() == tmp_path / "sasrec-toys"
+
+
+def _timed_folder(folder: Path) -> Path:
+    """40 users of the toy kind (i -> i+1 mod 12), each interaction a day later than the user's
+    previous one, users starting on different days."""
+    folder.mkdir(parents=True)
+    items = [{"item_id": f"i{index}", "title": f"item {index}"} for index in range(12)]
+    (folder / "items.jsonl").write_text("".join(json.dumps(row) + "\n" for row in items))
+    rows = []
+    for user in range(40):
+        for step in range(3 + user % 6):
+            day = 86400 * (user % 10 + step)
+            rows.append(f"u{user},i{(user + step) % 12},{1_700_000_000 + day}")
+    (folder / "interactions.csv").write_text("user,item,timestamp\n" + "\n".join(rows) + "\n")
+    return folder
+
+
+def test_temporal_run_records_the_cuts_and_meets_them_again(tmp_path: Path) -> None:
+    folder = _timed_folder(tmp_path / "shop")
+    overrides = [
+        f"data.source={folder}",
+        "data.split=temporal",
+        "data.temporal.valid_fraction=0.2",
+        "data.temporal.test_fraction=0.2",
+        "model.name=itemknn",
+        "model.neighbours=[2, 4]",
+        f"output.dir={tmp_path}",
+        "output.name=knn",
+        "eval.bootstrap_resamples=0",
+    ]
+    result = run_experiment(load_config(None, overrides), show_progress=False)
+    data_report = json.loads((tmp_path / "knn" / "data_report.json").read_text())
+    split = data_report["temporal"]["split"]
+    assert split.startswith("temporal(0.6/0.2/0.2 of interactions in time; valid from ")
+    assert result.results["test"].protocol["split"] == f"{split}:test"
+    assert data_report["temporal"]["test_rows"] == len(result.results["test"].user_ids) > 0
+    again = evaluate_saved_model(tmp_path / "knn" / "model", str(folder))
+    assert again.protocol["split"] == f"{split}:test"
+    assert again.metrics == result.results["test"].metrics

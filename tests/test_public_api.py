@@ -5,8 +5,10 @@ import llmrec
 
 def test_public_api_is_exactly_all() -> None:
     public = {name for name in vars(llmrec) if not name.startswith("_")} - {
+        "atomic",
         "cli",
         "config",
+        "config_rules",
         "data",
         "environment",
         "errors",

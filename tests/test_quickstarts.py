@@ -51,6 +51,12 @@ def test_sasrec_quickstart_runs_whole_in_seconds(tmp_path: Path) -> None:
     assert set(outcome["metrics"]["baselines"]) == {"pop", "bm25"}
     report = (outcome["dir"] / "report.md").read_text(encoding="utf-8")
     assert "| metric | sasrec [95% CI] | pop [95% CI] | bm25 [95% CI] |" in report
+    # issue 22: metrics by slice in metrics.json, as a table and a plot in the report
+    slices = outcome["metrics"]["test"]["slices"]
+    assert {"target head", "target tail", "target cold", "history 8+"} <= set(slices)
+    assert slices["target head"]["users"] + slices["target tail"]["users"] == 300
+    assert "## Metrics by slice" in report
+    assert (outcome["dir"] / "slices.png").is_file()
 
 
 @pytest.mark.slow
@@ -60,7 +66,7 @@ def test_the_main_job_shows_sasrec_above_both_baselines(tmp_path: Path) -> None:
     outcome = _run("quickstart.yaml", tmp_path, data=None)
     assert outcome["seconds"] < 180
     test = outcome["metrics"]["test"]
-    assert test["protocol"]["num_users"] == 5000 and test["protocol"]["model"] == "sasrec"
+    assert test["protocol"]["num_users"] == 10_000 and test["protocol"]["model"] == "sasrec"
     for name in ("pop", "bm25"):
         baseline = outcome["metrics"]["baselines"][name]["test"]
         assert test["ci"]["recall@10"]["low"] > baseline["ci"]["recall@10"]["high"], name

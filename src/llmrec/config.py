@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Annotated, Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from llmrec.config_rules import CONFIG_RULES
 from llmrec.data.config import DataConfig
 from llmrec.errors import ConfigError
 from llmrec.evaluation.config import EvalConfig
@@ -19,17 +21,45 @@ from llmrec.training.config import TrainConfig
 HOLDOUT_EVAL_KS = (20, 40, 100)  # CLLM4Rec's recall@20, recall@40, ndcg@100 (note sec. 5.4)
 
 
-class OutputConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ConfigLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` (plain data only) that also reads `1e-3` as a number, as YAML 1.2 does:
+    PyYAML's YAML 1.1 rules need a dot and a signed exponent (`1.0e-3`), else it is a string,
+    which the configs' strict number types refuse."""
 
-    dir: Path = Field(Path("runs"), description="parent folder of run folders")
-    name: str | None = Field(None, description="run folder name (default: MODEL-DATA)")
+
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+class OutputConfig(BaseModel):
+    model_config = CONFIG_RULES
+
+    dir: Path = Field(Path("runs"), strict=False, description="parent folder of run folders")
+    name: str | None = Field(
+        None, description="run folder name, a relative path inside `dir` (default: MODEL-DATA)"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _inside_dir(cls, name: str | None) -> str | None:
+        """A run writes only below output.dir: no absolute path, no `..`, not `dir` itself."""
+        if name is None:
+            return name
+        path = PurePath(name)
+        if path.is_absolute() or ".." in path.parts or path.parts in ((), (".",)):
+            raise ValueError(
+                "must be a relative folder name inside output.dir (no absolute path, no '..')"
+            )
+        return name
 
 
 class RunConfig(BaseModel):
     """One experiment: data, model, training loop, evaluation, output folder, seed."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     data: DataConfig = Field(default_factory=DataConfig)
     model: Annotated[AnyModelConfig, Field(discriminator="name")] = Field(
@@ -41,6 +71,7 @@ class RunConfig(BaseModel):
     seed: int = Field(0, description="seed of every random source in the run")
     baselines: tuple[Annotated[AnyModelConfig, Field(discriminator="name")], ...] = Field(
         (),
+        strict=False,  # a YAML list; each entry is still validated strictly by its model config
         description="models fit on the same split beside `model` and reported with it, each"
         " name once and not the main model's (e.g. [{name: pop}, {name: bm25}])",
     )
@@ -88,14 +119,13 @@ class RunConfig(BaseModel):
     def _baselines_are_distinct(self) -> Self:
         """Baseline rows and folders are keyed by model name: each name once, not the model's."""
         names = [baseline.name for baseline in self.baselines]
-        repeated = sorted(
-            {name for name in names if names.count(name) > 1 or name == self.model.name}
-        )
-        if repeated:
+        if self.model.name in names:
             raise ValueError(
-                f"baselines: {', '.join(repeated)} appears twice (or is also `model`); "
-                "list each model name once, apart from the main model"
+                f"baselines: {self.model.name} is `model`; a baseline is another model"
             )
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"baselines: {', '.join(repeated)} listed twice; list each model once")
         return self
 
     def run_dir(self) -> Path:
@@ -121,17 +151,48 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         raise ConfigError(_describe(error, source)) from None
 
 
+def check_resumable(config: RunConfig, saved_path: Path) -> None:
+    """Refuse to resume a run whose saved config (`saved_path`, when there is one) names other
+    data or another model: its checkpoints would not fit."""
+    if not saved_path.is_file():
+        return
+    saved, new = (
+        _flatten(run.model_dump(mode="json")) for run in (load_config(saved_path), config)
+    )
+    changed = [
+        f"{key}: {saved.get(key)!r} -> {new.get(key)!r}"
+        for key in dict.fromkeys([*saved, *new])
+        if key.split(".")[0] in ("data", "model")
+        and key != "data.data_dir"  # where the data lies, not what it is
+        and saved.get(key) != new.get(key)
+    ]
+    if changed:
+        raise ConfigError(
+            f"--resume: {saved_path} names other data or another model ({'; '.join(changed)}); "
+            "resume with the run's own settings, or start a new run (another output.name)"
+        )
+
+
 def save_config(config: RunConfig, path: Path) -> None:
     """Write the resolved config: loading it again reproduces the run."""
     data = config.model_dump(mode="json")
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
+def parse_yaml(text: str) -> Any:
+    """Config text (a file or a `--set` value) as plain data; raises yaml.YAMLError."""
+    return yaml.load(text, Loader=ConfigLoader)  # a SafeLoader: plain data, never objects
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = parse_yaml(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (at byte {error.start})") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read: {error.strerror}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
     if raw is None:
@@ -141,12 +202,22 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _apply_override(raw: dict[str, Any], override: str) -> None:
     key, separator, text = override.partition("=")
     if not separator or not key:
         raise ConfigError(f"override {override!r} must look like key.sub=value")
     try:
-        value = yaml.safe_load(text)
+        value = parse_yaml(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"override {override!r}: value is not valid YAML: {error}") from None
     *parents, leaf = key.strip().split(".")
@@ -160,11 +231,15 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
 
 
 def _describe(error: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid config"]
+    """One line per problem: `key: what is wrong (got value)`; one problem fits on one line."""
+    problems = []
     for problem in error.errors():
         key = ".".join(str(part) for part in problem["loc"])
         value = problem.get("input")
         shown = "" if isinstance(value, dict) else f" (got {value!r})"
         # A check across sections (RunConfig's validators) has no key; its message names them.
-        lines.append(f"  {key}: {problem['msg']}{shown}" if key else f"  {problem['msg']}")
-    return "\n".join(lines)
+        message = problem["msg"].removeprefix("Value error, ")  # pydantic's prefix adds nothing
+        problems.append(f"{key}: {message}{shown}" if key else message)
+    if len(problems) == 1:
+        return f"{source}: invalid config: {problems[0]}"
+    return "\n  ".join([f"{source}: invalid config", *problems])

@@ -39,4 +39,15 @@ class DataError(LlmrecError):
 
 
 class ModelFormatError(LlmrecError):
-    """A saved model directory is incomplete, corrupt or from an incompatible catalogue."""
+    """A saved model directory is incomplete, corrupt or from an incompatible catalogue; the
+    message names the file (or folder) and the problem."""
+
+    def __init__(self, problem: str, path: str | Path | None = None) -> None:
+        self.problem = problem
+        self.path = None if path is None else Path(path)
+        super().__init__(problem if path is None else f"{path}: {problem}")
+
+
+class TrainingDivergedError(LlmrecError):
+    """The training loss became NaN or infinite; the message names the step, the learning rate
+    and the last good checkpoint."""

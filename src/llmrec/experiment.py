@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from llmrec.config import RunConfig, load_config, save_config
+from llmrec.config import RunConfig, check_resumable, load_config, parse_yaml, save_config
 from llmrec.data.config import DataConfig
 from llmrec.data.loaders.common import LoadResult
 from llmrec.data.registry import load_dataset
@@ -24,6 +24,7 @@ from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.ranking import evaluate_model
 from llmrec.evaluation.report import BASELINES_FOLDER, RunSummary, write_report
 from llmrec.evaluation.result import EvalResult
+from llmrec.evaluation.slices import SliceBasis
 from llmrec.evaluation.validation import validation_metrics
 from llmrec.models.base import FitResult, ModelConfig, RecommenderModel, RunContext
 from llmrec.models.registry import build_model, load_model
@@ -31,7 +32,7 @@ from llmrec.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 MODEL_FOLDER = "model"
-CONFIG_FILE = "config.resolved.yaml"
+RESOLVED_CONFIG = "config.resolved.yaml"
 
 
 @dataclass
@@ -54,24 +55,40 @@ class SplitEvaluation:
     refit_seconds: float = 0.0
 
 
-def prepare_run_dir(config: RunConfig) -> Path:
-    """Create the run folder and write the resolved config and versions into it."""
+def prepare_run_dir(config: RunConfig, resume: bool = False) -> Path:
+    """Create the run folder and write the resolved config and versions into it. With `resume`,
+    the folder's own config must name the same data and model as `config`: its checkpoints
+    hold that model's weights; without, the folder must hold no other model's or data set's run
+    (`check_run_folder`)."""
     run_dir = config.run_dir()
-    check_run_folder(config, run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / CONFIG_FILE)
-    versions = json.dumps(collect_versions(), indent=2) + "\n"
-    (run_dir / "versions.json").write_text(versions, encoding="utf-8")
+    if resume:
+        check_resumable(config, run_dir / RESOLVED_CONFIG)
+    else:
+        check_run_folder(config, run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / RESOLVED_CONFIG)
+        versions = json.dumps(collect_versions(), indent=2) + "\n"
+        (run_dir / "versions.json").write_text(versions, encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(
+            f"output.dir: cannot write the run folder {run_dir}: {error.strerror or error}"
+        ) from None
     return run_dir
 
 
 def check_run_folder(config: RunConfig, run_dir: Path) -> None:
     """A run folder holds one model on one data set: refuse to write another model's or data
     set's results into a folder that holds a run (its config.resolved.yaml says which)."""
-    path = run_dir / CONFIG_FILE
+    path = run_dir / RESOLVED_CONFIG
     if not path.is_file():
         return
-    earlier = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        earlier = parse_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        message = f"{path}: cannot read the config of the run in this folder: {error}"
+        raise ConfigError(message) from None
+    earlier = earlier if isinstance(earlier, dict) else {}
     model = (earlier.get("model") or {}).get("name")
     source = (earlier.get("data") or {}).get("source")
     if model == config.model.name and _same_source(source, config.data.source):
@@ -92,22 +109,36 @@ def _same_source(earlier: str | None, source: str) -> bool:
 
 
 def load_run_data(config: RunConfig, run_dir: Path) -> Dataset:
-    """Load and split the configured data; what `skip_bad` skipped, and the users the hold-out
-    dropped, are recorded in RUN_DIR/data_report.json."""
+    """Load and split the configured data, and record it in RUN_DIR/data_report.json."""
+    dataset, report = read_run_data(config)
+    write_data_report(run_dir, report)
+    return dataset
+
+
+def write_data_report(run_dir: Path, report: dict) -> None:
+    (run_dir / "data_report.json").write_text(json.dumps(report, indent=1) + "\n", "utf-8")
+
+
+def read_run_data(config: RunConfig) -> tuple[Dataset, dict]:
+    """The configured data, split, and its report: what `skip_bad` skipped, the users the
+    hold-out dropped and what the temporal split did (written to RUN_DIR/data_report.json).
+    Writes nothing."""
     loaded = load_dataset(
         config.data.source,
         data_format=config.data.format,
         data_dir=config.data.data_dir,
         skip_bad=config.data.skip_bad,
+        temporal=config.data.temporal_split,
     )
     report = {"path": str(loaded.path), "format": loaded.format, **asdict(loaded.report)}
+    if loaded.split_record is not None:
+        report["temporal"] = loaded.split_record
     if loaded.report.num_skipped:
         logger.warning("%s: %s", loaded.path, loaded.report.summary())
     dataset, holdout = split_dataset(loaded, config.data)
     if holdout is not None:
         report["holdout"] = holdout
-    (run_dir / "data_report.json").write_text(json.dumps(report, indent=1) + "\n", "utf-8")
-    return dataset
+    return dataset, report
 
 
 def split_dataset(loaded: LoadResult, data: DataConfig) -> tuple[Dataset, dict | None]:
@@ -132,7 +163,7 @@ def split_dataset(loaded: LoadResult, data: DataConfig) -> tuple[Dataset, dict |
 def saved_run_config(model_dir: Path) -> RunConfig | None:
     """The resolved config of the run that wrote a model folder (`llmrec train` and `llmrec run`
     copy it there); None for a folder saved from Python."""
-    path = Path(model_dir) / "config.resolved.yaml"
+    path = Path(model_dir) / RESOLVED_CONFIG
     return load_config(path) if path.is_file() else None
 
 
@@ -159,6 +190,7 @@ def evaluate_saved_model(
         data_format=data_config.format,
         data_dir=data_dir,
         skip_bad=data_config.skip_bad,
+        temporal=data_config.temporal_split,
     )
     dataset, _ = split_dataset(loaded, data_config)
     if model.catalogue.fingerprint() != dataset.catalogue.fingerprint():
@@ -168,16 +200,23 @@ def evaluate_saved_model(
         )
     eval_set = {"valid": dataset.valid, "test": dataset.test}[split]
     return evaluate_model(
-        model, eval_set, config, show_progress=show_progress, split=f"{dataset.split}:{split}"
+        model,
+        eval_set,
+        config,
+        show_progress=show_progress,
+        split=f"{dataset.split}:{split}",
+        slice_basis=slice_basis(dataset),
     )
 
 
 def train_model(
     config: RunConfig, *, resume: bool = False, show_progress: bool = True
 ) -> tuple[RecommenderModel, Dataset, FitResult, Path]:
-    """Fit the configured model on the configured data; save it under RUN_DIR/model."""
-    run_dir = prepare_run_dir(config)
-    dataset = load_run_data(config, run_dir)
+    """Fit the configured model on the configured data; save it under RUN_DIR/model. Nothing
+    is written before the data has loaded: a bad data set leaves the run folder as it was."""
+    dataset, data_report = read_run_data(config)
+    run_dir = prepare_run_dir(config, resume)
+    write_data_report(run_dir, data_report)
     model = build_model(config.model, dataset.catalogue)
     context = fit_context(model, config, run_dir, config.train, show_progress, resume)
     fit = model.fit(dataset.train, dataset.valid, context, user_ids=owners(model, dataset))
@@ -219,7 +258,7 @@ def owners(model: RecommenderModel, dataset: Dataset) -> list[str] | None:
 
 def copy_run_records(run_dir: Path, model_dir: Path) -> None:
     """Copy the resolved config and library versions into the model folder: self-contained."""
-    for name in ("config.resolved.yaml", "versions.json"):
+    for name in (RESOLVED_CONFIG, "versions.json"):
         shutil.copyfile(run_dir / name, model_dir / name)
 
 
@@ -269,6 +308,7 @@ def evaluate_splits(
         config.eval,
         show_progress=show_progress,
         split=f"{dataset.split}:valid",
+        slice_basis=slice_basis(dataset),
     )
     refit, started = None, time.perf_counter()
     if config.train.refit_before_test:
@@ -280,7 +320,12 @@ def evaluate_splits(
     refit_seconds = time.perf_counter() - started
     test_split = f"{dataset.split}:test" + (f" (model {refit})" if refit else "")
     test = evaluate_model(
-        model, dataset.test, config.eval, show_progress=show_progress, split=test_split
+        model,
+        dataset.test,
+        config.eval,
+        show_progress=show_progress,
+        split=test_split,
+        slice_basis=slice_basis(dataset),
     )
     return SplitEvaluation({"valid": valid, "test": test}, model, refit, refit_seconds)
 
@@ -329,6 +374,12 @@ def run_summary(
         refit=refit,
         baseline_seconds=baseline_seconds,
     )
+
+
+def slice_basis(dataset: Dataset) -> SliceBasis:
+    """What the metrics by slice are defined on: the training sequences' item counts (also
+    for a model refit on train + valid items, so that every model meets the same slices)."""
+    return SliceBasis.from_sequences(dataset.train, dataset.num_items)
 
 
 def refit_before_test(

@@ -12,12 +12,15 @@ from llmrec.evaluation.validation import validation_metrics
 from llmrec.models.base import RunContext
 from llmrec.models.registry import MODELS, build_model, load_model
 from llmrec.training.config import TrainConfig
+from tests.conftest import make_toy_dataset
 
 TINY_CONFIGS = {
     "pop": {},
     "bm25": {"query_items": 3},
     "sasrec": {"hidden_size": 16, "num_layers": 1, "num_heads": 1, "max_length": 10},
     "multvae": {"hidden_size": 16, "latent_size": 8},
+    "ease": {"lambdas": [10.0]},  # grids chosen on validation: tests/models/test_item_item.py
+    "itemknn": {"neighbours": [3], "shrinks": [1.0]},
     "calrec": {
         "backbone": {"source": "tiny"},  # cache_dir added per session
         "text": {"fields": ["title"], "max_history_items": 3, "max_item_tokens": 8},
@@ -27,12 +30,15 @@ TINY_CONFIGS = {
         "backbone": {"source": "tiny"},
         "pretrain": {"warmup_epochs": 1, "rounds": 1, "train": {"batch_size": 8}},
     },
+    "cllm4rec-lite": {"backbone": {"source": "tiny"}, "target_set": "all_train"},
 }
 # Other ranking paths of the same model kind: "kind:variant" -> config changes.
 VARIANTS = {
-    "calrec:dense": {"retrieval": "dense"},
-    "calrec:hybrid": {"retrieval": "hybrid"},
-    "calrec:constrained": {"retrieval": "constrained", "constrained": {"max_new_tokens": 8}},
+    "calrec:dense": {"extensions": {"retrieval": "dense"}},
+    "calrec:hybrid": {"extensions": {"retrieval": "hybrid"}},
+    "calrec:constrained": {
+        "extensions": {"retrieval": "constrained", "constrained": {"max_new_tokens": 8}}
+    },
 }
 
 
@@ -40,8 +46,12 @@ def test_every_registered_model_has_a_tiny_config() -> None:
     assert set(TINY_CONFIGS) == set(MODELS)
 
 
-@pytest.fixture(params=sorted(MODELS) + sorted(VARIANTS))
-def fitted(request, toy_dataset, tmp_path: Path, llm_cache_dir: Path):
+# Fitted once per model kind for the whole module (the tests only read the model): fitting the
+# LLM kinds dominates the suite's time otherwise.
+@pytest.fixture(scope="module", params=sorted(MODELS) + sorted(VARIANTS))
+def fitted(request, tmp_path_factory: pytest.TempPathFactory, llm_cache_dir: Path):
+    toy_dataset = make_toy_dataset()
+    tmp_path = tmp_path_factory.mktemp("fitted")
     name = request.param.split(":")[0]
     raw = {**TINY_CONFIGS[name], **VARIANTS.get(request.param, {})}
     if "backbone" in raw:

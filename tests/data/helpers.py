@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,47 @@ def write_jsonl(path: Path, records: Iterable[dict]) -> Path:
 
 def item_records(item_ids: Iterable[str]) -> list[dict]:
     return [{"item_id": item_id, "title": f"title of {item_id}"} for item_id in item_ids]
+
+
+UNISREC_INTER_HEADER = "user_id:token\titem_id_list:token_seq\titem_id:token"
+
+
+def unisrec_rows(whole: Mapping[str, Sequence[int]], max_length: int) -> dict[str, list[str]]:
+    """UniSRec .inter rows (without header) of whole sequences in integer ids, keyed by split:
+    test = (all but last, last), valid = (all but last two, second last), and one training row
+    per shorter prefix; histories keep their last `max_length` items, as UniSRec's files do."""
+
+    def row(user: str, history: Sequence[int], target: int) -> str:
+        return f"{user}\t{' '.join(map(str, history[-max_length:]))}\t{target}"
+
+    rows: dict[str, list[str]] = {"train": [], "valid": [], "test": []}
+    for user, items in whole.items():
+        rows["test"].append(row(user, items[:-1], items[-1]))
+        rows["valid"].append(row(user, items[:-2], items[-2]))
+        for end in range(len(items) - 3, 0, -1):
+            rows["train"].append(row(user, items[:end], items[end]))
+    return rows
+
+
+def write_unisrec_folder(
+    folder: Path,
+    prefix: str,
+    *,
+    item_ids: Sequence[str],
+    user_ids: Sequence[str],
+    texts: Iterable[tuple[str, str]],
+    whole: Mapping[str, Sequence[int]],
+    max_length: int,
+) -> Path:
+    """A UniSRec folder: index files in the given order, `texts` as (raw item id, text) lines,
+    and the .inter files of `whole` (user index -> item indices, as `unisrec_rows`)."""
+    write_lines(folder / f"{prefix}.item2index", [f"{i}\t{n}" for n, i in enumerate(item_ids)])
+    write_lines(folder / f"{prefix}.user2index", [f"{u}\t{n}" for n, u in enumerate(user_ids)])
+    text_lines = [f"{item_id}\t{text}" for item_id, text in texts]
+    write_lines(folder / f"{prefix}.text", ["item_id:token\ttext:token_seq", *text_lines])
+    for split, rows in unisrec_rows(whole, max_length).items():
+        write_lines(folder / f"{prefix}.{split}.inter", [UNISREC_INTER_HEADER, *rows])
+    return folder
 
 
 def assert_points_at(error: DataError, path: Path, line: int | None, field: str | None) -> None:

@@ -118,9 +118,12 @@ def test_bad_seq_item_id_names_file_line_and_field(
 
 def test_skip_bad_skips_and_counts(tmp_path: Path) -> None:
     folder = _write_folder(
-        tmp_path, train=["1 1 2 3", "2 4 5", "3 6", "4"], valid=["1 4 5", "9 1"], test=["2 99"]
+        tmp_path,
+        train=["1 1 2 3", "2 4 5", "3 6", "4"],
+        valid=["1 4 5", "9 1"],
+        test=["2 99", "1 6"],
     )
     result = load_dealrec(folder, skip_bad=True)
     assert result.dataset.user_ids == ("1", "2", "3")
-    assert len(result.dataset.test) == 0
+    assert result.dataset.test.user_ids == ("1",)
     assert result.report.skipped == {"empty_sequence": 1, "unknown_user": 1, "unknown_item": 1}

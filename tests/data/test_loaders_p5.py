@@ -93,6 +93,18 @@ def test_missing_file_names_it(tmp_path: Path) -> None:
     assert "file not found" in str(error)
 
 
+def test_unreadable_file_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = _write_folder(tmp_path)
+
+    def refuse(path: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)  # root ignores file modes; refuse directly
+    error = _load_error(folder)
+    assert_points_at(error, folder / "items.jsonl", None, None)
+    assert "cannot read the file (Permission denied)" in str(error)
+
+
 def test_malformed_json_names_file_and_line(tmp_path: Path) -> None:
     folder = _write_folder(tmp_path)
     write_lines(folder / "items.jsonl", [json.dumps({"item_id": "a"}), '{"item_id": "b",'])

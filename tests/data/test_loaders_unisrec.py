@@ -9,37 +9,24 @@ import pytest
 
 from llmrec.data.loaders.unisrec import load_unisrec
 from llmrec.errors import DataError
-from tests.data.helpers import assert_points_at, write_lines
+from tests.data.helpers import assert_points_at, write_lines, write_unisrec_folder
 
-INTER_HEADER = "user_id:token\titem_id_list:token_seq\titem_id:token"
 ASINS = ["B0", "B1", "B2", "B3", "B4", "B5"]
 # whole sequences in integer item ids; user 1 is cut to MAX_LENGTH history items
 WHOLE = {"0": [0, 1, 2, 3, 4], "1": [5, 4, 3, 2, 1, 0], "2": [2, 3, 4]}
 MAX_LENGTH = 4
 
 
-def _row(user: str, history: list[int], target: int) -> str:
-    return f"{user}\t{' '.join(map(str, history[-MAX_LENGTH:]))}\t{target}"
-
-
-def _inter_rows(whole: dict[str, list[int]]) -> dict[str, list[str]]:
-    rows: dict[str, list[str]] = {"train": [], "valid": [], "test": []}
-    for user, items in whole.items():
-        rows["test"].append(_row(user, items[:-1], items[-1]))
-        rows["valid"].append(_row(user, items[:-2], items[-2]))
-        for end in range(len(items) - 3, 0, -1):
-            rows["train"].append(_row(user, items[:end], items[end]))
-    return rows
-
-
 def _write_folder(folder: Path, whole: dict[str, list[int]] = WHOLE) -> Path:
-    write_lines(folder / "Sci.item2index", [f"{asin}\t{i}" for i, asin in enumerate(ASINS)])
-    write_lines(folder / "Sci.user2index", [f"R{user}\t{user}" for user in ("0", "1", "2")])
-    texts = [f"{asin}\tTitle {asin}. Cat A Cat B. Brand. " for asin in reversed(ASINS)]
-    write_lines(folder / "Sci.text", ["item_id:token\ttext:token_seq", *texts])
-    for split, rows in _inter_rows(whole).items():
-        write_lines(folder / f"Sci.{split}.inter", [INTER_HEADER, *rows])
-    return folder
+    return write_unisrec_folder(
+        folder,
+        "Sci",
+        item_ids=ASINS,
+        user_ids=["R0", "R1", "R2"],
+        texts=[(asin, f"Title {asin}. Cat A Cat B. Brand. ") for asin in reversed(ASINS)],
+        whole=whole,
+        max_length=MAX_LENGTH,
+    )
 
 
 def _load_error(folder: Path) -> DataError:

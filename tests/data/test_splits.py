@@ -133,6 +133,11 @@ def test_holdout_drops_users_with_fewer_than_three_distinct_items() -> None:
     assert split.dropped_user_ids == ("repeats", "short")
 
 
+def test_holdout_dropping_every_user_is_a_data_error() -> None:
+    with pytest.raises(DataError, match="no user of data set 'toy' has the 3 distinct items"):
+        _holdout([np.array([0, 0, 1, 1]), np.array([4, 5])])
+
+
 @pytest.mark.parametrize(
     ("num_items", "valid_ratio", "test_ratio", "expected"),
     [

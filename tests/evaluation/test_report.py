@@ -104,7 +104,7 @@ def test_validation_curve_has_a_title_marks_the_checkpoint_and_keeps_the_legend_
     assert axes.get_title() == "T"
     [marker] = [line for line in axes.get_lines() if line.get_linestyle() == "--"]
     assert list(marker.get_xdata()) == [200, 200]
-    assert marker.get_label() == "chosen checkpoint (epoch 2, step 200)"
+    assert marker.get_label() == "chosen checkpoint: epoch 2, step 200"
     renderer = figure.canvas.get_renderer()
     [legend] = figure.legends
     legend_box = legend.get_window_extent(renderer)

@@ -8,8 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from llmrec.errors import DataError
 from llmrec.evaluation.config import EvalConfig
-from llmrec.evaluation.result import EvalResult, build_protocol, compare_results
+from llmrec.evaluation.result import (
+    EvalResult,
+    build_protocol,
+    compare_results,
+    eval_set_fingerprint,
+)
 
 RANKS = np.array([1, 2, 3, 5, 11, 21])
 USER_IDS = ("u1", "u2", "u3", "u4", "u5", "u6")
@@ -93,10 +99,70 @@ def test_compare_results_pairs_users_and_checks_the_protocol() -> None:
     assert better.mean_difference > 0 and better.p_value < 0.01
     same = compare_results(good, good, "ndcg@10", num_resamples=500)
     assert same.p_value == 1.0
-    with pytest.raises(ValueError, match="filter_history"):
+    with pytest.raises(DataError, match="filter_history"):
         compare_results(good, make_result(good.ranks, filter_history=True), "recall@1")
-    with pytest.raises(ValueError, match="same users"):
+    with pytest.raises(DataError, match="same users"):
         compare_results(good, make_result(good.ranks[:10]), "recall@1")
+
+
+def test_results_are_paired_by_the_evaluation_set_not_by_the_split_label() -> None:
+    rng = np.random.default_rng(2)
+    ranks = rng.integers(1, 20, size=50)
+    plain = make_result(ranks, split="leave_one_out:test", eval_set_sha256="abc")
+    refit = make_result(
+        ranks,
+        split="leave_one_out:test (model refit on train + valid items for 3 epochs)",
+        eval_set_sha256="abc",
+    )
+    assert compare_results(plain, refit, "ndcg@10", num_resamples=10).mean_difference == 0.0
+    other = make_result(ranks, split="leave_one_out:test", eval_set_sha256="def")
+    with pytest.raises(DataError, match="different evaluation sets"):
+        compare_results(plain, other, "ndcg@10")
+    older = make_result(ranks, split="leave_one_out:valid")  # saved before fingerprints
+    with pytest.raises(DataError, match="'split'"):
+        compare_results(make_result(ranks, split="leave_one_out:test"), older, "ndcg@10")
+
+
+def test_the_fingerprint_covers_users_histories_targets_and_the_catalogue(toy_dataset) -> None:
+    from llmrec.data.catalogue import Catalogue
+
+    test, catalogue = toy_dataset.test, toy_dataset.catalogue
+    fingerprint = eval_set_fingerprint(test, catalogue)
+    assert fingerprint == eval_set_fingerprint(test.subset(range(len(test))), catalogue)
+    changed_history = (test.histories[0][:-1], *test.histories[1:])
+    changed = [
+        type(test)(test.user_ids, changed_history, test.targets),
+        type(test)(test.user_ids, test.histories, (test.targets + 1) % toy_dataset.num_items),
+        type(test)(("x", *test.user_ids[1:]), test.histories, test.targets),
+    ]
+    for other in changed:
+        assert eval_set_fingerprint(other, catalogue) != fingerprint
+    renamed = Catalogue.from_items([*catalogue.items[1:], catalogue.items[0]])
+    assert eval_set_fingerprint(test, renamed) != fingerprint
+
+
+def test_a_metric_the_results_lack_names_the_metrics_they_have() -> None:
+    result = make_result()
+    with pytest.raises(DataError, match=r"'ndcg@20' is not in both results; they have recall@1"):
+        compare_results(result, result, "ndcg@20")
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({}, r"metrics\.json: not found"),
+        ({"metrics.json": "{", "ranks.jsonl": ""}, r"metrics\.json: not JSON"),
+        ({"metrics.json": "[]", "ranks.jsonl": ""}, "not a saved evaluation result"),
+        ({"metrics.json": "{}", "ranks.jsonl": "\n{nope\n"}, r"ranks\.jsonl, line 2: not JSON"),
+    ],
+)
+def test_loading_a_damaged_result_names_the_file(
+    tmp_path: Path, files: dict[str, str], message: str
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=message):
+        EvalResult.load(tmp_path)
 
 
 # --- target sets (the per-user hold-out) -------------------------------------------------------
@@ -155,7 +221,7 @@ def test_compare_results_pairs_target_set_results() -> None:
     next_item = EvalResult(
         next_item.metrics, next_item.ci, next_item.ranks, good.user_ids, next_item.protocol
     )
-    with pytest.raises(ValueError, match="targets"):
+    with pytest.raises(DataError, match="targets"):
         compare_results(good, next_item, "recall@2")
     older = {key: value for key, value in next_item.protocol.items() if key != "targets"}
     saved_before_sets = EvalResult(next_item.metrics, {}, next_item.ranks, good.user_ids, older)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -26,3 +27,50 @@ def test_hand_computed_value() -> None:
     loss = full_softmax_cross_entropy(hidden, table, torch.tensor([0]))
     expected = -torch.log(torch.exp(torch.tensor(2.0)) / (torch.exp(torch.tensor(2.0)) + 2))
     torch.testing.assert_close(loss, expected)
+
+
+def _fp32_inputs(device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    hidden = torch.randn(16, 8, generator=generator).to(device).requires_grad_()
+    table = torch.randn(50, 8, generator=generator).to(device).requires_grad_()
+    targets = torch.randint(0, 50, (16,), generator=generator).to(device)
+    return hidden, table, targets
+
+
+@pytest.mark.parametrize(
+    ("device", "dtype"),
+    [
+        ("cpu", torch.bfloat16),
+        pytest.param("cuda", torch.bfloat16, marks=pytest.mark.gpu),
+        pytest.param("cuda", torch.float16, marks=pytest.mark.gpu),
+    ],
+)
+def test_under_autocast_it_matches_fp32_and_returns_fp32_gradients(
+    device: str, dtype: torch.dtype
+) -> None:
+    """The fused function declares its autocast behaviour (issue 20): the product runs in the
+    autocast dtype, the loss and the gradients of fp32 inputs come back fp32, close to fp32's."""
+    hidden, table, targets = _fp32_inputs(device)
+    expected = F.cross_entropy(hidden @ table.T, targets)
+    expected_grads = torch.autograd.grad(expected, (hidden, table))
+    with torch.autocast(device, dtype=dtype):
+        fused = full_softmax_cross_entropy(hidden, table, targets)
+    fused_grads = torch.autograd.grad(fused, (hidden, table))
+    assert fused.dtype == torch.float32
+    torch.testing.assert_close(fused, expected, rtol=2e-2, atol=2e-2)
+    for got, want in zip(fused_grads, expected_grads, strict=True):
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, want, rtol=5e-2, atol=2e-2)
+
+
+def test_bf16_inputs_without_autocast_keep_their_dtype() -> None:
+    """bf16 weights (a bf16 backbone) without autocast: an fp32 loss, bf16 gradients."""
+    hidden, table, targets = (t.detach() for t in _fp32_inputs())
+    hidden = hidden.bfloat16().requires_grad_()
+    table = table.bfloat16().requires_grad_()
+    loss = full_softmax_cross_entropy(hidden, table, targets)
+    grads = torch.autograd.grad(loss, (hidden, table))
+    expected = F.cross_entropy((hidden @ table.T).float(), targets)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, expected)
+    assert [grad.dtype for grad in grads] == [torch.bfloat16, torch.bfloat16]

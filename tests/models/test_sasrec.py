@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from llmrec.evaluation.ranking import evaluate_model
@@ -52,3 +53,24 @@ def test_sasrec_learns_a_deterministic_successor_pattern(toy_dataset, tmp_path: 
     result = evaluate_model(model, toy_dataset.test, show_progress=False)
     assert fit.best_metric is not None
     assert result.metrics["recall@1"] > 0.8  # random would be 1/12
+
+
+def test_an_absurd_learning_rate_stops_training_with_the_step_not_nan_scores(
+    toy_dataset, tmp_path: Path
+) -> None:
+    """The loss diverges: fit ends with TrainingDivergedError naming the step and the lr, before
+    validation would rank with NaN scores."""
+    from llmrec.errors import TrainingDivergedError
+
+    model = SASRec(TINY, toy_dataset.catalogue)
+    run = RunContext(
+        tmp_path,
+        TrainConfig(epochs=3, batch_size=8, lr=1e30, grad_clip=None),
+        seed=0,
+        show_progress=False,
+        validation_metrics=validation_metrics,
+    )
+    with pytest.raises(
+        TrainingDivergedError, match=r"at optimizer step \d+ \(learning rate 1e\+30\)"
+    ):
+        model.fit(toy_dataset.train, toy_dataset.valid, run)

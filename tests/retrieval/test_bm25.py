@@ -31,6 +31,6 @@ def test_a_saved_index_loads_without_pickle_and_scores_the_same(tmp_path: Path) 
     index = BM25Index.build(DOCUMENTS)
     index.save(tmp_path)
     assert not list(tmp_path.glob("*.pkl")) and not list(tmp_path.glob("*.pickle"))
-    loaded = BM25Index.load(tmp_path)
+    loaded = BM25Index.load(tmp_path, len(DOCUMENTS))
     assert loaded.num_documents == 4
     np.testing.assert_array_equal(loaded.scores("vitamin c"), index.scores("vitamin c"))

@@ -124,7 +124,7 @@ def test_openapi_documents_the_limits(client: TestClient) -> None:
     request = spec["components"]["schemas"]["RecommendRequest"]["properties"]
     assert request["k"]["maximum"] == 100 and request["history"]["maxItems"] == 200
     assert {"200", "400", "413", "422"} <= set(spec["paths"]["/recommend"]["post"]["responses"])
-    assert client.get("/docs").status_code == 200
+    assert client.get("/docs").status_code == 404  # FastAPI's page loads a CDN: off (serving.md)
 
 
 def test_the_user_field_reaches_a_model_with_user_tokens(

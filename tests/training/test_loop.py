@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from llmrec.training.checkpoint import MODEL_FILE, load_weights
@@ -298,3 +299,69 @@ def test_resume_without_a_checkpoint_is_an_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="cannot resume"):
         train(Regression(), Batches(), None, CONFIG, tmp_path, resume=True, show_progress=False)
+
+
+def test_a_run_killed_between_the_renames_of_a_checkpoint_resumes_to_identical_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill after `last -> last.old` and before `last.tmp -> last` leaves both complete: the
+    resumed run takes last.tmp (the newer one) and ends identical to an uninterrupted run."""
+    import os
+
+    uninterrupted = Regression()
+    train(uninterrupted, Batches(), None, CONFIG, tmp_path / "full", seed=1, show_progress=False)
+    # checkpoints at steps 4, 5 (epoch end), 8, 10: killed while swapping in the one of step 10
+    config = CONFIG.model_copy(update={"checkpoint_every": 4})
+    real_replace, swaps = os.replace, []
+
+    def replace(source, target) -> None:
+        if Path(source).name == "last.tmp":
+            swaps.append(source)
+            if len(swaps) == 4:
+                raise KeyboardInterrupt
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            Regression(), Batches(), None, config, tmp_path / "killed", seed=1, show_progress=False
+        )
+    monkeypatch.undo()
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    assert not (checkpoints / "last").exists()
+    steps = {
+        name: json.loads((checkpoints / name / "state.json").read_text())["step"]
+        for name in ("last.old", "last.tmp")
+    }
+    assert steps == {"last.old": 8, "last.tmp": 10}
+    resumed, result = _resume(config, tmp_path / "killed")
+    assert result.steps == 20
+    _assert_same_weights(resumed, uninterrupted)
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["last"]
+
+
+def test_a_diverging_run_stops_naming_the_step_the_lr_and_the_last_good_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """An absurd learning rate: the loss overflows at step 2; the run stops there instead of
+    validating NaN scores, and the checkpoint it names (step 1) holds finite weights."""
+    from llmrec.errors import TrainingDivergedError
+
+    config = TrainConfig(epochs=4, batch_size=8, lr=1e30, checkpoint_every=1, grad_clip=None)
+    validate = lambda network: {"ndcg@10": 0.5}  # noqa: E731
+    last = tmp_path / "checkpoints" / "last"
+    expected = rf"step 2 \(learning rate 1e\+30\); last good checkpoint: {last} \(step 1\)"
+    with pytest.raises(TrainingDivergedError, match=expected):
+        train(Regression(), Batches(), validate, config, tmp_path, seed=0, show_progress=False)
+    assert json.loads((last / "state.json").read_text())["step"] == 1
+    weights = load_file(str(last / MODEL_FILE))
+    assert all(torch.isfinite(tensor).all() for tensor in weights.values())
+    assert not (tmp_path / "checkpoints" / "best").exists()  # nothing diverged was validated
+
+
+def test_a_run_diverging_before_any_checkpoint_says_there_is_none(tmp_path: Path) -> None:
+    from llmrec.errors import TrainingDivergedError
+
+    config = TrainConfig(epochs=1, batch_size=8, lr=1e30, grad_clip=None)
+    with pytest.raises(TrainingDivergedError, match="last good checkpoint: none"):
+        train(Regression(), Batches(), None, config, tmp_path, seed=0, show_progress=False)

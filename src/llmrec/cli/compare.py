@@ -1,4 +1,5 @@
-"""`llmrec compare`: a paired test between two runs' per-user results on the same split."""
+"""`llmrec compare`: a paired test between two runs' per-user results on the same evaluation
+set (same users, histories and targets, checked by the fingerprint each result records)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from llmrec.cli.run import Split
 from llmrec.evaluation.result import EvalResult, compare_results
 
 RunDir = Annotated[
@@ -17,9 +19,9 @@ RunDir = Annotated[
 def compare(
     run_a: RunDir,
     run_b: RunDir,
-    split: Annotated[str, typer.Option(help="valid or test")] = "test",
+    split: Split = "test",
     metric: Annotated[str, typer.Option(help="per-user metric, e.g. ndcg@10")] = "ndcg@10",
-    resamples: Annotated[int, typer.Option(help="bootstrap / sign-flip resamples")] = 10_000,
+    resamples: Annotated[int, typer.Option(min=1, help="bootstrap / sign-flip resamples")] = 10_000,
 ) -> None:
     """Is A better than B? Mean difference (A - B), its bootstrap CI, and a paired p-value."""
     result_a, result_b = EvalResult.load(run_a / split), EvalResult.load(run_b / split)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -24,11 +24,11 @@ Device = Annotated[
     str,
     typer.Option(help="where the model ranks: auto (a CUDA GPU if torch sees one), cpu, cuda:N"),
 ]
-ModelDir = Annotated[
-    Path, typer.Argument(help="a saved model folder", exists=True, file_okay=False)
-]
+# Not `exists=True`: loading checks the folder, recovers a save interrupted between its renames
+# and names a partial copy (models/saved.py).
+ModelDir = Annotated[Path, typer.Argument(help="a saved model folder")]
 DataSource = Annotated[str, typer.Argument(help="named data set or folder the model was fit on")]
-Split = Annotated[str, typer.Option(help="valid or test")]
+Split = Annotated[Literal["valid", "test"], typer.Option(help="valid or test")]
 FilterHistory = Annotated[bool, typer.Option(help="remove history items before ranking")]
 AsJson = Annotated[bool, typer.Option("--json", help="print metrics as JSON")]
 
@@ -55,8 +55,6 @@ def evaluate(
     device: Device = "auto",
 ) -> None:
     """Evaluate a saved model as its run evaluated it (history filter off unless asked)."""
-    if split not in ("valid", "test"):
-        raise typer.BadParameter("split must be valid or test", param_hint="--split")
     run = saved_run_config(model_dir)  # the run's own eval settings, as in its report
     config = (run.eval if run else EvalConfig()).model_copy(
         update={"filter_history": filter_history}

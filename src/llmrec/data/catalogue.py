@@ -7,7 +7,15 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+from llmrec.data.values import (
+    parse_id,
+    parse_json_object,
+    parse_number,
+    parse_optional_text,
+    parse_text_list,
+)
 from llmrec.errors import DataError
 
 ItemId = str
@@ -99,14 +107,26 @@ class Catalogue:
 ITEM_FIELDS = frozenset(Item.__dataclass_fields__)
 
 
+def item_from_record(record: dict[str, Any], path: Path, line: int) -> Item:
+    """Map one items.jsonl object onto an Item, checking each known field's type (a bare string
+    is no list of categories, a price is a finite number)."""
+    price = record.get("price")
+    if price is not None:
+        price = parse_number(price, path, line, "price", minimum=0, accept_text=False)
+    return Item(
+        item_id=parse_id(record.get("item_id"), path, line, "item_id"),
+        title=parse_optional_text(record.get("title"), path, line, "title") or "",
+        categories=parse_text_list(record.get("categories"), path, line, "categories"),
+        brand=parse_optional_text(record.get("brand"), path, line, "brand"),
+        price=price,
+        description=parse_optional_text(record.get("description"), path, line, "description"),
+    )
+
+
 def _saved_item(line: str, index: int, path: str | Path, line_number: int) -> Item:
     """One row of a saved catalogue: a JSON object with its index and the `Item` fields."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise DataError(f"not valid JSON ({error.msg})", path, line_number) from None
-    if not isinstance(record, dict):
-        raise DataError("expected a JSON object", path, line_number)
+    path = Path(path)
+    record = parse_json_object(line, path, line_number)
     if record.pop("index", None) != index:
         raise DataError(f"expected index {index} (rows in index order)", path, line_number, "index")
     unknown = sorted(set(record) - ITEM_FIELDS)
@@ -114,7 +134,6 @@ def _saved_item(line: str, index: int, path: str | Path, line_number: int) -> It
         raise DataError(
             f"unknown field (known: {sorted(ITEM_FIELDS)})", path, line_number, unknown[0]
         )
-    if not isinstance(record.get("item_id"), str):
+    if not isinstance(record.get("item_id"), str):  # saved ids are strings, never numbers
         raise DataError("expected a string", path, line_number, "item_id")
-    record["categories"] = tuple(record.get("categories") or ())
-    return Item(**record)
+    return item_from_record(record, path, line_number)

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmrec.data.config import DataFormat
+from llmrec.data.catalogue import Catalogue
+from llmrec.data.config import DataFormat, TemporalConfig
 from llmrec.data.loaders import (
     LoadResult,
     load_byo,
@@ -20,7 +21,10 @@ from llmrec.data.loaders import (
     load_recbole,
     load_unisrec,
 )
-from llmrec.data.loaders.recbole import SPLIT_SUFFIXES
+from llmrec.data.loaders.byo import read_byo
+from llmrec.data.loaders.common import Problems, UserSequences, require_rows
+from llmrec.data.loaders.recbole import SPLIT_SUFFIXES, read_recbole
+from llmrec.data.splits import temporal_split
 from llmrec.errors import DataError
 
 DATA_DIR_ENV = "LLMREC_DATA"
@@ -53,6 +57,20 @@ LOADERS: dict[str, Loader] = {
     "dealrec": load_dealrec,
     "byo": load_byo,
     "recbole": load_recbole,
+}
+
+# The formats whose files can carry timestamps, read before any split (data.split: temporal).
+TIMED_READERS: dict[str, Callable[[Path, Problems], tuple[Catalogue, UserSequences]]] = {
+    "byo": read_byo,
+    "recbole": read_recbole,
+}
+# Why the other formats cannot be cut in time.
+NO_TIMESTAMPS = {
+    "p5": "user_sequence.txt holds items in time order but no times",
+    "unisrec": "its .inter files hold histories and targets but no times (the files' own "
+    "split is leave-one-out)",
+    "dealrec": "its sequence files hold no times; their own split (data.split: auto) is "
+    "already by time, train before valid before test (DEALRec sec. 4.1)",
 }
 
 
@@ -120,11 +138,13 @@ def load_dataset(
     data_format: DataFormat = "auto",
     data_dir: str | Path | None = None,
     skip_bad: bool = False,
+    temporal: TemporalConfig | None = None,
 ) -> LoadResult:
     """Load a named data set or a data folder, split it, and report what was skipped.
 
     `data_format="auto"` uses the registered format of a named set, else detects it from the files.
-    `skip_bad=True` skips bad lines/users and counts them in `LoadResult.report`.
+    `skip_bad=True` skips bad lines/users and counts them in `LoadResult.report`. `temporal`:
+    split by the global temporal split instead of the format's own (data with timestamps only).
     """
     folder, name, registered = resolve_source(source, data_dir)
     chosen = data_format if data_format != "auto" else registered
@@ -132,4 +152,34 @@ def load_dataset(
         chosen = detect_format(folder)
     if chosen not in LOADERS:
         raise DataError(f"unknown data format {chosen!r}; expected one of {sorted(LOADERS)}")
+    if temporal is not None:
+        return load_temporal(folder, name, chosen, skip_bad, temporal)
     return LOADERS[chosen](folder, name=name, skip_bad=skip_bad)
+
+
+def load_temporal(
+    folder: Path, name: str, data_format: str, skip_bad: bool, config: TemporalConfig
+) -> LoadResult:
+    """Read a folder's interactions with their times and split them by the global temporal
+    split; a DataError naming the data set where the files hold no timestamps."""
+    if data_format not in TIMED_READERS:
+        raise DataError(
+            f"data set {name!r} ({data_format} format) has no timestamps, so data.split: "
+            f"temporal cannot cut it in time: {NO_TIMESTAMPS[data_format]}",
+            folder,
+        )
+    problems = Problems(skip_bad)
+    catalogue, users = TIMED_READERS[data_format](folder, problems)
+    require_rows(len(users.user_ids), users.path, problems, "no usable interaction")
+    if users.timestamps is None:
+        raise DataError(
+            f"data set {name!r} has no timestamps, so data.split: temporal cannot cut it in "
+            "time; give every interaction a timestamp, or use data.split: auto",
+            users.path,
+        )
+    split = temporal_split(
+        name, catalogue, users.user_ids, users.sequences, users.timestamps, config
+    )
+    return LoadResult(
+        split.dataset, problems.report(), data_format, folder, split.full_sequences, split.record
+    )

@@ -10,7 +10,6 @@ from typing import Literal, Self
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     NonNegativeInt,
     PositiveInt,
@@ -18,15 +17,18 @@ from pydantic import (
     model_validator,
 )
 
+from llmrec.config_rules import CONFIG_RULES
+
 
 class EvalConfig(BaseModel):
     """How a model is evaluated; recorded with every result as its protocol."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     ks: tuple[PositiveInt, ...] = Field(
         default=(1, 5, 10, 20),
         min_length=1,
+        strict=False,
         description="Cut-offs K (list positions) for recall@K, ndcg@K and mrr@K; stored sorted.",
     )
     filter_history: bool = Field(

@@ -20,7 +20,8 @@ from tqdm import tqdm
 from llmrec.data.sequences import AnyEvalSet, MultiTargetEvalSet, sample_users
 from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.metrics import NO_TARGET
-from llmrec.evaluation.result import EvalResult, build_protocol
+from llmrec.evaluation.result import EvalResult, build_protocol, eval_set_fingerprint
+from llmrec.evaluation.slices import SliceBasis, slice_metrics
 from llmrec.models.base import RecommenderModel
 from llmrec.recommendations import (
     Exclusions,
@@ -87,9 +88,13 @@ def ranks_from_recommendations(
 
 
 def target_set_ranks(
-    scores: torch.Tensor, targets: Sequence[np.ndarray], exclude: Exclusions = None
+    scores: torch.Tensor,
+    targets: Sequence[np.ndarray],
+    exclude: Exclusions = None,
+    aligned: bool = False,
 ) -> np.ndarray:
-    """(B, L) 1-based ranks of each row's target items among all n items, ascending, padded with 0.
+    """(B, L) 1-based ranks of each row's target items among all n items, ascending, padded with 0
+    (`aligned`: column j is the rank of `targets[r][j]`, for metrics by slice of the targets).
 
     The ranks are the positions of the targets in the order that sorts scores descending and
     puts, among equal scores, every non-target before the targets (ties count against them),
@@ -121,14 +126,22 @@ def target_set_ranks(
     targets_before = (((other > this) | ((other == this) & earlier)) & is_target[:, None, :]).sum(2)
     ranks = 1 + (num_at_least - targets_at_least) + targets_before
     ranks = torch.where(target_scores == float("-inf"), num_items + 1, ranks)
-    ranks = torch.where(is_target, ranks, torch.iinfo(torch.long).max).sort(dim=1).values
-    return torch.where(is_target.sort(dim=1, descending=True).values, ranks, NO_TARGET).numpy()
+    ranks = torch.where(is_target, ranks, NO_TARGET).numpy()
+    return ranks if aligned else sort_target_set_ranks(ranks)
+
+
+def sort_target_set_ranks(ranks: np.ndarray) -> np.ndarray:
+    """(B, L) target-set ranks with each row sorted ascending and its padding (0) last."""
+    padded = np.where(ranks == NO_TARGET, np.iinfo(np.int64).max, ranks)
+    ranks = np.sort(padded, axis=1)
+    return np.where(ranks == np.iinfo(np.int64).max, NO_TARGET, ranks).astype(np.int64)
 
 
 def target_set_ranks_from_recommendations(
-    recommendations: Recommendations, targets: Sequence[np.ndarray]
+    recommendations: Recommendations, targets: Sequence[np.ndarray], aligned: bool = False
 ) -> np.ndarray:
-    """(B, L') ranks of each row's targets within its top-L list, as `target_set_ranks` ranks them.
+    """(B, L') ranks of each row's targets within its top-L list, as `target_set_ranks` ranks them
+    (`aligned`: column j is the rank of `targets[r][j]`).
 
     A target absent from its list, or listed with score -inf, gets L + 1. With at most M targets
     per row, ranks are exact up to L - M (M = 1: L - 1, as `ranks_from_recommendations`): a target
@@ -139,17 +152,17 @@ def target_set_ranks_from_recommendations(
     item_indices = np.asarray(recommendations.item_indices)
     scores = torch.as_tensor(np.asarray(recommendations.scores, dtype=np.float64))
     list_length = item_indices.shape[1]
-    listed, num_absent = [], []
-    for row, target_set in enumerate(targets):
-        positions = np.flatnonzero(np.isin(item_indices[row], target_set))
-        listed.append(positions)
-        num_absent.append(len(np.unique(target_set)) - len(positions))
-    ranks_in_list = target_set_ranks(scores, listed)
-    rows = [
-        np.concatenate([row[row != NO_TARGET], np.full(absent, list_length + 1)])
-        for row, absent in zip(ranks_in_list, num_absent, strict=True)
+    listed = [
+        np.flatnonzero(np.isin(row, target_set))
+        for row, target_set in zip(item_indices, targets, strict=True)
     ]
-    return _pad_rows(rows)
+    ranks_in_list = target_set_ranks(scores, listed, aligned=True)  # column j: listed[r][j]
+    rows = []
+    for row, target_set in enumerate(targets):
+        found = item_indices[row, listed[row]].tolist()
+        rank_of = dict(zip(found, ranks_in_list[row, : len(found)].tolist(), strict=True))
+        rows.append([rank_of.get(int(item), list_length + 1) for item in target_set])
+    return _pad_rows(rows, sort=not aligned)
 
 
 def stack_target_set_ranks(parts: Sequence[np.ndarray]) -> np.ndarray:
@@ -160,11 +173,11 @@ def stack_target_set_ranks(parts: Sequence[np.ndarray]) -> np.ndarray:
     ).astype(np.int64)
 
 
-def _pad_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
+def _pad_rows(rows: Sequence[Sequence[int]], sort: bool) -> np.ndarray:
     width = max((len(row) for row in rows), default=0)
     padded = np.full((len(rows), width), NO_TARGET, dtype=np.int64)
     for index, row in enumerate(rows):
-        padded[index, : len(row)] = np.sort(row)
+        padded[index, : len(row)] = np.sort(row) if sort else row
     return padded
 
 
@@ -215,7 +228,7 @@ def ranks_from_sampled_negatives(
 class BatchRanks:
     """Ranks of one batch, how they were obtained, and the rank up to which they are exact."""
 
-    ranks: np.ndarray  # (B,) int64; (B, L) for target sets
+    ranks: np.ndarray  # (B,) int64; (B, L) for target sets, aligned with each row's targets
     ranked_by: str  # "score" or "recommend"
     rank_cutoff: int | None  # None: exact at every rank
     diagnostics: RankingDiagnostics | None = None  # what the model reported of this batch
@@ -228,14 +241,21 @@ def evaluate_model(
     batch_size: int | None = None,
     show_progress: bool = True,
     split: str | None = None,
+    slice_basis: SliceBasis | None = None,
 ) -> EvalResult:
     """Rank every target of `eval_set` with `model` and summarise (metrics, intervals, protocol).
 
     Uses `model.score` where it returns scores, else `model.recommend`. `batch_size` overrides
     `config.batch_size`; `split` (e.g. "valid", "test") is recorded in the protocol. Target sets
     (`MultiTargetEvalSet`) give truncated recall and NDCG at `config.ks`, always ranked with the
-    history excluded (the hold-out protocol, docs/evaluation.md sec. 10).
+    history excluded (the hold-out protocol, docs/evaluation.md sec. 10). `slice_basis` (the
+    training data's item counts, `SliceBasis.from_sequences(dataset.train, ...)`) adds the
+    metrics by slice (slices.py) to the result.
     """
+    if slice_basis is not None and len(slice_basis.item_counts) != model.num_items:
+        raise ValueError(
+            f"slice_basis counts {len(slice_basis.item_counts)} items, the model {model.num_items}"
+        )
     config = config or EvalConfig()
     if len(eval_set) == 0:
         raise ValueError("the evaluation set is empty")
@@ -268,14 +288,32 @@ def evaluate_model(
         rank_cutoff=min(cutoffs) if cutoffs else None,
         targets="set" if is_set else "next_item",
     )
+    protocol["eval_set_sha256"] = eval_set_fingerprint(eval_set, model.catalogue)  # for compare
     if len(eval_set) < total_users:
         protocol["user_sample"] = f"{len(eval_set)} of {total_users} users (seed {config.seed})"
     diagnostics = [batch.diagnostics for batch in batches if batch.diagnostics is not None]
     if diagnostics:  # e.g. CALRec's grounding of its generations, summed over the batches
         protocol["diagnostics"] = dict(functools.reduce(operator.add, diagnostics).summary())
-    parts = [batch.ranks for batch in batches]
+    return _result(eval_set, [batch.ranks for batch in batches], protocol, slice_basis)
+
+
+def _result(
+    eval_set: AnyEvalSet,
+    parts: list[np.ndarray],
+    protocol: dict,
+    slice_basis: SliceBasis | None,
+) -> EvalResult:
+    """The result of the batches' ranks (target sets: aligned with each row's targets, as the
+    slices need them; the result keeps each row sorted), with the metrics by slice."""
+    is_set = isinstance(eval_set, MultiTargetEvalSet)
     ranks = stack_target_set_ranks(parts) if is_set else np.concatenate(parts)
-    return EvalResult.from_ranks(ranks, eval_set.user_ids, protocol)
+    slices = None
+    if slice_basis is not None:
+        protocol["slice_basis"] = slice_basis.describe()
+        slices = slice_metrics(slice_basis, eval_set.histories, eval_set.targets, ranks, protocol)
+    if is_set:
+        ranks = sort_target_set_ranks(ranks)
+    return EvalResult.from_ranks(ranks, eval_set.user_ids, protocol, slices)
 
 
 def _rank_batch(
@@ -301,7 +339,8 @@ def _rank_batch(
                 f"({len(histories)}, {model.num_items})"
             )
         if is_set:
-            return BatchRanks(target_set_ranks(scores, targets, exclude), "score", None)
+            ranks = target_set_ranks(scores, targets, exclude, aligned=True)
+            return BatchRanks(ranks, "score", None)
         if negatives is None:
             return BatchRanks(ranks_from_scores(scores, targets, exclude), "score", None)
         ranks = ranks_from_sampled_negatives(scores, targets, negatives, exclude)
@@ -318,7 +357,7 @@ def _rank_batch(
     list_length = recommendations.item_indices.shape[1]
     rank_cutoff = None if list_length >= model.num_items else list_length - num_slots
     if is_set:
-        ranks = target_set_ranks_from_recommendations(recommendations, targets)
+        ranks = target_set_ranks_from_recommendations(recommendations, targets, aligned=True)
     else:
         ranks = ranks_from_recommendations(recommendations, targets)
     return BatchRanks(ranks, "recommend", rank_cutoff, recommendations.diagnostics)

@@ -1,6 +1,7 @@
 """Run report: every split's metrics in `metrics.json` and `report.md`, per-user ranks per split,
-the validation curve as `validation_curve.png` and, when baselines ran beside the model, one
-comparison plot `comparison.png` (matplotlib, Agg canvas, no display).
+the validation curve as `validation_curve.png`, the metrics by slice as `slices.png` and, when
+baselines ran beside the model, one comparison plot `comparison.png` (matplotlib, Agg canvas, no
+display).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from llmrec.evaluation.result import (
     EvalResult,
     describe_diagnostics,
     describe_protocol,
+    format_estimate,
+    interval_errors,
 )
+from llmrec.evaluation.slices import format_slice_table, plot_slices
 
 if TYPE_CHECKING:  # matplotlib is imported when a plot is drawn (~0.4 s), not with the package
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -24,6 +28,7 @@ if TYPE_CHECKING:  # matplotlib is imported when a plot is drawn (~0.4 s), not w
 
 REPORT_FILE = "report.md"
 CURVE_FILE = "validation_curve.png"
+SLICES_FILE = "slices.png"
 COMPARISON_FILE = "comparison.png"
 BASELINES_FOLDER = "baselines"
 
@@ -81,6 +86,7 @@ class ReportFiles:
     report: Path
     curve: Path | None
     split_directories: dict[str, Path]  # split -> directory with its metrics.json and ranks.jsonl
+    slices: Path | None = None  # the plot of the metrics by slice
     comparison: Path | None = None
     baseline_directories: dict[str, Path] = field(default_factory=dict)  # name -> its splits
 
@@ -134,6 +140,7 @@ def write_report(
         report_path,
         curve_path,
         split_directories,
+        write_slices_plot(run_dir, results),
         comparison_path,
         baseline_directories,
     )
@@ -161,7 +168,8 @@ def format_report(
     baselines: Mapping[str, SplitResults] | None = None,
 ) -> str:
     """The Markdown report: the summary, then one table per split with its protocol line (one
-    column per model when baselines ran), the comparison plot and the validation curve."""
+    column per model when baselines ran), the comparison plot, the validation curve and the
+    metrics by slice."""
     title = f"{summary.model} on {summary.data_name}" if summary else "Evaluation"
     sections = [f"# Report: {title}\n"]
     if summary:
@@ -177,7 +185,37 @@ def format_report(
     if has_curve:
         marked = "\nThe dashed line marks the chosen checkpoint.\n" if summary else ""
         sections.append(f"## Validation curve\n\n![validation curve]({CURVE_FILE})\n{marked}")
+    sections += format_slices_section(results)
     return "\n".join(sections)
+
+
+def format_slices_section(results: SplitResults) -> list[str]:
+    """The metrics by slice of every split that has them, and their plot (docs/evaluation.md)."""
+    parts = [
+        f"### {split}\n\n{format_slice_table(result)}"
+        for split, result in results.items()
+        if result.slices
+    ]
+    if not parts:
+        return []
+    plotted = _plotted_split(results)
+    figure = f"![metrics by slice, {plotted}]({SLICES_FILE})\n"
+    return ["## Metrics by slice\n", *parts, figure]
+
+
+def write_slices_plot(run_dir: Path, results: SplitResults) -> Path | None:
+    """Draw the slices of the test split (else the first split with slices); None if none."""
+    split = _plotted_split(results)
+    if split is None:
+        return None
+    path = run_dir / SLICES_FILE
+    plot_slices(results[split], path, f"{split}: metrics by slice")
+    return path
+
+
+def _plotted_split(results: SplitResults) -> str | None:
+    with_slices = [split for split, result in results.items() if result.slices]
+    return "test" if "test" in with_slices else next(iter(with_slices), None)
 
 
 def format_comparison(by_model: Mapping[str, EvalResult]) -> str:
@@ -208,9 +246,7 @@ def format_comparison(by_model: Mapping[str, EvalResult]) -> str:
 def _cell(result: EvalResult, key: str) -> str:
     if key not in result.metrics:
         return "n/a"
-    interval = result.ci.get(key)
-    shown = "" if interval is None else f" [{interval.low:.4f}, {interval.high:.4f}]"
-    return f"{result.metrics[key]:.4f}{shown}"
+    return format_estimate(result.metrics[key], result.ci.get(key))
 
 
 def plot_validation_curve(
@@ -221,14 +257,14 @@ def plot_validation_curve(
     best_epoch: int | None = None,
 ) -> Figure:
     """Draw each "@" metric of `curve` against "step" into a PNG at `path`; a dashed line marks
-    `best_step`, the chosen checkpoint (of `best_epoch`). The legend sits beside the axes, never
+    `best_step`, the chosen checkpoint (of `best_epoch`). The legend sits under the axes, never
     over a curve."""
     if any("step" not in point for point in curve):
         raise ValueError("every point of the validation curve needs a 'step'")
     keys = sorted({key for point in curve for key in point if "@" in key})
     if not keys:
         raise ValueError("the validation curve holds no metric (no key like 'ndcg@10')")
-    figure, canvas = _figure((7.5, 4.0))
+    figure, canvas = _figure((7.0, 4.5))
     axes = figure.add_subplot()
     for key in keys:
         points = [(point["step"], point[key]) for point in curve if key in point]
@@ -236,11 +272,11 @@ def plot_validation_curve(
         axes.plot(steps, values, marker="o", markersize=3, label=key)
     if best_step is not None:
         epoch = "" if best_epoch is None else f"epoch {best_epoch}, "
-        label = f"chosen checkpoint ({epoch}step {best_step})"
+        label = f"chosen checkpoint: {epoch}step {best_step}"
         axes.axvline(best_step, color="black", linestyle="--", label=label)
     axes.set(title=title, xlabel="optimizer step", ylabel="validation metric")
     axes.grid(alpha=0.3)
-    figure.legend(loc="outside right upper")
+    _legend_below(figure)
     canvas.print_png(str(path))
     return figure
 
@@ -253,16 +289,14 @@ def plot_comparison(
     keys = [key for key in first.metrics if key.startswith("recall@")]
     if not keys:
         raise ValueError("the results hold no recall@K to compare")
-    figure, canvas = _figure((7.5, 4.0))
+    figure, canvas = _figure((7.0, 4.5))
     axes = figure.add_subplot()
     width = 0.8 / len(by_model)
     for offset, (name, result) in enumerate(by_model.items()):
         values = [result.metrics[key] for key in keys]
         errors = None
-        if all(key in result.ci for key in keys):  # asymmetric: (below, above) the mean
-            below = [value - result.ci[key].low for key, value in zip(keys, values, strict=True)]
-            above = [result.ci[key].high - value for key, value in zip(keys, values, strict=True)]
-            errors = [below, above]
+        if all(key in result.ci for key in keys):
+            errors = interval_errors(values, [result.ci[key] for key in keys])
         positions = [
             index + (offset - (len(by_model) - 1) / 2) * width for index in range(len(keys))
         ]
@@ -271,9 +305,15 @@ def plot_comparison(
     axes.set_xticks(range(len(keys)), keys)
     axes.set(title=f"{title} (error bars: {level})", ylabel="test recall")
     axes.grid(axis="y", alpha=0.3)
-    figure.legend(loc="outside right upper")
+    _legend_below(figure)
     canvas.print_png(str(path))
     return figure
+
+
+def _legend_below(figure: Figure) -> None:
+    """The legend in rows under the axes, where it covers no curve, bar or title."""
+    handles, labels = figure.axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)))
 
 
 def _figure(size: tuple[float, float]) -> tuple[Figure, FigureCanvasAgg]:

@@ -6,14 +6,18 @@ two saved runs can be compared user by user with `compare_results`.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
 
 import numpy as np
 
-from llmrec.data.sequences import UserId
+from llmrec.data.catalogue import Catalogue
+from llmrec.data.sequences import AnyEvalSet, UserId
+from llmrec.errors import DataError
 from llmrec.evaluation.bootstrap import (
     ConfidenceInterval,
     PairedTestResult,
@@ -25,6 +29,42 @@ from llmrec.evaluation.metrics import NO_TARGET, per_user_metrics
 
 METRICS_FILE = "metrics.json"
 RANKS_FILE = "ranks.jsonl"
+# Protocol fields two results must share to be compared user by user; the evaluation set itself
+# is compared by its fingerprint, not by the split label (which may carry training notes).
+PAIRED_FIELDS = ("protocol", "targets", "filter_history", "num_items", "num_negatives")
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """One slice of an evaluation (slices.py): how many users it holds, and their metrics with
+    intervals (none when it is empty)."""
+
+    num_users: int
+    metrics: dict[str, float]
+    ci: dict[str, ConfidenceInterval] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        intervals = {key: interval.to_json() for key, interval in self.ci.items()}
+        return {"users": self.num_users, "metrics": self.metrics, "ci": intervals}
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> Self:
+        intervals = {key: ConfidenceInterval(**value) for key, value in record["ci"].items()}
+        return cls(record["users"], dict(record["metrics"]), intervals)
+
+
+def summarise_ranks(
+    ranks: np.ndarray, protocol: dict[str, Any]
+) -> tuple[dict[str, float], dict[str, ConfidenceInterval]]:
+    """Metrics at protocol["ks"] (means over users) and their intervals, as the protocol asks."""
+    per_user = per_user_metrics(ranks, protocol["ks"], protocol["rank_cutoff"])
+    metrics = {key: float(values.mean()) for key, values in per_user.items()}
+    ci = {}
+    if protocol["bootstrap_resamples"] > 0:
+        ci = bootstrap_cis(
+            per_user, protocol["bootstrap_resamples"], protocol["confidence"], protocol["seed"]
+        )
+    return metrics, ci
 
 
 @dataclass(frozen=True)
@@ -42,20 +82,22 @@ class EvalResult:
     ranks: np.ndarray
     user_ids: tuple[UserId, ...]
     protocol: dict[str, Any]
+    # Metrics by slice (slices.py): target popularity, cold targets, history length; empty
+    # when the evaluation was given no training data to define them.
+    slices: dict[str, SliceResult] = field(default_factory=dict)
 
     @classmethod
     def from_ranks(
-        cls, ranks: np.ndarray, user_ids: tuple[UserId, ...], protocol: dict[str, Any]
+        cls,
+        ranks: np.ndarray,
+        user_ids: tuple[UserId, ...],
+        protocol: dict[str, Any],
+        slices: dict[str, SliceResult] | None = None,
     ) -> Self:
         """Summarise ranks: metrics at protocol["ks"], intervals as the protocol asks."""
-        per_user = per_user_metrics(ranks, protocol["ks"], protocol["rank_cutoff"])
-        metrics = {key: float(values.mean()) for key, values in per_user.items()}
-        ci = {}
-        if protocol["bootstrap_resamples"] > 0:
-            ci = bootstrap_cis(
-                per_user, protocol["bootstrap_resamples"], protocol["confidence"], protocol["seed"]
-            )
-        return cls(metrics, ci, np.asarray(ranks, dtype=np.int64), tuple(user_ids), protocol)
+        metrics, ci = summarise_ranks(ranks, protocol)
+        ranks = np.asarray(ranks, dtype=np.int64)
+        return cls(metrics, ci, ranks, tuple(user_ids), protocol, slices or {})
 
     def per_user_metrics(self) -> dict[str, np.ndarray]:
         """Each metric per user, in `user_ids` order (the input of bootstraps and paired tests)."""
@@ -63,11 +105,14 @@ class EvalResult:
 
     def to_json(self) -> dict[str, Any]:
         """Metrics, intervals and protocol as a JSON-ready dict (ranks are saved separately)."""
-        return {
+        record = {
             "metrics": self.metrics,
             "ci": {key: interval.to_json() for key, interval in self.ci.items()},
             "protocol": self.protocol,
         }
+        if self.slices:
+            record["slices"] = {name: part.to_json() for name, part in self.slices.items()}
+        return record
 
     def save(self, directory: str | Path) -> None:
         """Write `metrics.json` and `ranks.jsonl` ({"user_id": ..., "rank": ...} per line;
@@ -84,21 +129,31 @@ class EvalResult:
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
-        """Read what `save` wrote."""
+        """Read what `save` wrote; a missing or damaged file is a `DataError` naming it."""
         directory = Path(directory)
-        record = json.loads((directory / METRICS_FILE).read_text(encoding="utf-8"))
-        with (directory / RANKS_FILE).open(encoding="utf-8") as lines:
-            rows = [json.loads(line) for line in lines if line.strip()]
-        ci = {key: ConfidenceInterval(**interval) for key, interval in record["ci"].items()}
-        if rows and "ranks" in rows[0]:  # target sets: pad the rows with 0 to one width
-            width = max(len(row["ranks"]) for row in rows)
-            ranks = np.zeros((len(rows), width), dtype=np.int64)
-            for index, row in enumerate(rows):
-                ranks[index, : len(row["ranks"])] = row["ranks"]
-        else:
-            ranks = np.array([row["rank"] for row in rows], dtype=np.int64)
-        user_ids = tuple(row["user_id"] for row in rows)
-        return cls(record["metrics"], ci, ranks, user_ids, record["protocol"])
+        record = _parse_json(_read_text(directory / METRICS_FILE), directory / METRICS_FILE)
+        lines = _read_text(directory / RANKS_FILE).split("\n")
+        rows = [
+            _parse_json(line, directory / RANKS_FILE, number)
+            for number, line in enumerate(lines, start=1)
+            if line.strip()
+        ]
+        try:
+            ci = {key: ConfidenceInterval(**interval) for key, interval in record["ci"].items()}
+            if rows and "ranks" in rows[0]:  # target sets: pad the rows with 0 to one width
+                width = max(len(row["ranks"]) for row in rows)
+                ranks = np.zeros((len(rows), width), dtype=np.int64)
+                for index, row in enumerate(rows):
+                    ranks[index, : len(row["ranks"])] = row["ranks"]
+            else:
+                ranks = np.array([row["rank"] for row in rows], dtype=np.int64)
+            user_ids = tuple(row["user_id"] for row in rows)
+            slices = {
+                name: SliceResult.from_json(part) for name, part in record.get("slices", {}).items()
+            }
+            return cls(record["metrics"], ci, ranks, user_ids, record["protocol"], slices)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise DataError(f"not a saved evaluation result ({error!r})", directory) from None
 
     def format_table(self) -> str:
         """Markdown table of each metric with its interval, and the protocol line under it."""
@@ -173,12 +228,40 @@ def describe_protocol(protocol: dict[str, Any]) -> str:
     return "Protocol: " + "; ".join(part for part in parts if part) + "."
 
 
+def format_estimate(value: float, interval: ConfidenceInterval | None) -> str:
+    """`0.0661 [0.0615, 0.0705]`: a mean and its interval (the mean alone without one)."""
+    shown = "" if interval is None else f" [{interval.low:.4f}, {interval.high:.4f}]"
+    return f"{value:.4f}{shown}"
+
+
+def interval_errors(
+    values: Sequence[float], intervals: Sequence[ConfidenceInterval]
+) -> list[list[float]]:
+    """Matplotlib's asymmetric error bars: [distances below, distances above] each value."""
+    below = [value - interval.low for value, interval in zip(values, intervals, strict=True)]
+    above = [interval.high - value for value, interval in zip(values, intervals, strict=True)]
+    return [below, above]
+
+
 def describe_diagnostics(protocol: dict[str, Any]) -> str:
     """A line of the model's diagnostics (CALRec's), or "" when it reported none."""
     if not protocol.get("diagnostics"):
         return ""
     shown = ", ".join(f"{key} {value:.4g}" for key, value in protocol["diagnostics"].items())
     return f"Diagnostics: {shown}.\n"
+
+
+def eval_set_fingerprint(eval_set: AnyEvalSet, catalogue: Catalogue) -> str:
+    """sha256 over what an evaluation ranks: the catalogue's item ids, then each row's user id,
+    history and target(s), in order. Two results with equal fingerprints ranked the same test."""
+    digest = hashlib.sha256(catalogue.fingerprint().encode("ascii"))
+    for user_id, history, target in zip(
+        eval_set.user_ids, eval_set.histories, eval_set.targets, strict=True
+    ):
+        digest.update(json.dumps(user_id).encode("utf-8"))
+        digest.update(np.asarray(history, dtype="<i8").tobytes() + b"|")
+        digest.update(np.asarray(target, dtype="<i8").tobytes() + b"\n")
+    return digest.hexdigest()
 
 
 def compare_results(
@@ -188,21 +271,56 @@ def compare_results(
     num_resamples: int = 10_000,
     seed: int = 0,
 ) -> PairedTestResult:
-    """Paired test of `metric` for A against B; both must rank the same users the same way."""
-    if result_a.user_ids != result_b.user_ids:
-        raise ValueError("paired comparison needs the same users in the same order")
-    for key in ("protocol", "targets", "filter_history", "num_items", "num_negatives", "split"):
+    """Paired test of `metric` for A against B; both must rank the same evaluation set (users,
+    histories, targets: `eval_set_sha256`) the same way. Mismatches are a `DataError`."""
+    _check_paired(result_a, result_b)
+    per_user_a, per_user_b = result_a.per_user_metrics(), result_b.per_user_metrics()
+    if metric not in per_user_a or metric not in per_user_b:
+        shared = [key for key in per_user_a if key in per_user_b]
+        raise DataError(
+            f"metric {metric!r} is not in both results; they have {', '.join(shared) or 'none'}"
+        )
+    confidence = result_a.protocol["confidence"]
+    return paired_test(per_user_a[metric], per_user_b[metric], num_resamples, confidence, seed)
+
+
+def _check_paired(result_a: EvalResult, result_b: EvalResult) -> None:
+    for key in PAIRED_FIELDS:
         # Results saved before target sets existed have no "targets": they are next-item results.
         value_a = result_a.protocol.get(key, "next_item" if key == "targets" else None)
         value_b = result_b.protocol.get(key, "next_item" if key == "targets" else None)
         if value_a != value_b:
-            raise ValueError(
-                f"results differ in protocol field {key!r}: {value_a!r} vs {value_b!r}"
+            raise DataError(f"results differ in protocol field {key!r}: {value_a!r} vs {value_b!r}")
+    fingerprints = [result.protocol.get("eval_set_sha256") for result in (result_a, result_b)]
+    if None in fingerprints:  # saved before fingerprints: the split label must agree
+        if result_a.protocol["split"] != result_b.protocol["split"]:
+            raise DataError(
+                f"results differ in protocol field 'split': {result_a.protocol['split']!r} vs "
+                f"{result_b.protocol['split']!r}"
             )
-    values_a = result_a.per_user_metrics()[metric]
-    values_b = result_b.per_user_metrics()[metric]
-    confidence = result_a.protocol["confidence"]
-    return paired_test(values_a, values_b, num_resamples, confidence, seed)
+    elif fingerprints[0] != fingerprints[1]:
+        raise DataError(
+            "the results ranked different evaluation sets (users, histories or targets differ; "
+            f"splits {result_a.protocol['split']!r} and {result_b.protocol['split']!r})"
+        )
+    if result_a.user_ids != result_b.user_ids:
+        raise DataError("paired comparison needs the same users in the same order")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError("not found (a split folder of `llmrec run` holds it)", path) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot be read: {error}", path) from None
+
+
+def _parse_json(text: str, path: Path, line: int | None = None) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(f"not JSON: {error}", path, line) from None
 
 
 def _rank_record(rank: np.ndarray) -> dict[str, Any]:

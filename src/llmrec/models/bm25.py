@@ -21,7 +21,9 @@ INDEX_FOLDER = "bm25"
 
 class BM25Config(ModelConfig):
     name: Literal["bm25"] = "bm25"
-    fields: tuple[ItemField, ...] = Field(DEFAULT_FIELDS, description="item fields indexed")
+    fields: tuple[ItemField, ...] = Field(
+        DEFAULT_FIELDS, strict=False, description="item fields indexed"
+    )
     query_items: PositiveInt = Field(5, description="most recent history items in the query")
     k1: float = Field(1.5, gt=0, description="BM25 term-frequency saturation")
     b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation")
@@ -65,4 +67,4 @@ class BM25Model(RecommenderModel):
         self.index.save(path / INDEX_FOLDER)
 
     def _load_state(self, path: Path) -> None:
-        self.index = BM25Index.load(path / INDEX_FOLDER)
+        self.index = BM25Index.load(path / INDEX_FOLDER, self.num_items)

@@ -4,7 +4,8 @@
 `F.cross_entropy(hidden @ table.T, targets)` keeps a log-softmax copy and materialises a zero
 (N, V) gradient for the NLL. Here the backward turns the saved logits into softmax - one-hot in
 place: the same values and gradients, fewer passes over the largest tensor of the step.
-Because of that, the graph may be back-propagated once only (no `retain_graph`).
+Because of that, the graph may be back-propagated once only (no `retain_graph`). Under mixed
+precision (`train.precision`) it declares its autocast behaviour (`torch.amp.custom_fwd/bwd`).
 """
 
 from __future__ import annotations
@@ -12,22 +13,51 @@ from __future__ import annotations
 import torch
 
 
-class _FullSoftmaxCrossEntropy(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, hidden: torch.Tensor, table: torch.Tensor, targets: torch.Tensor):
-        logits = hidden @ table.T  # (N, V)
-        log_normaliser = torch.logsumexp(logits, dim=1)  # (N,)
-        target_logits = logits.gather(1, targets[:, None]).squeeze(1)
-        ctx.save_for_backward(hidden, table, targets, logits, log_normaliser)
-        return (log_normaliser - target_logits).mean()
+def _fused_cross_entropy(device_type: str) -> type[torch.autograd.Function]:
+    """The fused autograd function for tensors on `device_type`.
 
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        hidden, table, targets, logits, log_normaliser = ctx.saved_tensors
-        probabilities = logits.sub_(log_normaliser[:, None]).exp_()  # in place: logits are spent
-        probabilities[torch.arange(len(targets), device=targets.device), targets] -= 1.0
-        probabilities.mul_(grad_output / len(targets))
-        return probabilities @ table, probabilities.T @ hidden, None
+    `torch.amp.custom_fwd/custom_bwd` read the autocast state of one device type, fixed when
+    the function is defined: hence one class per device type. Without autocast they do nothing.
+    """
+
+    class FullSoftmaxCrossEntropy(torch.autograd.Function):
+        @staticmethod
+        @torch.amp.custom_fwd(device_type=device_type)
+        def forward(ctx, hidden: torch.Tensor, table: torch.Tensor, targets: torch.Tensor):
+            # choice: under autocast the (N, V) product, the step's largest, runs in the autocast
+            # dtype; the normaliser and the saved logits are at least fp32 (a bf16 log-sum-exp
+            # over 10^4+ items loses the loss' digits), as transformers' LM losses upcast logits.
+            logits = hidden @ table.T  # (N, V)
+            logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+            log_normaliser = torch.logsumexp(logits, dim=1)  # (N,)
+            target_logits = logits.gather(1, targets[:, None]).squeeze(1)
+            ctx.save_for_backward(hidden, table, targets, logits, log_normaliser)
+            return (log_normaliser - target_logits).mean()
+
+        @staticmethod
+        @torch.amp.custom_bwd(device_type=device_type)
+        def backward(ctx, grad_output: torch.Tensor):
+            # Runs under the forward's autocast state, so the two products run in its dtype
+            # (without autocast, in the inputs' own); autograd casts each gradient to its input's
+            # dtype, fp32 for fp32 master weights.
+            hidden, table, targets, logits, log_normaliser = ctx.saved_tensors
+            probabilities = logits.sub_(log_normaliser[:, None]).exp_()  # in place: logits spent
+            probabilities[torch.arange(len(targets), device=targets.device), targets] -= 1.0
+            probabilities.mul_(grad_output / len(targets))
+            probabilities = probabilities.to(table.dtype)  # bf16 weights without autocast
+            return probabilities @ table, probabilities.T @ hidden, None
+
+    return FullSoftmaxCrossEntropy
+
+
+def _device_types() -> list[str]:
+    """The CPU and the accelerator this torch build was compiled for (CUDA, ...), if any."""
+    accelerator = torch.accelerator.current_accelerator()  # build information: no device query
+    return ["cpu"] if accelerator is None else ["cpu", accelerator.type]
+
+
+# Defined once, not through a cache: torch.compile traces a plain dict lookup.
+_FUSED = {device_type: _fused_cross_entropy(device_type) for device_type in _device_types()}
 
 
 def full_softmax_cross_entropy(
@@ -36,7 +66,9 @@ def full_softmax_cross_entropy(
     """Mean over rows of -log softmax(hidden @ table.T)[target]; hidden (N, H), table (V, H)."""
     if len(targets) == 0:
         return hidden.sum() * 0.0 + table.sum() * 0.0
-    return _FullSoftmaxCrossEntropy.apply(hidden, table, targets)
+    if hidden.device.type not in _FUSED:
+        raise ValueError(f"no fused cross-entropy for {hidden.device.type!r} tensors")
+    return _FUSED[hidden.device.type].apply(hidden, table, targets)
 
 
 def multinomial_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -8,10 +8,11 @@ from typing import Literal
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from llmrec.data.sequences import EvalSet
-from llmrec.models.base import FitResult, ModelConfig, RecommenderModel, RunContext
+from llmrec.models.base import WEIGHTS_FILE, FitResult, ModelConfig, RecommenderModel, RunContext
+from llmrec.models.saved import read_tensors
 from llmrec.recommendations import Histories, Users
 
 
@@ -42,8 +43,11 @@ class Popularity(RecommenderModel):
     def score(self, histories: Histories, users: Users = None) -> torch.Tensor:
         return self.counts.expand(len(histories), -1).clone()
 
+    def tensor_files(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {WEIGHTS_FILE: {"counts": self.counts}}
+
     def _save_state(self, path: Path) -> None:
-        save_file({"counts": self.counts}, str(path / "model.safetensors"))
+        save_file({"counts": self.counts.contiguous()}, str(path / WEIGHTS_FILE))
 
     def _load_state(self, path: Path) -> None:
-        self.counts = load_file(str(path / "model.safetensors"))["counts"]
+        self.counts = read_tensors(path / WEIGHTS_FILE, self.tensor_files()[WEIGHTS_FILE])["counts"]

@@ -9,11 +9,11 @@ counted back from the most recent item, so the last item always has position 0.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, Self
 
 import numpy as np
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
 from llmrec.models.base import ModelConfig, RunContext, module_device
@@ -33,6 +33,15 @@ class SASRecConfig(ModelConfig):
     dropout: float = Field(0.5, ge=0.0, lt=1.0, description="dropout on embeddings and blocks")
     max_length: PositiveInt = Field(50, description="most recent history items the model reads")
     score_batch_size: PositiveInt = Field(1024, description="histories per scoring batch")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> Self:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size}): "
+                "each attention head gets hidden_size / num_heads dimensions"
+            )
+        return self
 
 
 class SASRecNetwork(TrainableNetwork):

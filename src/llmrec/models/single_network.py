@@ -14,13 +14,12 @@ from torch import nn
 
 from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import AnyEvalSet
-from llmrec.models.base import FitResult, ModelConfig, RecommenderModel, RunContext
+from llmrec.models.base import WEIGHTS_FILE, FitResult, ModelConfig, RecommenderModel, RunContext
+from llmrec.models.saved import read_tensors
 from llmrec.recommendations import Histories, Users
-from llmrec.training.checkpoint import load_weights, save_weights
+from llmrec.training.checkpoint import save_weights
 from llmrec.training.loop import BatchSource, train
 from llmrec.training.protocol import TrainableNetwork
-
-WEIGHTS_FILE = "model.safetensors"
 
 
 class NetworkModel(RecommenderModel):
@@ -80,9 +79,13 @@ class NetworkModel(RecommenderModel):
         scores = torch.cat(parts).cpu()
         return scores[torch.from_numpy(np.argsort(order))]
 
+    def tensor_files(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {WEIGHTS_FILE: self.network.state_dict()}
+
     def _save_state(self, path: Path) -> None:
         save_weights(self.network, path / WEIGHTS_FILE)
 
     def _load_state(self, path: Path) -> None:
-        load_weights(self.network, path / WEIGHTS_FILE)
+        expected = self.tensor_files()[WEIGHTS_FILE]
+        self.network.load_state_dict(read_tensors(path / WEIGHTS_FILE, expected))
         self.network.eval()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from llmrec.data.sequences import AnyEvalSet
 from llmrec.models.base import RecommenderModel, RunContext
+from llmrec.training.checkpoint import recover_checkpoint
 from llmrec.training.config import TrainConfig
 from llmrec.training.loop import BatchSource, TrainResult, train
 
@@ -28,6 +29,6 @@ def train_stage(
         cfg,
         stage_dir,
         seed=run.seed,
-        resume=run.resume and (stage_dir / "checkpoints" / "last").is_dir(),
+        resume=run.resume and recover_checkpoint(stage_dir / "checkpoints" / "last"),
         show_progress=run.show_progress,
     )

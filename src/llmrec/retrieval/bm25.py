@@ -8,6 +8,8 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
+from llmrec.errors import ModelFormatError
+
 
 class BM25Index:
     """Documents are item texts in catalogue index order; a query is any text."""
@@ -37,8 +39,34 @@ class BM25Index:
         self.retriever.save(str(folder), allow_pickle=False, show_progress=False)
 
     @classmethod
-    def load(cls, folder: Path) -> BM25Index:
-        return cls(bm25s.BM25.load(str(folder), allow_pickle=False))
+    def load(cls, folder: Path, num_documents: int) -> BM25Index:
+        """Read what `save` wrote for `num_documents` items; a missing, damaged or mismatched
+        index is a ModelFormatError naming the folder."""
+        if not folder.is_dir():
+            raise ModelFormatError("missing: the model folder is incomplete", folder)
+        try:
+            index = cls(bm25s.BM25.load(str(folder), allow_pickle=False))
+            problem = _index_problem(index.retriever.scores, num_documents)
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
+            problem = f"{type(error).__name__}: {error}"
+        if problem:
+            raise ModelFormatError(f"not a readable BM25 index ({problem})", folder)
+        return index
+
+
+def _index_problem(scores: dict, num_documents: int) -> str | None:
+    """What is wrong with bm25s' score matrix (CSC: one column per term), or None."""
+    data, indices, pointers = (np.asarray(scores[key]) for key in ("data", "indices", "indptr"))
+    if int(scores["num_docs"]) != num_documents:
+        return f"{scores['num_docs']} documents for a catalogue of {num_documents} items"
+    if not np.isfinite(data).all():
+        return "scores hold NaN or infinite values"
+    ordered = len(pointers) > 0 and pointers[0] == 0 and np.all(np.diff(pointers) >= 0)
+    if not ordered or pointers[-1] != len(data) or len(indices) != len(data):
+        return "inconsistent score matrix"
+    if len(indices) and (indices.min() < 0 or indices.max() >= num_documents):
+        return "document numbers out of range"
+    return None
 
 
 # choice: every word counts, one-character ones too (bm25s's default pattern drops them, which

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 MAX_HISTORY = 200  # history entries per request
 MAX_ENTRY_CHARS = 256  # characters per history entry (an item id or a title)
@@ -25,7 +25,7 @@ class _Strict(BaseModel):
 
 
 class ServeSettings(_Strict):
-    """How `llmrec serve` batches and what body size it accepts."""
+    """How `llmrec serve` batches, what requests it accepts and from whom."""
 
     max_batch: int = Field(16, ge=1, le=MAX_BATCH, description="requests per model call at most")
     batch_wait_ms: float = Field(
@@ -35,6 +35,15 @@ class ServeSettings(_Strict):
         description="ms a batch waits for more requests after its first",
     )
     max_body_bytes: int = Field(131_072, ge=1024, description="largest request body in bytes")
+    read_timeout_s: float = Field(
+        10.0, gt=0, allow_inf_nan=False, description="s a request body may stall before 408"
+    )
+    allowed_hosts: tuple[str, ...] | None = Field(
+        None, description="Host header values answered (e.g. localhost); None: any (no check)"
+    )
+    api_key: SecretStr | None = Field(
+        None, description="bearer token every route but /health needs; None: no key"
+    )
 
 
 class RecommendRequest(_Strict):

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, Field, PositiveInt
 
+from llmrec.config_rules import CONFIG_RULES
 from llmrec.data.catalogue import Item
 
 ItemField = Literal["title", "categories", "brand", "price", "description"]
@@ -64,9 +65,11 @@ class TextConfig(BaseModel):
     (the truncated line) is also the BM25 document, so generations and documents share a format.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
-    fields: tuple[ItemField, ...] = Field(DEFAULT_FIELDS, description="item fields, in this order")
+    fields: tuple[ItemField, ...] = Field(
+        DEFAULT_FIELDS, strict=False, description="item fields, in this order"
+    )
     labelled: bool = Field(True, description="write 'Title: ..' labels before each field")
     max_history_items: PositiveInt = Field(10, description="most recent history items in a prompt")
     max_item_tokens: PositiveInt = Field(64, description="tokens kept of each item line")

@@ -1,4 +1,5 @@
-"""Resumable training checkpoints, written atomically into the run's own `checkpoints/` folder.
+"""Resumable training checkpoints, written atomically into the run's own `checkpoints/` folder
+(llmrec.atomic: fsynced before the rename; a kill between the renames is recovered on resume).
 
 Weights and RNG states go to safetensors; optimizer and scheduler states (plain tensors and
 numbers) go through `torch.save` and are read back with `weights_only=True`; counters to JSON.
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
+from llmrec.atomic import finish_interrupted_swap, replacing_folder
 from llmrec.training.protocol import TrainableNetwork
 
 MODEL_FILE = "model.safetensors"
@@ -90,16 +90,11 @@ def save_checkpoint(
     state: LoopState,
     rng: list[dict[str, torch.Tensor]] | None = None,
 ) -> None:
-    """Write to a temporary sibling, then rename: a crash never leaves a half-written checkpoint.
+    """Write the checkpoint folder atomically (llmrec.atomic: temporary sibling, fsync, rename):
+    a kill at any moment leaves the previous complete checkpoint or the new one.
 
     `rng`: each process' RNG states in process order (default: this process' own).
     """
-    temporary = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir(parents=True)
-    save_weights(module, temporary / MODEL_FILE)
-    torch.save(optimizer.state_dict(), temporary / "optimizer.pt")
-    torch.save(scheduler.state_dict(), temporary / "scheduler.pt")
     if rng is None:
         rng = [current_rng_states()]
     flat = {
@@ -107,14 +102,26 @@ def save_checkpoint(
         for process, states in enumerate(rng)
         for name, tensor in states.items()
     }
-    save_file(flat, str(temporary / RNG_FILE))
-    (temporary / "state.json").write_text(json.dumps(asdict(state), indent=1), encoding="utf-8")
-    previous = folder.with_name(folder.name + ".old")
-    shutil.rmtree(previous, ignore_errors=True)
-    if folder.exists():
-        os.replace(folder, previous)
-    os.replace(temporary, folder)
-    shutil.rmtree(previous, ignore_errors=True)
+    with replacing_folder(folder) as temporary:
+        save_weights(module, temporary / MODEL_FILE)
+        torch.save(optimizer.state_dict(), temporary / "optimizer.pt")
+        torch.save(scheduler.state_dict(), temporary / "scheduler.pt")
+        save_file(flat, str(temporary / RNG_FILE))
+        (temporary / "state.json").write_text(json.dumps(asdict(state), indent=1), encoding="utf-8")
+
+
+def save_best_weights(folder: Path, module: nn.Module) -> None:
+    """FOLDER/model.safetensors (the best validated weights so far), written atomically."""
+    with replacing_folder(folder) as temporary:
+        save_weights(module, temporary / MODEL_FILE)
+
+
+def recover_checkpoint(folder: Path) -> bool:
+    """Finish a swap of the checkpoint `folder` that a kill stopped between its two renames
+    (then FOLDER.tmp and FOLDER.old are both complete; the newer one is kept); True when a
+    complete checkpoint is then in `folder`."""
+    finish_interrupted_swap(folder)
+    return folder.is_dir()
 
 
 def load_checkpoint(

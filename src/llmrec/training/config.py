@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import BaseModel, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+from llmrec.config_rules import CONFIG_RULES
 
 
 class TrainConfig(BaseModel):
     """How to train: optimisation, evaluation cadence, early stopping, checkpoints."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     epochs: PositiveInt = Field(200, description="maximum number of passes over the training users")
     max_steps: PositiveInt | None = Field(None, description="stop after this many optimizer steps")
@@ -28,7 +30,16 @@ class TrainConfig(BaseModel):
     schedule: Literal["constant", "cosine"] = Field("constant", description="LR after warm-up")
     grad_clip: PositiveFloat | None = Field(1.0, description="max global grad norm; None = off")
     grad_accum: PositiveInt = Field(1, description="gradient accumulation steps")
-    precision: Literal["no", "bf16", "fp16"] = Field("no", description="mixed precision (GPU)")
+    precision: Literal["no", "bf16", "fp16"] = Field(
+        "no",
+        description="mixed precision through Accelerate: bf16 autocast (CPU or GPU) or fp16 "
+        "autocast with a gradient scaler (CUDA GPU only); weights and optimizer state stay fp32",
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the network for training steps (Accelerate's inductor "
+        "backend; needs a C++ compiler on the CPU, Triton on a GPU); validation runs it uncompiled",
+    )
     eval_every: PositiveInt = Field(1, description="validate every N epochs")
     eval_users: PositiveInt | None = Field(
         None, description="validate on a seeded sample of this many users (None = all)"

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import (
     DistributedDataParallelKwargs,
     broadcast,
@@ -38,11 +39,13 @@ from llmrec.training.checkpoint import (
     LoopState,
     load_checkpoint,
     load_weights,
+    recover_checkpoint,
+    save_best_weights,
     save_checkpoint,
-    save_weights,
 )
 from llmrec.training.config import TrainConfig
 from llmrec.training.distributed import batch_rows, global_loss_scale, local_batch, rng_states
+from llmrec.training.divergence import DivergenceGuard
 from llmrec.training.optim import build_optimizer, build_scheduler
 from llmrec.training.protocol import LossOutput, TrainableNetwork
 from llmrec.training.seed import set_seed
@@ -94,11 +97,7 @@ def train(
         torch.set_num_threads(cfg.num_threads)
     plan = module.training_plan()
     unused = DistributedDataParallelKwargs(find_unused_parameters=plan.unused_parameters)
-    accelerator = Accelerator(
-        mixed_precision=cfg.precision,
-        gradient_accumulation_steps=cfg.grad_accum,
-        kwargs_handlers=[unused],
-    )
+    accelerator = _accelerator(cfg, unused)
     rank, world = accelerator.process_index, accelerator.num_processes
     set_seed(seed + rank)
     run_dir = Path(run_dir)
@@ -112,13 +111,16 @@ def train(
     model, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
     state = LoopState()
     if resume:
-        if not (checkpoints / "last").is_dir():
+        recover_checkpoint(checkpoints / "best")
+        if not recover_checkpoint(checkpoints / "last"):
             raise ConfigError(f"cannot resume: {checkpoints / 'last'} does not exist")
         state = load_checkpoint(checkpoints / "last", module, optimizer, scheduler, rank)
         logger.info("resumed from %s at epoch %d step %d", checkpoints, state.epoch, state.step)
     elif accelerator.is_main_process:  # an earlier run's best weights are not this run's
         shutil.rmtree(checkpoints / "best", ignore_errors=True)
-    log = RunLog(run_dir, cfg.tensorboard, state.step if resume else None, accelerator)
+    resume_step = state.step if resume else None
+    guard = DivergenceGuard(accelerator.device, checkpoints / "last", resume_step)
+    log = RunLog(run_dir, cfg.tensorboard, resume_step, accelerator)
     epoch_seconds: list[float] = []
     started = time.perf_counter() - state.train_seconds  # a resumed run counts earlier parts
     deadline = Deadline(accelerator, cfg.max_seconds)
@@ -147,6 +149,7 @@ def train(
                 )
                 with accelerator.accumulate(model):
                     out = model(local)
+                    guard.observe(out.total, state.step + 1, scheduler.get_last_lr()[0])
                     loss, scale, tokens = _weighted_loss(accelerator, out, local, stand_in)
                     accelerator.backward(loss * group_weight)
                     if cfg.grad_clip is not None and accelerator.sync_gradients:
@@ -160,12 +163,15 @@ def train(
                     state.step += 1
                     deadline.check()  # at optimizer steps only: no accumulated gradient is lost
                     if state.step % cfg.log_every == 0:
+                        guard.check(accelerator)
                         losses = log.window_losses(accelerator)
                         log.train(state, losses, scheduler.get_last_lr()[0])
                         progress.set_postfix(loss=f"{losses['loss']:.4f}")
                     if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
                         state.train_seconds = time.perf_counter() - started
-                        _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state)
+                        _checkpoint(
+                            accelerator, checkpoints, module, optimizer, scheduler, state, guard
+                        )
                 if _is_done(state, cfg, deadline):
                     break
             epoch_seconds.append(time.perf_counter() - epoch_start)
@@ -174,11 +180,12 @@ def train(
                 state.batches_done = 0
                 progress.update(1)
             stopping = _is_done(state, cfg, deadline)
+            guard.check(accelerator)  # never validate or checkpoint diverged weights
             if validate is not None and (state.epoch % cfg.eval_every == 0 or stopping):
                 _validate_and_track(accelerator, validate, module, state, cfg, checkpoints, log)
                 progress.set_postfix({cfg.metric: f"{state.history[-1][cfg.metric]:.4f}"})
             state.train_seconds = time.perf_counter() - started
-            _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state)
+            _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state, guard)
         if state.evals_without_improvement >= cfg.patience:
             stopped = (
                 f"early stop: no better {cfg.metric} in {cfg.patience} validations; "
@@ -189,6 +196,12 @@ def train(
     finally:
         progress.close()
         log.close()
+        # Accelerate wrapped `module.forward` in autocast and marked the module as prepared, so
+        # that a later prepare would return it untouched: undo both, so that a later part of the
+        # run (the next stage) trains at its own precision and compilation, and nothing else
+        # runs the module under this part's autocast.
+        accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+        vars(module).pop("_is_accelerate_prepared", None)
     accelerator.wait_for_everyone()  # the main process has written checkpoints/best
     if validate is not None and state.best_step is not None:
         load_weights(module, checkpoints / "best" / MODEL_FILE)
@@ -201,6 +214,32 @@ def train(
         time.perf_counter() - started,
         epoch_seconds,
     )
+
+
+def _accelerator(cfg: TrainConfig, unused: DistributedDataParallelKwargs) -> Accelerator:
+    """The Accelerator of this part of the run, with its precision and compilation.
+
+    Accelerate keeps one precision and compile setting per process, fixed by the first
+    Accelerator; parts of one run (CALRec's Stage I and II) and runs in one process (tests, a
+    notebook) may differ, so its per-run state starts afresh here. The process group
+    (`PartialState`) is kept. `train.compile: false` leaves compilation to `accelerate launch`'s
+    own setting (off unless asked).
+    """
+    AcceleratorState._reset_state(reset_partial_state=False)
+    accelerator = Accelerator(
+        mixed_precision=cfg.precision,
+        gradient_accumulation_steps=cfg.grad_accum,
+        kwargs_handlers=[unused],
+        dynamo_backend="inductor" if cfg.compile else None,
+    )
+    # Accelerate makes fp16's gradient scaler on a GPU only and on the CPU would train in fp32
+    # without a word: an option silently ignored is an error.
+    if cfg.precision == "fp16" and accelerator.device.type == "cpu":
+        raise ConfigError(
+            "precision: 'fp16' needs a CUDA GPU (autocast with a gradient scaler); this run is "
+            "on the CPU: use precision 'bf16' (autocast, no scaler) or 'no'"
+        )
+    return accelerator
 
 
 def _accumulation(number: int, num_batches: int, grad_accum: int) -> tuple[int, float]:
@@ -289,15 +328,16 @@ def _validate_and_track(
         state.best_metric, state.best_step, state.best_epoch = value, state.step, state.epoch
         state.evals_without_improvement = 0
         if accelerator.is_main_process:
-            (checkpoints / "best").mkdir(parents=True, exist_ok=True)
-            save_weights(accelerator.unwrap_model(module), checkpoints / "best" / MODEL_FILE)
+            save_best_weights(checkpoints / "best", accelerator.unwrap_model(module))
     else:
         state.evals_without_improvement += 1
     logger.info("epoch %d step %d: %s", state.epoch, state.step, metrics)
 
 
-def _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state) -> None:
-    """The main process writes; every process' RNG goes in; nobody runs ahead of the write."""
+def _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state, guard) -> None:
+    """The main process writes; every process' RNG goes in; nobody runs ahead of the write;
+    diverged weights are never written."""
+    guard.check(accelerator)
     rng = rng_states(accelerator)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -305,6 +345,7 @@ def _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state) -
             checkpoints / "last", accelerator.unwrap_model(module), optimizer, scheduler, state, rng
         )
     accelerator.wait_for_everyone()
+    guard.checkpoint_step = state.step
 
 
 class RunLog:

@@ -65,7 +65,7 @@ def test_twenty_users_are_memorised_through_generation(beauty_mini, llm_cache_di
     assert result.protocol["diagnostics"]["exact_match_share"] == 1.0  # every line is real
 
     # The contrastive terms aligned v_U with v_T: dense retrieval finds the targets too.
-    model.config = model.config.model_copy(update={"retrieval": "dense"})
+    model.config = model.config.with_extensions(retrieval="dense")
     dense = evaluate_model(model, memorised, show_progress=False)
     assert dense.protocol["ranked_by"] == "score"
     assert dense.metrics["recall@10"] >= 0.5  # random: 10 / 2090
@@ -114,7 +114,7 @@ def test_lora_trains_adapters_only_and_merges_into_a_plain_model(
 ) -> None:
     import torch
 
-    config = _config(llm_cache_dir, lora={"rank": 4, "alpha": 8, "dropout": 0.0})
+    config = _config(llm_cache_dir, extensions={"lora": {"rank": 4, "alpha": 8, "dropout": 0.0}})
     model = CALRec(config, beauty_mini.catalogue)
     before = {n: p.detach().clone() for n, p in model.network.language_model.named_parameters()}
     run = RunContext(
@@ -141,7 +141,8 @@ def test_trainable_layers_train_only_the_top_layers(
     and the final norm train, with full weights or adapters alike."""
     import torch
 
-    model = CALRec(_config(llm_cache_dir, trainable_layers=1, lora=lora), beauty_mini.catalogue)
+    extensions = {"trainable_layers": 1, "lora": lora}
+    model = CALRec(_config(llm_cache_dir, extensions=extensions), beauty_mini.catalogue)
     before = {n: p.detach().clone() for n, p in model.network.language_model.named_parameters()}
     run = RunContext(
         tmp_path, TrainConfig(epochs=1, batch_size=4, lr=1e-2), seed=0, show_progress=False
@@ -155,9 +156,9 @@ def test_trainable_layers_train_only_the_top_layers(
     for name in trained:
         assert not torch.equal(after[name], before[name]), name
     with pytest.raises(ConfigError, match="has 2"):
-        CALRec(_config(llm_cache_dir, trainable_layers=3), beauty_mini.catalogue).fit(
-            beauty_mini.train[:4], None, run
-        )
+        CALRec(
+            _config(llm_cache_dir, extensions={"trainable_layers": 3}), beauty_mini.catalogue
+        ).fit(beauty_mini.train[:4], None, run)
 
 
 def test_grounding_diagnostics_are_reported_by_the_evaluator(beauty_mini, llm_cache_dir) -> None:

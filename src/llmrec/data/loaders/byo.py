@@ -5,24 +5,26 @@ the header `user,item[,timestamp]` (other keys or columns are ignored). Timestam
 (e.g. Unix seconds) or ISO-8601 date/times; without them file order is time order. Each user's
 interactions are sorted by timestamp with a stable sort, so ties keep file order. Items are
 `items.jsonl` objects: item_id required; title, categories, brand, price and description optional.
-The split is leave-one-out.
+The split is leave-one-out, or the global temporal split (`data.split: temporal`) when the
+interactions have timestamps.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from llmrec.data.catalogue import Catalogue
 from llmrec.data.loaders.common import (
     LoadResult,
     Problems,
+    UserSequences,
     field_count_error,
     finish_leave_one_out,
     read_lines,
 )
 from llmrec.data.loaders.interactions import Interaction, group_by_user, parse_timestamp
-from llmrec.data.loaders.items import parse_id, parse_json_object, read_items_jsonl
+from llmrec.data.loaders.items import read_items_jsonl
+from llmrec.data.values import csv_fields, parse_id, parse_json_object, shown
 from llmrec.errors import DataError
 
 JSONL_FILE = "interactions.jsonl"
@@ -53,20 +55,15 @@ def read_interactions_jsonl(path: Path, problems: Problems) -> list[Interaction]
     return interactions
 
 
-def _csv_fields(text: str) -> list[str]:
-    if '"' not in text:  # fast path; quoted fields go through the csv module
-        return [value.strip() for value in text.split(",")]
-    return [value.strip() for value in next(csv.reader([text]))]
-
-
 def _csv_columns(lines: list[tuple[int, str]], path: Path) -> dict[str, int]:
     if not lines:
         raise DataError("empty file; expected the header user,item[,timestamp]", path, 1)
     line, text = lines[0]
-    names = _csv_fields(text)
+    names = csv_fields(text, path, line)
     missing = [name for name in ("user", "item") if name not in names]
     if missing or len(set(names)) != len(names):
-        problem = f"header must name user and item (and optionally timestamp) once; got {names}"
+        problem = "header must name user and item (and optionally timestamp) once"
+        problem += f"; got {shown(text)}"
         raise DataError(problem, path, line, "header")
     return {name: position for position, name in enumerate(names)}
 
@@ -78,7 +75,11 @@ def read_interactions_csv(path: Path, problems: Problems) -> list[Interaction]:
     time_column = columns.get("timestamp")
     interactions = []
     for line, text in lines[1:]:
-        fields = _csv_fields(text)
+        try:
+            fields = csv_fields(text, path, line)
+        except DataError as error:
+            problems.handle("malformed_line", error)
+            continue
         if len(fields) != len(columns):
             error = field_count_error(len(fields), list(columns), "comma", path, line)
             problems.handle("malformed_line", error)
@@ -112,6 +113,13 @@ def load_byo(folder: str | Path, *, name: str | None = None, skip_bad: bool = Fa
     """Load a bring-your-own folder and split it leave-one-out (see the module docstring)."""
     folder = Path(folder)
     problems = Problems(skip_bad)
+    catalogue, users = read_byo(folder, problems)
+    return finish_leave_one_out(name or folder.name, catalogue, users, problems, "byo", folder)
+
+
+def read_byo(folder: Path, problems: Problems) -> tuple[Catalogue, UserSequences]:
+    """The catalogue and the whole, time-ordered user sequences of a bring-your-own folder,
+    with their timestamps when the file has them; before any split."""
     path = interactions_path(folder)
     catalogue = Catalogue.from_items(
         row.item for row in read_items_jsonl(folder / ITEMS_FILE, problems)
@@ -129,4 +137,4 @@ def load_byo(folder: str | Path, *, name: str | None = None, skip_bad: bool = Fa
         timestamp_field="timestamp",
         user_field="user",
     )
-    return finish_leave_one_out(name or folder.name, catalogue, users, problems, "byo", folder)
+    return catalogue, users

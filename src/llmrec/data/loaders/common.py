@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import Dataset, EvalSet, UserId
 from llmrec.data.splits import leave_one_out
+from llmrec.data.values import shown
 from llmrec.errors import DataError
 
 ProblemKind = Literal[
@@ -72,6 +73,7 @@ class LoadResult:
     format: str
     path: Path
     full_sequences: tuple[np.ndarray, ...]
+    split_record: dict[str, Any] | None = None  # what a split made by loading did (temporal)
 
 
 class Problems:
@@ -100,13 +102,15 @@ class Problems:
 
 @dataclass(frozen=True)
 class UserSequences:
-    """Whole user sequences before a split, and the file line where each user starts."""
+    """Whole user sequences before a split, and the file line where each user starts; with the
+    time of each interaction (aligned with `sequences`) where the file gives timestamps."""
 
     path: Path
     user_ids: list[UserId]
     sequences: list[np.ndarray]
     lines: list[int]
     user_field: str = "user_id"
+    timestamps: list[np.ndarray] | None = None  # (len(sequence),) float64 seconds per user
 
 
 @dataclass
@@ -148,7 +152,10 @@ def read_lines(path: Path, problems: Problems) -> list[tuple[int, str]]:
 
     Blank lines hold no data and are passed over. Line ends are "\\n" or "\\r\\n".
     """
-    data = require_file(path).read_bytes()
+    try:
+        data = require_file(path).read_bytes()
+    except OSError as error:  # e.g. no read permission
+        raise DataError(f"cannot read the file ({error.strerror})", path) from None
     try:
         texts = data.decode("utf-8").split("\n")
     except UnicodeDecodeError:
@@ -188,17 +195,29 @@ def finish_leave_one_out(
     for position, sequence in enumerate(users.sequences):
         if len(sequence) < 3:
             problem = (
-                f"user {users.user_ids[position]!r} has {len(sequence)} item(s); leave-one-out"
+                f"user {shown(users.user_ids[position])} has {len(sequence)} item(s); leave-one-out"
                 " needs at least 3 (last = test target, second last = valid target)"
             )
             error = DataError(problem, users.path, users.lines[position], users.user_field)
             problems.handle("too_short", error)
             continue
         kept.append(position)
+    problem = "no usable user (leave-one-out needs users with at least 3 items)"
+    require_rows(len(kept), users.path, problems, problem)
     user_ids = [users.user_ids[position] for position in kept]
     sequences = [users.sequences[position] for position in kept]
     dataset = leave_one_out(name, catalogue, user_ids, sequences)
     return LoadResult(dataset, problems.report(), data_format, folder, tuple(sequences))
+
+
+def require_rows(count: int, path: Path, problems: Problems, problem: str) -> None:
+    """A data set with nothing to train or evaluate on is an error naming the file, also when
+    `skip_bad` dropped everything (then the message says what it skipped)."""
+    if count:
+        return
+    report = problems.report()
+    skipped = f"; --skip-bad {report.summary()}" if report.num_skipped else ""
+    raise DataError(problem + skipped, path)
 
 
 def read_sequence_lines(
@@ -220,22 +239,22 @@ def read_sequence_lines(
     for line, text in read_lines(path, problems):
         user_id, *tokens = text.split()
         if user_id in first_line:
-            problem = f"duplicate user id {user_id!r} (first on line {first_line[user_id]})"
+            problem = f"duplicate user id {shown(user_id)} (first on line {first_line[user_id]})"
             problems.handle("duplicate_user", DataError(problem, path, line, "user_id"))
             continue
         first_line[user_id] = line
         if known_users is not None and user_id not in known_users:
-            problem = f"unknown user id {user_id!r} (not in the training file)"
+            problem = f"unknown user id {shown(user_id)} (not in the training file)"
             problems.handle("unknown_user", DataError(problem, path, line, "user_id"))
             continue
         if not tokens and not allow_empty:
-            problem = f"user {user_id!r} has no items"
+            problem = f"user {shown(user_id)} has no items"
             problems.handle("empty_sequence", DataError(problem, path, line, "item_id"))
             continue
         indices = [index_of.get(token) for token in tokens]
         if None in indices:
             position = indices.index(None)
-            problem = f"unknown item id {tokens[position]!r} at item position {position + 1}"
+            problem = f"unknown item id {shown(tokens[position])} at item position {position + 1}"
             error = DataError(f"{problem} ({unknown_hint})", path, line, "item_id")
             problems.handle("unknown_item", error)
             continue

@@ -24,9 +24,11 @@ from llmrec.data.loaders.common import (
     Problems,
     UserSequences,
     read_sequence_lines,
+    require_rows,
 )
 from llmrec.data.loaders.items import ItemRow, read_items_jsonl
 from llmrec.data.sequences import Dataset
+from llmrec.data.values import shown
 from llmrec.errors import DataError
 
 TRAIN_FILE = "sequential_train.txt"
@@ -42,7 +44,7 @@ def _catalogue(rows: list[ItemRow], path: Path, problems: Problems) -> tuple[Cat
     for row in rows:
         value = row.record.get("seq_item_id")
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            problem = f"expected a positive integer, got {value!r}"
+            problem = f"expected a positive integer, got {shown(value)}"
             problems.handle("bad_value", DataError(problem, path, row.line, "seq_item_id"))
             continue
         if str(value) in index_of:
@@ -99,6 +101,8 @@ def load_dealrec(
     catalogue, index_of = _catalogue(read_items_jsonl(items_path, problems), items_path, problems)
     hint = f"not a seq_item_id in {ITEMS_FILE}"
     train = read_sequence_lines(folder / TRAIN_FILE, index_of, problems, unknown_hint=hint)
+    problem = "no usable user (a line with a user and an item)"
+    require_rows(len(train.user_ids), train.path, problems, problem)
     known_users = set(train.user_ids)
     held_out = [
         read_sequence_lines(
@@ -114,4 +118,7 @@ def load_dealrec(
     dataset, full_sequences = _build_dataset(
         name or folder.name, catalogue, train, _held_out(held_out[0]), _held_out(held_out[1])
     )
+    for eval_set, users in ((dataset.valid, held_out[0]), (dataset.test, held_out[1])):
+        problem = "no user of the train file has an item here: nothing to evaluate"
+        require_rows(len(eval_set), users.path, problems, problem)
     return LoadResult(dataset, problems.report(), "dealrec", folder, full_sequences)

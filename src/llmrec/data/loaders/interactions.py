@@ -1,4 +1,5 @@
-"""Interaction rows (user, item, optional timestamp) grouped into time-ordered user sequences.
+"""Interaction rows (user, item, optional timestamp) grouped into time-ordered user sequences,
+with their timestamps (for the global temporal split, `data.split: temporal`).
 
 Shared by the one-interaction-per-line formats (bring-your-own JSONL/CSV and RecBole `.inter`).
 Each user's interactions are sorted by timestamp with a stable sort, so ties keep file order; a
@@ -7,7 +8,6 @@ file without timestamps keeps file order throughout.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +16,7 @@ import numpy as np
 
 from llmrec.data.catalogue import Catalogue
 from llmrec.data.loaders.common import Problems, UserSequences
+from llmrec.data.values import parse_number, shown
 from llmrec.errors import DataError
 
 
@@ -30,28 +31,29 @@ class Interaction:
 
 
 def parse_timestamp(value: object, path: Path, line: int, field: str) -> float | None:
-    """A number (e.g. Unix seconds) or an ISO-8601 date/time (UTC when no zone is given).
-
-    None or an empty string means "no timestamp".
-    """
+    """A number (e.g. Unix seconds, finite, at most 2**53 in magnitude) or an ISO-8601
+    date/time (UTC when no zone is given). None or an empty string means "no timestamp"."""
     if value is None or value == "":
         return None
-    number: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        number = _parse_text_time(value)
-    if number is None or not math.isfinite(number):
-        problem = f"expected a number or an ISO-8601 date/time, got {value!r}"
-        raise DataError(problem, path, line, field)
-    return number
+    if isinstance(value, str) and not _is_number_text(value):
+        seconds = _iso_seconds(value)
+        if seconds is None:
+            problem = f"expected a number or an ISO-8601 date/time, got {shown(value)}"
+            raise DataError(problem, path, line, field)
+        return seconds
+    return parse_number(value, path, line, field)
 
 
-def _parse_text_time(text: str) -> float | None:
+def _is_number_text(text: str) -> bool:
+    # Numeric text is a number, even where fromisoformat would read it (e.g. "20240105").
     try:
-        return float(text)
+        float(text)
     except ValueError:
-        pass
+        return False
+    return True
+
+
+def _iso_seconds(text: str) -> float | None:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -90,17 +92,19 @@ def group_by_user(
             problems.handle("bad_value", DataError(odd_one, path, row.line, timestamp_field))
             continue
         if row.item_id not in catalogue:
-            problem = f"unknown item id {row.item_id!r} (not in the items file)"
+            problem = f"unknown item id {shown(row.item_id)} (not in the items file)"
             problems.handle("unknown_item", DataError(problem, path, row.line, item_field))
             continue
         by_user.setdefault(row.user_id, []).append(row)
-    users = UserSequences(path, [], [], [], user_field)
+    users = UserSequences(path, [], [], [], user_field, [] if has_time else None)
     for user_id, rows in by_user.items():
         users.user_ids.append(user_id)
         users.lines.append(rows[0].line)  # the user's first line in the file
         ordered = sorted(rows, key=_time_of) if has_time else rows  # stable: ties keep file order
         indices = [catalogue.index(row.item_id) for row in ordered]
         users.sequences.append(np.asarray(indices, dtype=np.int64))
+        if users.timestamps is not None:
+            users.timestamps.append(np.asarray([_time_of(row) for row in ordered]))
     return users
 
 

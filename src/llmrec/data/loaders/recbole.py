@@ -5,7 +5,8 @@ From `.inter`, user_id and item_id are required and timestamp is optional (then 
 order); from `.item`, item_id is required and title, categories, brand, price and description are
 read when present. Other columns (rating, sales_rank, ...) are ignored. A `token_seq` categories
 value is split on `seq_separator` (RecBole's default: one space). Without `.item`, the catalogue
-is the items of `.inter` in order of first appearance, with no text. The split is leave-one-out.
+is the items of `.inter` in order of first appearance, with no text. The split is leave-one-out,
+or the global temporal split (`data.split: temporal`) when `.inter` has timestamps.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from llmrec.data.catalogue import Catalogue, Item
 from llmrec.data.loaders.common import (
     LoadResult,
     Problems,
+    UserSequences,
     field_count_error,
     finish_leave_one_out,
     read_lines,
 )
 from llmrec.data.loaders.interactions import Interaction, group_by_user, parse_timestamp
+from llmrec.data.values import parse_number, shown
 from llmrec.errors import DataError
 
 FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
@@ -48,7 +51,8 @@ def read_header(
         name, _, field_type = column.strip().partition(":")
         if field_type not in FIELD_TYPES or name in columns:
             problem = (
-                f"header column {column!r} is not a unique name:type with type in {FIELD_TYPES}"
+                f"header column {shown(column)} is not a unique name:type with type in"
+                f" {FIELD_TYPES}"
             )
             raise DataError(problem, path, line, "header")
         columns[name] = (position, field_type)
@@ -70,8 +74,8 @@ def read_inter(path: Path, problems: Problems) -> list[Interaction]:
             error = field_count_error(len(fields), list(columns), "tab", path, line)
             problems.handle("malformed_line", error)
             continue
-        if not fields[user_at] or not fields[item_at]:
-            field = "user_id" if not fields[user_at] else "item_id"
+        if not fields[user_at].strip() or not fields[item_at].strip():
+            field = "user_id" if not fields[user_at].strip() else "item_id"
             problems.handle("bad_value", DataError("empty id", path, line, field))
             continue
         time_text = None if time_at is None else fields[time_at]
@@ -100,10 +104,7 @@ def _item_from_fields(
         names = text.split(seq_separator) if is_sequence else [text]
         categories = tuple(name for name in names if name)
     price = value("price")
-    try:
-        price_value = None if price is None else float(price)
-    except ValueError:
-        raise DataError(f"expected a number, got {price!r}", path, line, "price") from None
+    price_value = None if price is None else parse_number(price, path, line, "price", minimum=0)
     return Item(
         item_id=fields[columns["item_id"][0]],
         title=value("title") or "",
@@ -125,7 +126,7 @@ def read_items(path: Path, problems: Problems, seq_separator: str) -> Catalogue:
             error = field_count_error(len(fields), list(columns), "tab", path, line)
             problems.handle("malformed_line", error)
             continue
-        if not fields[columns["item_id"][0]]:
+        if not fields[columns["item_id"][0]].strip():
             problems.handle("bad_value", DataError("empty id", path, line, "item_id"))
             continue
         try:
@@ -134,7 +135,7 @@ def read_items(path: Path, problems: Problems, seq_separator: str) -> Catalogue:
             problems.handle("bad_value", error)
             continue
         if item.item_id in items:
-            problem = f"duplicate item id {item.item_id!r}"
+            problem = f"duplicate item id {shown(item.item_id)}"
             problems.handle("duplicate_item", DataError(problem, path, line, "item_id"))
             continue
         items[item.item_id] = item
@@ -151,6 +152,15 @@ def load_recbole(
     """Load a RecBole folder and split it leave-one-out (see the module docstring)."""
     folder = Path(folder)
     problems = Problems(skip_bad)
+    catalogue, users = read_recbole(folder, problems, seq_separator)
+    return finish_leave_one_out(name or folder.name, catalogue, users, problems, "recbole", folder)
+
+
+def read_recbole(
+    folder: Path, problems: Problems, seq_separator: str = " "
+) -> tuple[Catalogue, UserSequences]:
+    """The catalogue and the whole, time-ordered user sequences of a RecBole folder, with their
+    timestamps when `.inter` has them; before any split."""
     inter_path = find_inter(folder)
     interactions = read_inter(inter_path, problems)
     item_path = inter_path.with_suffix(".item")
@@ -168,4 +178,4 @@ def load_recbole(
         timestamp_field="timestamp",
         user_field="user_id",
     )
-    return finish_leave_one_out(name or folder.name, catalogue, users, problems, "recbole", folder)
+    return catalogue, users

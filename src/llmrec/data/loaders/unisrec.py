@@ -25,9 +25,11 @@ from llmrec.data.loaders.common import (
     Problems,
     field_count_error,
     read_lines,
+    require_rows,
 )
 from llmrec.data.loaders.recbole import read_header
 from llmrec.data.sequences import Dataset
+from llmrec.data.values import parse_index, shown
 from llmrec.errors import DataError
 
 INTER_COLUMNS = ("user_id", "item_id_list", "item_id")
@@ -58,13 +60,18 @@ def read_index(path: Path, problems: Problems, kind: Literal["item", "user"]) ->
     seen: set[str] = set()
     for line, text in read_lines(path, problems):
         fields = text.split("\t")
-        if len(fields) != 2 or not fields[1].strip().isdigit():
+        if len(fields) != 2 or not fields[0].strip():
             problem = "expected RAW_ID<TAB>INTEGER"
             problems.handle("malformed_line", DataError(problem, path, line, "index"))
             continue
-        raw_id, number = fields[0], int(fields[1])
+        try:
+            number = parse_index(fields[1], path, line, "index")
+        except DataError as error:
+            problems.handle("bad_value", error)
+            continue
+        raw_id = fields[0]
         if raw_id in seen or number in raw_of:
-            problem = f"duplicate {kind} id {raw_id!r} or index {number}"
+            problem = f"duplicate {kind} id {shown(raw_id)} or index {number}"
             error = DataError(problem, path, line, f"{kind}_id")
             problems.handle("duplicate_item" if kind == "item" else "duplicate_user", error)
             continue
@@ -95,16 +102,16 @@ def read_texts(path: Path, catalogue_ids: list[str], problems: Problems) -> Cata
             continue
         item_id = fields[id_column]
         if item_id not in known:
-            problem = f"unknown item id {item_id!r} (not in the item2index file)"
+            problem = f"unknown item id {shown(item_id)} (not in the item2index file)"
             problems.handle("unknown_item", DataError(problem, path, line, "item_id"))
         elif item_id in text_of:
-            problem = f"duplicate item id {item_id!r}"
+            problem = f"duplicate item id {shown(item_id)}"
             problems.handle("duplicate_item", DataError(problem, path, line, "item_id"))
         else:
             text_of[item_id] = fields[text_column].strip()
     for item_id in catalogue_ids:
         if item_id not in text_of:
-            problem = f"item {item_id!r} has no text; it keeps an empty title"
+            problem = f"item {shown(item_id)} has no text; it keeps an empty title"
             problems.handle("missing_text", DataError(problem, path, None, "item_id"))
     items = (Item(item_id, text_of.get(item_id, "")) for item_id in catalogue_ids)
     return Catalogue.from_items(items)
@@ -125,14 +132,14 @@ def read_inter(
             continue
         user_text, history_text, target_text = (fields[column] for column in columns)
         if user_text not in user_of:
-            problem = f"unknown user {user_text!r} (not in the user2index file)"
+            problem = f"unknown user {shown(user_text)} (not in the user2index file)"
             problems.handle("unknown_user", DataError(problem, path, line, "user_id"))
             continue
         tokens = history_text.split()
         unknown = [token for token in tokens if token not in index_of]
         if unknown or target_text.strip() not in index_of:
             field, token = ("item_id_list", unknown[0]) if unknown else ("item_id", target_text)
-            problem = f"unknown item {token.strip()!r} (not in the item2index file)"
+            problem = f"unknown item {shown(token.strip())} (not in the item2index file)"
             problems.handle("unknown_item", DataError(problem, path, line, field))
             continue
         history = [index_of[token] for token in tokens]
@@ -145,7 +152,9 @@ def one_row_per_user(rows: list[InterRow], path: Path, problems: Problems) -> di
     by_user: dict[str, InterRow] = {}
     for row in rows:
         if row.user_id in by_user:
-            problem = f"duplicate user {row.user_id!r} (first on line {by_user[row.user_id].line})"
+            problem = (
+                f"duplicate user {shown(row.user_id)} (first on line {by_user[row.user_id].line})"
+            )
             problems.handle("duplicate_user", DataError(problem, path, row.line, "user_id"))
             continue
         by_user[row.user_id] = row
@@ -170,11 +179,13 @@ def _train_error(
         return None
     for row in train_rows:
         if [*row.history, row.target] != valid.history[: len(row.history) + 1]:
-            problem = f"training row of user {valid.user_id!r} is not a prefix of its valid history"
+            problem = (
+                f"training row of user {shown(valid.user_id)} is not a prefix of its valid history"
+            )
             return DataError(problem, path, row.line, "item_id_list")
     if len(train_rows) != len(valid.history) - 1:
         problem = (
-            f"user {valid.user_id!r} has {len(train_rows)} training rows; expected"
+            f"user {shown(valid.user_id)} has {len(train_rows)} training rows; expected"
             f" {len(valid.history) - 1} (one per prefix of its valid history)"
         )
         return DataError(problem, path, train_rows[0].line if train_rows else None, "user_id")
@@ -185,9 +196,9 @@ def _missing_row_error(
     user_id: str, valid: InterRow | None, test: InterRow | None, paths: dict[str, Path]
 ) -> DataError:
     if valid is not None:
-        problem = f"user {user_id!r} has a valid row but no test row"
+        problem = f"user {shown(user_id)} has a valid row but no test row"
         return DataError(problem, paths["valid"], valid.line, "user_id")
-    problem = f"user {user_id!r} has a test row but no valid row"
+    problem = f"user {shown(user_id)} has a test row but no valid row"
     return DataError(problem, paths["test"], test.line if test else None, "user_id")
 
 
@@ -200,7 +211,9 @@ def _rows_error(
 ) -> DataError | None:
     """Why a user's test or train rows disagree with its valid row, or None."""
     if not _test_follows_valid(valid, test):
-        problem = f"test history of user {test.user_id!r} is not its valid history + valid target"
+        problem = (
+            f"test history of user {shown(test.user_id)} is not its valid history + valid target"
+        )
         return DataError(problem, paths["test"], test.line, "item_id_list")
     return _train_error(valid, train_rows, max_length, paths["train"])
 
@@ -228,7 +241,7 @@ def consistent_users(
             problems.handle("inconsistent_split", error)
             continue
         if not valid_row.history:
-            problem = f"user {user_id!r} has an empty valid history (no training items)"
+            problem = f"user {shown(user_id)} has an empty valid history (no training items)"
             error = DataError(problem, paths["valid"], valid_row.line, "item_id_list")
             problems.handle("empty_sequence", error)
             continue
@@ -254,6 +267,8 @@ def load_unisrec(
     index_of = {number: position for position, number in enumerate(item_of)}
     rows = {split: read_inter(path, user_of, index_of, problems) for split, path in paths.items()}
     users = consistent_users(list(user_of.values()), rows, paths, problems)
+    problem = "no usable user (one with a valid and a test row that agree)"
+    require_rows(len(users), paths["test"], problems, problem)
     valid_rows, test_rows = EvalRows(), EvalRows()
     for valid, test in users:
         valid_rows.add(valid.user_id, _array(valid.history), valid.target)

@@ -7,7 +7,6 @@ from typing import Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     PositiveFloat,
     PositiveInt,
@@ -15,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from llmrec.config_rules import CONFIG_RULES
 from llmrec.models.backbone import BackboneConfig, LoraSettings
 from llmrec.models.base import ModelConfig
 from llmrec.models.calrec.batches import TrainingTargets
@@ -30,11 +30,14 @@ STAGE_ONE_TRAIN = {"epochs": 1}  # Stage I's loop defaults where they differ fro
 class StageOneConfig(BaseModel):
     """Stage I: multi-category finetuning on a mixture of data sets (CALRec sec. 3.3)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
-    sources: tuple[str, ...] = Field((), description="named data sets or folders mixed in")
+    sources: tuple[str, ...] = Field(
+        (), strict=False, description="named data sets or folders mixed in"
+    )
     data_dir: Path | None = Field(
         None,
+        strict=False,
         description="root of named data sets (default: the run's data.data_dir, else $LLMREC_DATA)",
     )
     include_target: bool = Field(True, description="mix in the target's own training part")
@@ -67,6 +70,32 @@ class StageOneConfig(BaseModel):
         return self
 
 
+class CALRecExtensions(BaseModel):
+    """Beyond the paper (docs/calrec.md sec. 13): every default here is the published method, so
+    an empty `extensions:` block is CALRec as published."""
+
+    model_config = CONFIG_RULES
+
+    retrieval: Retrieval = Field(
+        "bm25",
+        description="bm25: generations grounded by BM25, merged quasi-round-robin (the paper); "
+        "beyond it, dense: cos(v_U, v_T) over the catalogue; hybrid: reciprocal rank fusion of "
+        "both; constrained: beam search over a prefix trie of item lines (only real items)",
+    )
+    lora: LoraSettings | None = Field(
+        None, description="train low-rank adapters instead of every weight (merged after fit)"
+    )
+    trainable_layers: PositiveInt | None = Field(
+        None,
+        description="train only the last N decoder layers and the final norm (the embedding and "
+        "tied head frozen; backpropagation stops below them); None trains every weight",
+    )
+    constrained: ConstrainedConfig = Field(
+        default_factory=ConstrainedConfig, description="settings of constrained decoding"
+    )
+    hybrid_depth: PositiveInt = Field(100, description="items taken from each ranking for fusion")
+
+
 class CALRecConfig(ModelConfig):
     name: Literal["calrec"] = "calrec"
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
@@ -82,25 +111,16 @@ class CALRecConfig(ModelConfig):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     bm25_k1: PositiveFloat = Field(1.5, description="BM25 k1 of the grounding index")
     bm25_b: float = Field(0.75, ge=0.0, le=1.0, description="BM25 b of the grounding index")
-    retrieval: Retrieval = Field(
-        "bm25",
-        description="bm25: generations grounded by BM25, merged quasi-round-robin (the paper); "
-        "dense: cos(v_U, v_T) over the catalogue; hybrid: reciprocal rank fusion of both; "
-        "constrained: beam search over a prefix trie of item lines (only real items)",
+    extensions: CALRecExtensions = Field(
+        default_factory=CALRecExtensions,
+        description="options beyond the paper, each off by default (docs/calrec.md sec. 13)",
     )
-    lora: LoraSettings | None = Field(
-        None, description="train low-rank adapters instead of every weight (merged after fit)"
-    )
-    trainable_layers: PositiveInt | None = Field(
-        None,
-        description="train only the last N decoder layers and the final norm (the embedding and "
-        "tied head frozen; backpropagation stops below them); None trains every weight",
-    )
-    constrained: ConstrainedConfig = Field(
-        default_factory=ConstrainedConfig, description="settings of constrained decoding"
-    )
-    hybrid_depth: PositiveInt = Field(100, description="items taken from each ranking for fusion")
     encode_batch_size: PositiveInt = Field(32, description="lines per forward pass when encoding")
+
+    def with_extensions(self, **changes) -> CALRecConfig:
+        """This config with the named extension options changed (e.g. `retrieval="dense"`)."""
+        extensions = self.extensions.model_copy(update=changes)
+        return self.model_copy(update={"extensions": extensions})
 
     @model_validator(mode="after")
     def _weights_leave_room_for_generation(self) -> CALRecConfig:

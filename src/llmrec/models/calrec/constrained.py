@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, Field, PositiveInt
 
+from llmrec.config_rules import CONFIG_RULES
 from llmrec.models.calrec.generate import cached_forward, left_pad
 from llmrec.models.calrec.ranking import padding_items
 from llmrec.recommendations import Exclusions, Recommendations
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 class ConstrainedConfig(BaseModel):
     """Beam search over the catalogue trie instead of sampling + BM25."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     beam_width: PositiveInt = Field(10, description="unfinished prefixes kept per decoding step")
     stop_at_unique: bool = Field(

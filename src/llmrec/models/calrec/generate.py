@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveInt
+from pydantic import BaseModel, Field, NonNegativeFloat, NonNegativeInt, PositiveInt
+
+from llmrec.config_rules import CONFIG_RULES
 
 if TYPE_CHECKING:
     from transformers import Cache, PreTrainedModel, PreTrainedTokenizerBase
@@ -23,7 +25,7 @@ Prompt = str | Sequence[int]  # text, or token ids already encoded
 class GenerationConfig(BaseModel):
     """How many next-item lines to sample per user, and how."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     num_samples: PositiveInt = Field(8, description="G: sampled lines per user")
     temperature: NonNegativeFloat = Field(

@@ -45,11 +45,12 @@ from llmrec.models.calrec.ranking import (
     to_recommendations,
 )
 from llmrec.models.calrec.vllm_backend import Sampler, make_sampler
+from llmrec.models.saved import read_json, read_tensors, require
 from llmrec.models.stages import train_stage
 from llmrec.recommendations import Exclusions, Histories, Recommendations, Users, top_k
 from llmrec.retrieval.bm25 import BM25Index
 from llmrec.retrieval.constrained import CatalogueTrie
-from llmrec.retrieval.dense import DenseIndex, reciprocal_rank_fusion
+from llmrec.retrieval.dense import VECTORS_FILE, DenseIndex, reciprocal_rank_fusion
 from llmrec.text.templates import ItemLines
 from llmrec.training.protocol import LossOutput, TrainableNetwork
 
@@ -207,10 +208,11 @@ class CALRec(RecommenderModel):
         user_ids: Sequence[str] | None,
     ) -> FitResult:
         torch.manual_seed(run.seed)
-        if self.config.lora is not None:  # choice: adapters train, then merge into the weights
-            self.network.language_model = add_lora(self.network.language_model, self.config.lora)
-        if self.config.trainable_layers is not None:
-            train_top_layers(self.network.language_model, self.config.trainable_layers)
+        extensions = self.config.extensions
+        if extensions.lora is not None:  # choice: adapters train, then merge into the weights
+            self.network.language_model = add_lora(self.network.language_model, extensions.lora)
+        if extensions.trainable_layers is not None:
+            train_top_layers(self.network.language_model, extensions.trainable_layers)
         history: list[dict[str, float]] = []
         stage_seconds: dict[str, float] = {}
         result = None
@@ -279,26 +281,30 @@ class CALRec(RecommenderModel):
     def recommend(
         self, histories: Histories, k: int, exclude: Exclusions = None, users: Users = None
     ) -> Recommendations:
-        """Top-k by the configured retrieval (see `CALRecConfig.retrieval`)."""
-        if self.config.retrieval == "dense":
+        """Top-k by the configured retrieval (see `CALRecExtensions.retrieval`)."""
+        if self.config.extensions.retrieval == "dense":
             return super().recommend(histories, k, exclude, users)
         self.network.eval()
         prompts = [self.lines.prompt_ids(history) for history in histories]
-        if self.config.retrieval == "constrained":
+        if self.config.extensions.retrieval == "constrained":
             return constrained_ranking(
                 self.network.language_model,
                 prompts,
                 self.trie,
                 k,
                 exclude,
-                **self.config.constrained.model_dump(),
+                **self.config.extensions.constrained.model_dump(),
             )
-        depth = k if self.config.retrieval == "bm25" else max(k, self.config.hybrid_depth)
+        depth = (
+            k
+            if self.config.extensions.retrieval == "bm25"
+            else max(k, self.config.extensions.hybrid_depth)
+        )
         grounding = GroundingStats()
         rankings = generation_rankings(
             self.sampler, prompts, self.index, depth, exclude, self.lines.texts, grounding
         )
-        if self.config.retrieval == "hybrid":
+        if self.config.extensions.retrieval == "hybrid":
             dense = top_k(self.dense_scores(histories), depth, exclude)
             rankings = [
                 # excluded items come back at -inf when too few others are left: not fused
@@ -314,7 +320,7 @@ class CALRec(RecommenderModel):
     def score(self, histories: Histories, users: Users = None) -> torch.Tensor | None:
         """Dense scores cos(v_U, v_T) for every item when retrieval is dense; else None (the
         generative rankings cover only the items the generations name)."""
-        if self.config.retrieval != "dense":
+        if self.config.extensions.retrieval != "dense":
             return None
         return self.dense_scores(histories)
 
@@ -328,15 +334,20 @@ class CALRec(RecommenderModel):
         self.network.language_model.save_pretrained(path / BACKBONE_FOLDER)
         self.tokenizer.save_pretrained(path / BACKBONE_FOLDER)
         self.index.save(path / BM25_FOLDER)
-        if self._dense is not None or self.config.retrieval in ("dense", "hybrid"):
+        if self._dense is not None or self.config.extensions.retrieval in ("dense", "hybrid"):
             self.dense.save(path / DENSE_FOLDER)
         identity = json.dumps(self.backbone_identity, indent=1) + "\n"
         (path / "backbone_identity.json").write_text(identity, encoding="utf-8")
 
     def _load_state(self, path: Path) -> None:
-        self.backbone_identity = json.loads((path / "backbone_identity.json").read_text("utf-8"))
-        self._attach(BackboneConfig(source=str(path / BACKBONE_FOLDER)), show_progress=False)
+        self.backbone_identity = read_json(path / "backbone_identity.json", dict)
+        index = BM25Index.load(path / BM25_FOLDER, self.num_items)  # checked before the LLM loads
+        backbone = require(path / BACKBONE_FOLDER)  # else it would read as a misspelt source
+        self._attach(BackboneConfig(source=str(backbone)), show_progress=False)
         self._saved_folder = path / BACKBONE_FOLDER
-        self._index = BM25Index.load(path / BM25_FOLDER)
+        self._index = index
         if (path / DENSE_FOLDER).is_dir():
-            self._dense = DenseIndex.load(path / DENSE_FOLDER)
+            hidden = self.network.language_model.config.hidden_size
+            expected = {"item_vectors": torch.empty(self.num_items, hidden, device="meta")}
+            vectors = read_tensors(path / DENSE_FOLDER / VECTORS_FILE, expected)
+            self._dense = DenseIndex(vectors["item_vectors"])

@@ -10,7 +10,6 @@ from typing import Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     NonNegativeFloat,
     NonNegativeInt,
@@ -19,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from llmrec.config_rules import CONFIG_RULES
 from llmrec.models.backbone import BackboneConfig, LoraSettings
 from llmrec.models.base import ModelConfig
 from llmrec.training.config import TrainConfig, fill_defaults, refuse_unused
@@ -35,7 +35,7 @@ PRETRAIN_TRAIN = {"lr": 1e-3, "batch_size": 20, "grad_clip": None}
 class PretrainConfig(BaseModel):
     """Pretraining: content warm-up epochs, then rounds of one collaborative + one content epoch."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG_RULES
 
     warmup_epochs: NonNegativeInt = Field(
         10, description="content-only epochs before the rounds (official 10), no MR"
@@ -68,21 +68,16 @@ class PretrainConfig(BaseModel):
         return self
 
 
-class CLLM4RecConfig(ModelConfig):
-    name: Literal["cllm4rec"] = "cllm4rec"
-    backbone: BackboneConfig = Field(
-        default_factory=BackboneConfig, description="the frozen LLM (models/backbone.py)"
-    )
+class CLLM4RecExtensions(BaseModel):
+    """Beyond the paper and the official code (docs/cllm4rec.md sec. 9): every default here is
+    the published method, so an empty `extensions:` block is CLLM4Rec as published."""
+
+    model_config = CONFIG_RULES
+
     lora: LoraSettings | None = Field(
         None,
         description="beyond the paper: also train low-rank adapters on the backbone (merged "
         "after fit); None keeps the backbone frozen, as the paper and official code do",
-    )
-    init_std: float | None = Field(
-        0.02,
-        gt=0.0,
-        description="std of the ID tables' normal init (official: GPT-2's 0.02); None = std of "
-        "the base table, larger for SmolLM2, which spreads the initial item logits widely",
     )
     item_logit_scale: float = Field(
         1.0,
@@ -133,9 +128,28 @@ class CLLM4RecConfig(ModelConfig):
         "the base table's mean), at the norm a random row has: rare items start near items "
         "with similar words (docs/cllm4rec.md sec. 9)",
     )
+    user_content_documents: bool = Field(
+        False,
+        description="also write `user_i has bought items titled:` -> titles of training items "
+        "(off: it repeats the collaborative signal; notes 8.1)",
+    )
+
+
+class CLLM4RecConfig(ModelConfig):
+    name: Literal["cllm4rec"] = "cllm4rec"
+    backbone: BackboneConfig = Field(
+        default_factory=BackboneConfig, description="the frozen LLM (models/backbone.py)"
+    )
+    init_std: float | None = Field(
+        0.02,
+        gt=0.0,
+        description="std of the ID tables' normal init (official: GPT-2's 0.02); None = std of "
+        "the base table, larger for SmolLM2, which spreads the initial item logits widely",
+    )
     # --- documents ---
     content_fields: tuple[ContentField, ...] = Field(
         ("title", "categories", "brand"),
+        strict=False,
         description="item metadata documents, one per non-empty field (no reviews are staged)",
     )
     max_content_tokens: PositiveInt = Field(
@@ -143,11 +157,6 @@ class CLLM4RecConfig(ModelConfig):
     )
     max_history_items: PositiveInt = Field(
         100, description="most recent items kept in a prompt or collaborative document"
-    )
-    user_content_documents: bool = Field(
-        False,
-        description="also write `user_i has bought items titled:` -> titles of training items "
-        "(off: it repeats the collaborative signal; notes 8.1)",
     )
     # --- losses ---
     permute_history: bool = Field(
@@ -181,3 +190,54 @@ class CLLM4RecConfig(ModelConfig):
         True, description="follow every finetuning epoch with a content epoch (with MR)"
     )
     score_batch_size: PositiveInt = Field(64, description="prompts per forward pass when ranking")
+    extensions: CLLM4RecExtensions = Field(
+        default_factory=CLLM4RecExtensions,
+        description="options beyond the paper, each off by default (docs/cllm4rec.md sec. 9)",
+    )
+
+    @model_validator(mode="after")
+    def _keeps_what_defines_the_method(self) -> CLLM4RecConfig:
+        # Under its own name CLLM4Rec keeps its pretraining or its mutual regularisation: the
+        # collaborative and content LMs tied together are what define it (CLLM4Rec sec. 3).
+        if self.name == "cllm4rec" and not self.pretrains and self.mr_lambda == 0:
+            raise ValueError(
+                "without pretraining and without mutual regularisation this is not CLLM4Rec as "
+                "published: name it `cllm4rec-lite` (finetuning with the item head only)"
+            )
+        return self
+
+    @property
+    def pretrains(self) -> bool:
+        return self.pretrain.warmup_epochs > 0 or self.pretrain.rounds > 0
+
+
+class CLLM4RecLiteConfig(CLLM4RecConfig):
+    """CLLM4Rec-lite, a recipe beyond the paper under its own name: no pretraining, no mutual
+    regularisation and, by default, no user tokens: CLLM4Rec's finetuning with the ID-token item
+    head alone, on anonymous prompts (`A user has interacted with <items>, the user will
+    interact with`; `extensions.prompt_user_token: true` names the user by ID token instead)."""
+
+    name: Literal["cllm4rec-lite"] = "cllm4rec-lite"
+    mr_lambda: NonNegativeFloat = Field(0.0, description="must stay 0 (no mutual regularisation)")
+    pretrain: PretrainConfig = Field(
+        default_factory=lambda: PretrainConfig(warmup_epochs=0, rounds=0),
+        description="must stay empty (no pretraining)",
+    )
+    finetune_content_epochs: bool = Field(
+        False, description="follow every finetuning epoch with a content epoch (no MR)"
+    )
+    extensions: CLLM4RecExtensions = Field(
+        default_factory=lambda: CLLM4RecExtensions(prompt_user_token=False),
+        description="options beyond the paper (prompt_user_token false by default here)",
+    )
+
+    @model_validator(mode="after")
+    def _is_the_lite_recipe(self) -> CLLM4RecLiteConfig:
+        kept = {
+            "pretraining": self.pretrains,
+            "mutual regularisation (mr_lambda)": self.mr_lambda > 0,
+        }
+        if any(kept.values()):
+            names = ", ".join(name for name, on in kept.items() if on)
+            raise ValueError(f"cllm4rec-lite has no {names}: use name `cllm4rec` for those")
+        return self

@@ -74,7 +74,7 @@ class Templates:
         """`user_i has interacted with <visible>, user_i will interact with` (official wording);
         without `prompt_user_token`, `A user ...` and `the user ...` name the user."""
         vocab = self.vocabulary
-        if self.config.prompt_user_token:
+        if self.config.extensions.prompt_user_token:
             first = second = (vocab.user_id(user),)
         else:
             first, second = self.a_user, self.the_user

@@ -18,17 +18,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from llmrec.data.catalogue import Catalogue
 from llmrec.data.sequences import EvalSet
 from llmrec.errors import ConfigError, ModelFormatError
 from llmrec.models.backbone import BackboneConfig, add_lora, load_backbone, merge_lora
 from llmrec.models.base import FitResult, RecommenderModel, RunContext, module_device
-from llmrec.models.cllm4rec.config import CLLM4RecConfig
+from llmrec.models.cllm4rec.config import CLLM4RecConfig, CLLM4RecLiteConfig
 from llmrec.models.cllm4rec.documents import Document, DocumentBatches, Task, Templates, collate
 from llmrec.models.cllm4rec.network import CLLM4RecNetwork
 from llmrec.models.cllm4rec.vocab import VIEWS, IdVocabulary
+from llmrec.models.saved import read_json, read_tensors, tensor_shapes
 from llmrec.models.stages import train_stage
 from llmrec.recommendations import Histories, Users
 from llmrec.training.config import TrainConfig
@@ -110,16 +111,17 @@ class CLLM4Rec(RecommenderModel):
             raise ValueError(f"{len(user_ids)} user ids for {len(train_sequences)} sequences")
         torch.manual_seed(run.seed)
         self._build(user_ids, self.config.backbone, run.show_progress)
-        if self.config.lora is not None:
-            self.network.language_model = add_lora(self.network.language_model, self.config.lora)
+        extensions = self.config.extensions
+        if extensions.lora is not None:
+            self.network.language_model = add_lora(self.network.language_model, extensions.lora)
         content = self.templates.item_documents(self.catalogue.items)
-        if self.config.item_init == "content":  # beyond the paper (config.item_init)
+        if extensions.item_init == "content":  # beyond the paper
             self.network.ids.start_items_from_text(self.templates.item_text_tokens(content))
-        if self.config.user_content_documents:
+        if self.config.extensions.user_content_documents:
             content += self.templates.user_documents(train_sequences, self.catalogue.items)
         history, stage_seconds, result = [], {}, None
         for stage in self._stages(run.train):
-            if stage.name == "finetune" and self.config.centered_head:
+            if stage.name == "finetune" and self.config.extensions.centered_head:
                 self._start_centered_head(train_sequences, run.seed)
             batches = DocumentBatches(
                 stage.phases,
@@ -221,49 +223,61 @@ class CLLM4Rec(RecommenderModel):
             yield batch["input_ids"].to(device), batch["attention_mask"].to(device)
 
     # --- persistence ------------------------------------------------------------------------
-    def _save_state(self, path: Path) -> None:
+    def _tables(self) -> dict[str, torch.Tensor]:
+        """What TABLES_FILE holds: each view's user and item table and the head's own tensors
+        (the live parameters: loading copies into them)."""
         network = self.network
         tables = {
-            f"{kind}.{view}": getattr(network.ids, kind)[view].weight.detach().contiguous()
+            f"{kind}.{view}": getattr(network.ids, kind)[view].weight
             for kind in ("users", "items")
             for view in VIEWS
         }
         for name, parameter in network.head_parameters().items():
-            tables[HEAD_PREFIX + name] = parameter.detach().contiguous()
+            tables[HEAD_PREFIX + name] = parameter
+        return tables
+
+    def _save_state(self, path: Path) -> None:
+        tables = {key: tensor.detach().contiguous() for key, tensor in self._tables().items()}
         save_file(tables, str(path / TABLES_FILE))
         users = json.dumps(list(self.user_index)) + "\n"
         (path / USERS_FILE).write_text(users, encoding="utf-8")
         identity = json.dumps(self.backbone_identity, indent=1) + "\n"
         (path / IDENTITY_FILE).write_text(identity, encoding="utf-8")
-        if self.config.lora is not None:
-            network.language_model.save_pretrained(path / BACKBONE_FOLDER)
+        if self.config.extensions.lora is not None:
+            self.network.language_model.save_pretrained(path / BACKBONE_FOLDER)
             self.templates.tokenizer.save_pretrained(path / BACKBONE_FOLDER)
 
     def _load_state(self, path: Path) -> None:
-        saved_identity = json.loads((path / IDENTITY_FILE).read_text(encoding="utf-8"))
-        users = json.loads((path / USERS_FILE).read_text(encoding="utf-8"))
+        saved_identity = read_json(path / IDENTITY_FILE, dict)
+        users = _saved_users(path)
         backbone = self.config.backbone
-        if self.config.lora is not None:
+        if self.config.extensions.lora is not None:
             backbone = BackboneConfig(source=str(path / BACKBONE_FOLDER))
         self._build(users, backbone, show_progress=False)
-        if self.config.lora is None:
+        if self.config.extensions.lora is None:
             _check_identity(saved_identity, self.backbone_identity, path)
         self.backbone_identity = saved_identity
-        tables = load_file(str(path / TABLES_FILE))
-        expected = {HEAD_PREFIX + name for name in self.network.head_parameters()}
-        if expected != {key for key in tables if key.startswith(HEAD_PREFIX)}:
-            raise ModelFormatError(
-                f"{path / TABLES_FILE}: centered_head is {self.config.centered_head} and "
-                f"untied_head {self.config.untied_head} in the config, so the file should hold "
-                f"{sorted(expected) or 'no head tensors'}, but it holds {sorted(tables)}"
-            )
+        expected = self._tables()
+        saved = read_tensors(path / TABLES_FILE, expected)
         with torch.no_grad():
-            for key, tensor in tables.items():
-                kind, name = key.split(".")
-                if key.startswith(HEAD_PREFIX):
-                    getattr(self.network, name).copy_(tensor)
-                else:
-                    getattr(self.network.ids, kind)[name].weight.copy_(tensor)
+            for key, tensor in saved.items():
+                expected[key].copy_(tensor)
+
+
+def _saved_users(path: Path) -> list[str]:
+    """The user ids of USERS_FILE, checked against the user tables' rows (one more: the
+    anonymous user) from the header of TABLES_FILE, before the tables are allocated."""
+    users = read_json(path / USERS_FILE, list)
+    if not all(isinstance(user, str) for user in users) or len(set(users)) != len(users):
+        raise ModelFormatError("expected an array of distinct user id strings", path / USERS_FILE)
+    rows = tensor_shapes(path / TABLES_FILE).get(f"users.{VIEWS[0]}", (None,))[0]
+    if rows != len(users) + 1:
+        raise ModelFormatError(
+            f"lists {len(users)} users, but the user tables of {TABLES_FILE} hold {rows} rows "
+            "(users + 1 anonymous)",
+            path / USERS_FILE,
+        )
+    return users
 
 
 def _check_identity(saved: dict, loaded: dict, path: Path) -> None:
@@ -274,3 +288,16 @@ def _check_identity(saved: dict, loaded: dict, path: Path) -> None:
                 f"{path / IDENTITY_FILE}: the backbone's {key} was {saved.get(key)!r} when the "
                 f"model was trained but is {loaded.get(key)!r} now (backbone {loaded['source']})"
             )
+
+
+class CLLM4RecLite(CLLM4Rec):
+    """CLLM4Rec-lite (beyond the paper, `CLLM4RecLiteConfig`): CLLM4Rec's finetuning with the
+    item head alone, on anonymous prompts unless the config names users by token."""
+
+    name = "cllm4rec-lite"
+    Config = CLLM4RecLiteConfig
+
+    @property
+    def reads_users(self) -> bool:  # type: ignore[override]
+        """Only prompts that name the user by ID token read who a history belongs to."""
+        return self.config.extensions.prompt_user_token

@@ -36,10 +36,10 @@ class CLLM4RecNetwork(TrainableNetwork):
         self.ids = IdEmbedding(language_model.get_input_embeddings(), vocabulary, config.init_std)
         self.config = config
         weight = self.ids.item_weight("collaborative")
-        if config.centered_head:  # beyond the paper (config.centered_head)
+        if config.extensions.centered_head:  # beyond the paper (config.extensions.centered_head)
             self.state_mean = nn.Parameter(weight.new_zeros(weight.shape[1]))
             self.item_bias = nn.Parameter(weight.new_zeros(weight.shape[0]))
-        if config.untied_head:  # beyond the paper (config.untied_head)
+        if config.extensions.untied_head:  # beyond the paper (config.extensions.untied_head)
             self.head_items = nn.Parameter(torch.zeros_like(weight))
 
     def head_parameters(self) -> dict[str, nn.Parameter]:
@@ -57,7 +57,7 @@ class CLLM4RecNetwork(TrainableNetwork):
         )
 
     def _table_lr_scales(self) -> dict[str, float]:
-        scale = self.config.table_lr_scale
+        scale = self.config.extensions.table_lr_scale
         if scale == 1.0:
             return {}
         tables = self.ids.named_parameters(prefix="ids")
@@ -81,15 +81,15 @@ class CLLM4RecNetwork(TrainableNetwork):
         """(..., J) scores of every item: the tied item head of `view`, or the given item rows
         (times the configured fixed scale)."""
         logits = hidden @ (self.ids.item_weight(view) if rows is None else rows).T
-        scale = self.config.item_logit_scale
+        scale = self.config.extensions.item_logit_scale
         return logits if scale == 1.0 else logits * scale
 
     def recommend_logits(self, prompt_states: torch.Tensor) -> torch.Tensor:
         """(B, J) recommendation scores of prompt states (`read_prompt`): the tied item head
         (or with `untied_head` the head's own rows); with `centered_head` that head on the
         centred states plus an item bias."""
-        rows = self.head_items if self.config.untied_head else None
-        if not self.config.centered_head:
+        rows = self.head_items if self.config.extensions.untied_head else None
+        if not self.config.extensions.centered_head:
             return self.item_logits(prompt_states, rows=rows)
         return self.item_logits(prompt_states - self.state_mean, rows=rows) + self.item_bias
 
@@ -105,7 +105,7 @@ class CLLM4RecNetwork(TrainableNetwork):
         token's, or with `prompt_readout: items_mean` the mean over its item tokens."""
         last = attention_mask.sum(1) - 1
         states = hidden[torch.arange(len(last), device=last.device), last]
-        if self.config.prompt_readout == "last":
+        if self.config.extensions.prompt_readout == "last":
             return states
         items = (input_ids >= self.vocabulary.item_range.start) & attention_mask.bool()
         counts = items.sum(1, keepdim=True)
