@@ -264,7 +264,6 @@ def test_baselines_are_typed_model_configs_each_listed_once() -> None:
         ("[{name: bm25, query_items: '3'}]", "baselines.0.bm25.query_items"),
         ("[{name: bm25, k: 1}]", "baselines.0.bm25.k: Extra inputs"),
         ("[{name: pop}, {name: pop}]", "baselines: pop listed twice"),
-        ("[{name: sasrec}]", "baselines: sasrec is `model`"),
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_config(None, [f"baselines={bad}"])

@@ -73,7 +73,7 @@ class RunConfig(BaseModel):
         (),
         strict=False,  # a YAML list; each entry is still validated strictly by its model config
         description="models fit on the same split beside `model` and reported with it, each"
-        " name once and not the main model's (e.g. [{name: pop}, {name: bm25}])",
+        " name once (e.g. [{name: pop}, {name: bm25}])",
     )
 
     @model_validator(mode="before")
@@ -117,12 +117,8 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _baselines_are_distinct(self) -> Self:
-        """Baseline rows and folders are keyed by model name: each name once, not the model's."""
+        """Baseline folders and report columns are keyed by model name: each name once."""
         names = [baseline.name for baseline in self.baselines]
-        if self.model.name in names:
-            raise ValueError(
-                f"baselines: {self.model.name} is `model`; a baseline is another model"
-            )
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"baselines: {', '.join(repeated)} listed twice; list each model once")

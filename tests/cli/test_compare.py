@@ -16,6 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = str(REPO_ROOT / "data" / "amazon-beauty-mini")
 QUICKSTART = str(REPO_ROOT / "configs" / "quickstart.yaml")
 SHARED = ["-q", "--set", f"data.source={FIXTURE}", "--set", "eval.bootstrap_resamples=0"]
+SHARED += ["--set", "train.refit_before_test=false", "--set", "baselines=[]"]  # one model, as run
 
 
 def _entry(args: list[str]) -> int:

@@ -85,7 +85,7 @@ def test_explicit_format_overrides_detection(tmp_path: Path) -> None:
 
 
 def test_unknown_name_lists_the_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="beauty, beauty-mini, games, scientific, toys"):
+    with pytest.raises(DataError, match="beauty, beauty-10k, beauty-mini, games, scientific, toys"):
         load_dataset(str(tmp_path / "sports"))
 
 

@@ -142,3 +142,9 @@ def test_comparison_plot_draws_each_models_recall_with_its_interval(tmp_path: Pa
     assert len(axes.collections) == 2  # an error bar set per model
     assert axes.get_title() == "T (error bars: 95% CI)"
     assert [text.get_text() for text in figure.legends[0].get_texts()] == ["a", "b"]
+
+
+def test_a_baseline_of_the_models_own_kind_gets_its_own_column(tmp_path: Path) -> None:
+    results = {"test": make_result("test", [2, 30])}  # the protocol's model is "fake"
+    files = write_report(tmp_path, results, baselines={"fake": {"test": make_result("test", [1])}})
+    assert "| metric | fake [95% CI] | fake (baseline) [95% CI] |" in files.report.read_text()

@@ -156,9 +156,13 @@ def _save_splits(directory: Path, results: SplitResults) -> dict[str, Path]:
 def _by_model(
     split: str, results: SplitResults, baselines: Mapping[str, SplitResults]
 ) -> dict[str, EvalResult]:
-    """Model name -> its result on `split`: the model first, then the baselines."""
+    """Model name -> its result on `split`: the model first, then the baselines (a baseline of
+    the model's own kind, e.g. BM25 with other settings, is named "NAME (baseline)")."""
     main = results[split]
-    return {main.protocol["model"]: main, **{name: b[split] for name, b in baselines.items()}}
+    by_model = {main.protocol["model"]: main}
+    for name, baseline in baselines.items():
+        by_model[f"{name} (baseline)" if name in by_model else name] = baseline[split]
+    return by_model
 
 
 def format_report(
