@@ -28,10 +28,10 @@ from llmrec.models.item_item import (
     UserItemMatrix,
     choose_on_validation,
     history_matrix,
-    use_threads,
 )
 from llmrec.models.saved import read_finite_tensors
 from llmrec.recommendations import Histories, Users
+from llmrec.training.config import use_threads
 
 logger = logging.getLogger(__name__)
 WEIGHTS_FILE = "model.safetensors"
@@ -118,7 +118,7 @@ class EASE(RecommenderModel):
         run: RunContext,
         user_ids: Sequence[str] | None,
     ) -> FitResult:
-        use_threads(run)
+        use_threads(run.train)
         check_memory(self.num_items, self.config)
         dtype = DTYPES[self.config.precision]
         matrix = UserItemMatrix.from_sequences(train, self.num_items)

@@ -71,12 +71,6 @@ class UserItemMatrix:
             yield columns, torch.sparse.mm(transposed, dense)
 
 
-def use_threads(run: RunContext) -> None:
-    """Honour `train.num_threads` as the training loop does: the solves are torch's CPU work."""
-    if run.train.num_threads is not None:
-        torch.set_num_threads(run.train.num_threads)
-
-
 def distinct_pairs(histories: Histories) -> tuple[np.ndarray, np.ndarray]:
     """(rows, items): each history's distinct items with its row (a repeat counts once)."""
     rows, items = [], []

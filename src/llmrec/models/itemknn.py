@@ -30,10 +30,10 @@ from llmrec.models.item_item import (
     UserItemMatrix,
     choose_on_validation,
     distinct_pairs,
-    use_threads,
 )
 from llmrec.models.saved import read_finite_tensors
 from llmrec.recommendations import Histories, Users
+from llmrec.training.config import use_threads
 
 WEIGHTS_FILE = "model.safetensors"
 
@@ -106,7 +106,7 @@ class ItemKNN(RecommenderModel):
         run: RunContext,
         user_ids: Sequence[str] | None,
     ) -> FitResult:
-        use_threads(run)
+        use_threads(run.train)
         matrix = UserItemMatrix.from_sequences(train, self.num_items)
         most = max(self.config.neighbours)
         computed: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}

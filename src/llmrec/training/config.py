@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import torch
 from pydantic import BaseModel, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from llmrec.config_rules import CONFIG_RULES
@@ -84,3 +85,10 @@ def fill_defaults(value: Any, defaults: dict[str, Any]) -> Any:
     which differ from TrainConfig's) under the keys it leaves out: setting only
     `pretrain.train.lr` keeps CLLM4Rec's pretraining batch of 20, not TrainConfig's 128."""
     return {**defaults, **value} if isinstance(value, dict) else value
+
+
+def use_threads(cfg: TrainConfig) -> None:
+    """Honour `num_threads` (torch's CPU threads) for whatever trains under this config: the
+    loop, and the closed-form solves of EASE and item-kNN."""
+    if cfg.num_threads is not None:
+        torch.set_num_threads(cfg.num_threads)

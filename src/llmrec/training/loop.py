@@ -43,7 +43,7 @@ from llmrec.training.checkpoint import (
     save_best_weights,
     save_checkpoint,
 )
-from llmrec.training.config import TrainConfig
+from llmrec.training.config import TrainConfig, use_threads
 from llmrec.training.distributed import batch_rows, global_loss_scale, local_batch, rng_states
 from llmrec.training.divergence import DivergenceGuard
 from llmrec.training.optim import build_optimizer, build_scheduler
@@ -93,8 +93,7 @@ def train(
     choice: `validate` runs on the main process only, on the unwrapped model, and its metrics
     are broadcast: every process then takes the same early-stopping decisions.
     """
-    if cfg.num_threads is not None:
-        torch.set_num_threads(cfg.num_threads)
+    use_threads(cfg)
     plan = module.training_plan()
     unused = DistributedDataParallelKwargs(find_unused_parameters=plan.unused_parameters)
     accelerator = _accelerator(cfg, unused)
