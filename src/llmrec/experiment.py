@@ -16,6 +16,7 @@ from llmrec.config import RunConfig, check_resumable, load_config, parse_yaml, s
 from llmrec.data.config import DataConfig
 from llmrec.data.loaders.common import LoadResult
 from llmrec.data.registry import load_dataset
+from llmrec.data.sampling import sample_loaded_users
 from llmrec.data.sequences import Dataset
 from llmrec.data.splits import holdout_split
 from llmrec.environment import collect_versions
@@ -136,14 +137,24 @@ def read_run_data(config: RunConfig) -> tuple[Dataset, dict]:
     if loaded.report.num_skipped:
         logger.warning("%s: %s", loaded.path, loaded.report.summary())
     dataset, holdout = split_dataset(loaded, config.data)
+    if config.data.sample_users is not None:
+        report["sample"] = {
+            "users": min(config.data.sample_users, loaded.dataset.num_users),
+            "of_users": loaded.dataset.num_users,
+            "items": dataset.num_items,
+            "of_items": loaded.dataset.num_items,
+            "seed": config.data.sample_seed,
+        }
     if holdout is not None:
         report["holdout"] = holdout
     return dataset, report
 
 
 def split_dataset(loaded: LoadResult, data: DataConfig) -> tuple[Dataset, dict | None]:
-    """The loaded data under `data.split`: the format's own split, or the per-user hold-out
-    (then also its record: split, users kept, users dropped)."""
+    """The loaded data (a sample of its users with `data.sample_users`) under `data.split`: the
+    format's own split, or the per-user hold-out (then also its record: split, users kept,
+    users dropped)."""
+    loaded = sample_loaded_users(loaded, data.sample_users, data.sample_seed)
     if data.split != "holdout":
         return loaded.dataset, None
     native = loaded.dataset

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, Field, NonNegativeInt, Strict, model_validator
+from pydantic import BaseModel, Field, NonNegativeInt, PositiveInt, Strict, model_validator
 
 from llmrec.config_rules import CONFIG_RULES
 
@@ -140,6 +140,15 @@ class DataConfig(BaseModel):
         description="temporal split settings, with split: temporal only",
     )
 
+    sample_users: PositiveInt | None = Field(
+        None,
+        description="use a seeded sample of this many users, each whole, and the items they "
+        "touch (None: every user); to try a costly method on a large data set in minutes",
+    )
+    sample_seed: NonNegativeInt = Field(
+        0, description="seed of the user sample (apart from the run seed, so runs share it)"
+    )
+
     @model_validator(mode="after")
     def _settings_need_their_split(self) -> Self:
         # No silently ignored options (STYLE sec. 1); a dumped default still loads again.
@@ -147,6 +156,8 @@ class DataConfig(BaseModel):
             raise ValueError("data.holdout is only used with data.split: holdout")
         if self.split != "temporal" and self.temporal != TemporalConfig():
             raise ValueError("data.temporal is only used with data.split: temporal")
+        if self.sample_users is None and self.sample_seed != 0:
+            raise ValueError("data.sample_seed is only used with data.sample_users")
         return self
 
     @property
