@@ -70,5 +70,5 @@ def test_holdout_splits_the_sampled_users(loaded) -> None:
 
 
 def test_seed_without_sample_is_refused() -> None:
-    with pytest.raises(ValidationError, match="sample_seed is only used with data.sample_users"):
+    with pytest.raises(ValidationError, match=r"sample_seed is only used with data\.sample_users"):
         DataConfig(sample_seed=4)
