@@ -91,7 +91,7 @@ def test_calrec_quickstart_runs_both_stages_and_reports(
 def test_cllm4rec_quickstart_runs_every_stage_and_reports(
     tmp_path: Path, llm_cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue 23: on a 400-user sample of the main job's data, at most 10 minutes on the idle
+    """Issue 23: on a 300-user sample of the main job's data, at most 10 minutes on the idle
     2-core machine."""
     monkeypatch.setenv("LLMREC_CACHE", str(llm_cache_dir))
     outcome = _run("cllm4rec_quickstart.yaml", tmp_path, data=None)
@@ -99,9 +99,9 @@ def test_cllm4rec_quickstart_runs_every_stage_and_reports(
     for stage in ("pretrain", "finetune"):
         assert (outcome["dir"] / stage / "checkpoints" / "last").is_dir()
     assert (outcome["dir"] / "model" / "id_tables.safetensors").is_file()
-    assert outcome["metrics"]["test"]["protocol"]["num_users"] == 400
+    assert outcome["metrics"]["test"]["protocol"]["num_users"] == 300
     report = (outcome["dir"] / "report.md").read_text(encoding="utf-8")
-    assert "(400 sampled users)" in report
+    assert "(300 sampled users)" in report
     assert set(outcome["metrics"]["baselines"]) == {"pop", "bm25"}
 
 
