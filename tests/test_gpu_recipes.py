@@ -27,9 +27,9 @@ LLM_CUTS = ("model.backbone.source=tiny", "model.backbone.keep_layers=null", "ev
 # so every line runs to the length cap (64 tokens in the GPU recipe).
 KIND_CUTS = {"calrec": ("model.generation.max_new_tokens=16",), "cllm4rec": ()}
 # Each loop section of an LLM run: 2 optimizer steps of 4 examples (bf16 matmuls are slow on
-# CPUs without bf16 units), validation on 4 users. SASRec and Mult-VAE: 2 epochs.
+# CPUs without bf16 units), validation on 4 users. SASRec and Mult-VAE: 1 epoch.
 SECTION_CUTS = ("max_steps=2", "batch_size=4", "eval_users=4")
-SMALL_MODEL_CUTS = ("train.epochs=2",)
+SMALL_MODEL_CUTS = ("train.epochs=1",)
 
 
 def _lookup(tree: dict, dotted: str) -> object:

@@ -44,7 +44,7 @@ def _run(config: str, tmp_path: Path, *extra: str, data: Path | None = MINI) -> 
 
 
 def test_sasrec_quickstart_runs_whole_in_seconds(tmp_path: Path) -> None:
-    outcome = _run("quickstart.yaml", tmp_path, "--set", "train.epochs=3")
+    outcome = _run("quickstart.yaml", tmp_path, "--set", "train.epochs=1")
     assert outcome["seconds"] < 300  # issue 3: under 5 minutes on 2 cores
     for name in ("validation_curve.png", "comparison.png", "baselines/bm25/test/ranks.jsonl"):
         assert (outcome["dir"] / name).is_file(), name

@@ -45,7 +45,7 @@ def test_run_writes_the_report_folder(quick_config: Path, tmp_path: Path) -> Non
         "--set",
         f"output.dir={tmp_path / 'runs'}",
         "--set",
-        "train.epochs=2",
+        "train.epochs=1",
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -82,7 +82,7 @@ def test_same_seed_gives_identical_numbers(quick_config: Path, tmp_path: Path) -
             "--set",
             f"output.name={name}",
             "--set",
-            "train.epochs=2",
+            "train.epochs=1",
         ]
         assert runner.invoke(app, args).exit_code == 0
         outputs.append(json.loads((tmp_path / name / "metrics.json").read_text()))
@@ -129,7 +129,7 @@ def test_run_under_the_holdout_split_and_compare_with_multvae(
     quick_config: Path, tmp_path: Path
 ) -> None:
     runs = tmp_path / "runs"
-    common = ["-q", "--set", f"output.dir={runs}", "--set", "train.epochs=2"]
+    common = ["-q", "--set", f"output.dir={runs}", "--set", "train.epochs=1"]
     holdout = ["--set", "data.split=holdout", "--set", "train.refit_before_test=false"]
     sasrec = runner.invoke(app, ["run", str(quick_config), *holdout, *common])
     assert sasrec.exit_code == 0, sasrec.output
