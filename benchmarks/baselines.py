@@ -28,7 +28,7 @@ from typing import Annotated
 
 import psutil
 import typer
-from paired import pair_page, paired_cell, paired_header, paired_note, rerun_command, stored_path
+from paired import pair_page, paired_cells, paired_header, paired_note, rerun_command, stored_path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -277,9 +277,9 @@ def write_markdown(record: dict, path: Path) -> None:
     title = f"Baselines: {models} (full ranking, leave-one-out, no history filter)"
     lines = [
         *report_head(title, record),
-        "| data | model | " + " | ".join(METRICS) + f" | {paired_header(record['runs'])} |"
+        "| data | model | " + " | ".join([*METRICS, *paired_header(record["runs"])]) + " |"
         " epochs (best) | s/epoch | wall s | peak GiB |",
-        "|" + "---|" * (len(METRICS) + 7),
+        "|" + "---|" * (len(METRICS) + len(paired_header(record["runs"])) + 6),
     ]
     for run in record["runs"]:
         cells = metric_cells(run, METRICS)
@@ -287,7 +287,7 @@ def write_markdown(record: dict, path: Path) -> None:
         chosen = ", ".join(f"{key} {value:g}" for key, value in run.get("chosen", {}).items())
         lines.append(
             f"| {run['dataset']} | {run['model']} | "
-            + " | ".join([*cells, paired_cell(run)])
+            + " | ".join([*cells, *paired_cells(run, record["runs"])])
             + f" | {run['epochs_trained']} ({chosen or run['best_epoch'] or '-'}) | {epoch_s} |"
             f" {run['wall_s']:.0f} | {run['peak_rss_gib']:.2f} |"
         )

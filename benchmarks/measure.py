@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from baselines import metric_cells, run_measured
-from paired import keep_ranks, paired_cell, paired_header
+from paired import keep_ranks, paired_cells, paired_header
 
 from llmrec.config import load_config
 from llmrec.evaluation.config import EvalConfig
@@ -64,11 +64,11 @@ def results_table(rows: list[dict], metrics: tuple[str, ...]) -> list[str]:
     """Markdown table: each model's metrics with CIs, its paired test against the strongest
     baseline (paired.py) and its per-user latency."""
     lines = [
-        "| model | " + " | ".join(metrics) + f" | {paired_header(rows)} | latency p50 / p95 (s) |",
-        "|" + "---|" * (len(metrics) + 3),
+        "| model | " + " | ".join([*metrics, *paired_header(rows)]) + " | latency p50 / p95 (s) |",
+        "|" + "---|" * (len(metrics) + len(paired_header(rows)) + 2),
     ]
     for row in rows:
-        cells = " | ".join([*metric_cells(row, metrics), paired_cell(row)])
+        cells = " | ".join([*metric_cells(row, metrics), *paired_cells(row, rows)])
         lines.append(f"| {row['name']} | {cells} | {row['p50_s']:.4f} / {row['p95_s']:.4f} |")
     return lines
 

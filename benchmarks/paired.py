@@ -3,7 +3,7 @@
 model is tested against the strongest baseline of its page on the same users
 (`compare_results`: the paired sign-flip test of docs/evaluation.md, section 6).
 
-The benchmarks call `pair_rows` before they publish. For rows measured before ranks were kept,
+The benchmarks call `pair_page` before they publish. For rows measured before ranks were kept,
 rerun the model (cheap baselines: `llmrec run` with the page's evaluation settings) and attach the
 rerun's ranks to the row; the rerun must reproduce every metric of the row exactly, or the ranks
 would not be the row's. The page is then rewritten by the script that made it, with p-values and,
@@ -36,7 +36,6 @@ RESAMPLES = 10_000
 # Protocol fields that decide the users, targets and catalogue a rerun must share with a row.
 SAME_EVALUATION = ("protocol", "targets", "filter_history", "num_items", "num_users", "seed")
 SAME_EVALUATION += ("user_sample", "num_negatives")
-NOT_KEPT = "not kept"
 
 Label = Callable[[dict], str]
 
@@ -54,8 +53,10 @@ def stored_path(folder: Path) -> str:
 
 
 def paired_metric(rows: list[dict]) -> str:
-    """The metric the page's rows are paired on (PAIRED_METRICS)."""
-    return next(key for key in PAIRED_METRICS if all(key in row["metrics"] for row in rows))
+    """The metric the page's rows are paired on: the first of PAIRED_METRICS they all have,
+    else the first metric of the first row."""
+    shared = [key for key in PAIRED_METRICS if all(key in row["metrics"] for row in rows)]
+    return shared[0] if shared else next(iter(rows[0]["metrics"]))
 
 
 def strongest_baseline(rows: list[dict], metric: str) -> dict | None:
@@ -68,6 +69,10 @@ def pair_rows(rows: list[dict], label: Label) -> None:
     """Set each row's `paired`: its paired test against the strongest baseline of `rows`. Rows
     whose ranks (or the reference's) are no longer on disk keep a test of the same reference
     and metric computed before; otherwise `paired` is None (ranks not kept)."""
+    if len(rows) < 2:  # nothing to compare
+        for row in rows:
+            row.pop("paired", None)
+        return
     metric = paired_metric(rows)
     reference = strongest_baseline(rows, metric)
     if reference is None:
@@ -117,20 +122,23 @@ def load_ranks(row: dict) -> EvalResult | None:
     return EvalResult.load(REPO / folder)
 
 
-def paired_cell(row: dict) -> str:
-    """A row's cell in the paired-test column: the mean difference and its p-value."""
+def paired_header(rows: list[dict]) -> list[str]:
+    """The paired-test column's header: [] when no row was paired (a page of one row)."""
+    metric = next((row["paired"]["metric"] for row in rows if row.get("paired")), None)
+    return [f"Δ {metric} vs strongest baseline, p"] if metric else []
+
+
+def paired_cells(row: dict, rows: list[dict]) -> list[str]:
+    """A row's cell in the paired-test column of `rows` (none without the column): the mean
+    difference and its p-value."""
+    if not paired_header(rows):
+        return []
     paired = row.get("paired")
     if not paired:
-        return "-"
+        return ["-"]
     if paired.get("is_reference"):
-        return "reference"
-    return f"{paired['mean_difference']:+.4f}, p {paired['p_value']:.2g}"
-
-
-def paired_header(rows: list[dict]) -> str:
-    """The paired-test column's header."""
-    metric = next((row["paired"]["metric"] for row in rows if row.get("paired")), "metric")
-    return f"Δ {metric} vs strongest baseline, p"
+        return ["reference"]
+    return [f"{paired['mean_difference']:+.4f}, p {paired['p_value']:.2g}"]
 
 
 def paired_note(rows: list[dict], key: Label, rerun: Label, page: str) -> list[str]:
@@ -187,11 +195,11 @@ def attach(row: dict, folder: Path) -> None:
     """Give `row` the per-user ranks of a rerun in `folder` (and its slices when the row has
     none), after checking the rerun evaluated the same users and reproduced every metric."""
     result = EvalResult.load(folder)
-    differing = [
-        f"{key} {result.protocol.get(key)!r} vs {row['protocol'].get(key)!r}"
+    fields = [
+        (key, protocol_field(result.protocol, key), protocol_field(row["protocol"], key))
         for key in SAME_EVALUATION
-        if result.protocol.get(key) != row["protocol"].get(key)
     ]
+    differing = [f"{key} {rerun!r} vs {kept!r}" for key, rerun, kept in fields if rerun != kept]
     differing += [
         f"{key} {result.metrics.get(key)!r} vs {value!r}"
         for key, value in row["metrics"].items()
@@ -203,6 +211,12 @@ def attach(row: dict, folder: Path) -> None:
     if not row.get("slices") and result.slices:
         row["slices"] = {name: part.to_json() for name, part in result.slices.items()}
         row["protocol"].setdefault("slice_basis", result.protocol.get("slice_basis"))
+
+
+def protocol_field(protocol: dict, key: str) -> object:
+    """A protocol field; rows measured before target sets existed have no "targets": they are
+    next-item rows."""
+    return protocol.get(key, "next_item" if key == "targets" else None)
 
 
 def main(

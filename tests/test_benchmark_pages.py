@@ -70,8 +70,11 @@ def test_each_row_is_tested_against_the_strongest_baseline(scripts, tmp_path: Pa
     assert llm["paired"]["mean_difference"] == expected.mean_difference < 0
     assert pop["paired"]["reference"] == "sasrec" and pop["paired"]["p_value"] < 0.001
     assert calrec["paired"] is None
-    assert paired.paired_cell(calrec) == "-" and paired.paired_cell(sasrec) == "reference"
-    assert paired.paired_cell(pop) == f"{pop['paired']['mean_difference']:+.4f}, p 0.0001"
+    assert paired.paired_cells(calrec, rows) == ["-"]
+    assert paired.paired_cells(sasrec, rows) == ["reference"]
+    assert paired.paired_cells(pop, rows) == [f"{pop['paired']['mean_difference']:+.4f}, p 0.0001"]
+    paired.pair_rows(rows[:1], lambda row: row["name"])  # one row: nothing to compare
+    assert paired.paired_header(rows[:1]) == paired.paired_cells(rows[0], rows[:1]) == []
 
 
 def test_a_test_outlives_its_ranks_only_while_the_reference_stays(scripts, tmp_path) -> None:
@@ -123,7 +126,7 @@ def test_the_page_shows_the_tests_and_names_the_rows_without_ranks(scripts, tmp_
     cllm4rec.write_markdown(record, tmp_path / "page.md")
     page = (tmp_path / "page.md").read_text(encoding="utf-8")
     assert "| Δ recall@10 vs strongest baseline, p | latency p50 / p95 (s) |" in page
-    assert f"| {paired.paired_cell(rows[0])} | 0.1000 / 0.2000 |" in page
+    assert f"| {paired.paired_cells(rows[0], rows)[0]} | 0.1000 / 0.2000 |" in page
     assert "| reference |" in page
     assert (
         "Per-user ranks not kept (measured before the benchmarks kept them) for calrec: "
