@@ -11,6 +11,7 @@ where the row had none, slices from the rerun; no other number of the row change
 
     .venv/bin/python benchmarks/paired.py benchmarks/results/cllm4rec-beauty-b.json \
         "ease (ease_beauty_holdout)" benchmarks/results/tmp/reruns/ease-beauty-b/test
+    .venv/bin/python benchmarks/paired.py benchmarks/results/calrec-cpu-beauty.json  # pair again
 """
 
 from __future__ import annotations
@@ -177,8 +178,11 @@ def paired_note(rows: list[dict], key: Label, rerun: Label, page: str) -> list[s
     lines += [f"- {', '.join(names)}: `{command}`" for command, names in missing.items()]
     lines += [
         "",
-        f"then `python benchmarks/paired.py {page} 'ROW' RERUN_SPLIT_FOLDER` gives a row the "
-        "rerun's ranks, once the rerun reproduces every metric of the row.",
+        "Such a rerun rewrites its page with ranks, p-values and slices. A row can also be "
+        "measured again alone (a cheap baseline: `llmrec run` with this page's evaluation "
+        f"settings) and given that rerun's ranks with `python benchmarks/paired.py {page} "
+        "'ROW' RUN/test`, which checks the rerun reproduces every metric of the row "
+        "(benchmarks/README.md).",
         "",
     ]
     return lines
@@ -221,17 +225,26 @@ def protocol_field(protocol: dict, key: str) -> object:
 
 def main(
     page: Annotated[Path, typer.Argument(help="results JSON of baselines, calrec or cllm4rec")],
-    row_key: Annotated[str, typer.Argument(help="the row's name ('DATASET / MODEL' on baselines)")],
-    rerun: Annotated[Path, typer.Argument(help="the rerun's split folder, with ranks.jsonl")],
+    row_key: Annotated[
+        str | None, typer.Argument(help="the row's name ('DATASET / MODEL' on baselines)")
+    ] = None,
+    rerun: Annotated[
+        Path | None, typer.Argument(help="the rerun's split folder, with ranks.jsonl")
+    ] = None,
 ) -> None:
+    """Give a row the ranks of a rerun, then pair and rewrite the page (with the page alone:
+    pair and rewrite it)."""
     # The page scripts import this module, so they are imported here, not at the top.
     import add_rows
 
     record = json.loads(page.read_text(encoding="utf-8"))
-    rows = {add_rows.row_key(row): row for row in add_rows.page_rows(record)}
-    if row_key not in rows:
-        raise typer.BadParameter(f"{page}: no row {row_key!r}; rows: {', '.join(rows)}")
-    attach(rows[row_key], rerun)
+    if row_key is not None:
+        if rerun is None:
+            raise typer.BadParameter("give the rerun's split folder after the row")
+        rows = {add_rows.row_key(row): row for row in add_rows.page_rows(record)}
+        if row_key not in rows:
+            raise typer.BadParameter(f"{page}: no row {row_key!r}; rows: {', '.join(rows)}")
+        attach(rows[row_key], rerun)
     add_rows.republish(record, page)
 
 
