@@ -154,7 +154,7 @@ def paired_note(rows: list[dict], key: Label, rerun: Label, page: str) -> list[s
         f"Paired test (column Δ): each row's per-user {metric} minus that of the strongest "
         f"baseline here by {metric} ({named}) on the same users, and the two-sided paired "
         f"sign-flip p-value of that difference ({RESAMPLES:,} resamples, so p >= "
-        f"1/{RESAMPLES + 1:,}; docs/evaluation.md, section 6). `-`: not computed (below).",
+        f"1/{RESAMPLES + 1:,}; docs/evaluation.md, section 6).",
         "",
     ]
     missing: dict[str, list[str]] = {}
@@ -163,6 +163,7 @@ def paired_note(rows: list[dict], key: Label, rerun: Label, page: str) -> list[s
             missing.setdefault(rerun(row), []).append(key(row))
     if not missing:
         return lines
+    lines[0] += " `-`: not computed (below)."
     unranked = [name for names in missing.values() for name in names]
     lines += [
         "Per-user ranks not kept (measured before the benchmarks kept them) for "
