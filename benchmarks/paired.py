@@ -167,7 +167,8 @@ def paired_note(rows: list[dict], key: Label, rerun: Label, page: str) -> list[s
     unranked = [name for names in missing.values() for name in names]
     lines += [
         "Per-user ranks not kept (measured before the benchmarks kept them) for "
-        f"{', '.join(unranked)}: their p-values and slices need a rerun"
+        f"{', '.join(unranked)}: their p-values, and their slices where the slice table "
+        "lacks them, need a rerun"
         + (
             f" ({named} among them, so no row has a p-value until it is rerun)"
             if any(key(row) in unranked for row in references)

@@ -130,7 +130,7 @@ def test_the_page_shows_the_tests_and_names_the_rows_without_ranks(scripts, tmp_
     assert "| reference |" in page
     assert (
         "Per-user ranks not kept (measured before the benchmarks kept them) for calrec: "
-        "their p-values and slices need a rerun:\n\n"
+        "their p-values, and their slices where the slice table lacks them, need a rerun:\n\n"
         "- calrec: `python benchmarks/cllm4rec.py --name page`"
     ) in page
     assert (
