@@ -19,14 +19,14 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import baselines
 import calrec
 import cllm4rec
 import typer
-from baselines import publish
+from paired import SAME_EVALUATION, pair_page
 
 # What must agree for two rows to be measured on the same test users, targets and catalogue.
-SAME_USERS = ("protocol", "targets", "filter_history", "num_items", "num_users", "split", "seed")
-SAME_USERS += ("user_sample", "num_negatives")
+SAME_USERS = (*SAME_EVALUATION, "split")
 
 
 def main(
@@ -58,15 +58,35 @@ def main(
     names = {row["name"] for row in added}
     record["rows"] = [row for row in record["rows"] if row["name"] not in names]
     record["rows"] += [with_source_costs(row, other, source) for row in added]
-    # the page is rewritten by the script that made it, named by its stem (calrec-*, cllm4rec-*)
-    script = calrec if target.stem.startswith("calrec") else cllm4rec
-    publish(record, target.stem, script.write_markdown, folder=target.parent)
+    republish(record, target)
+
+
+def republish(record: dict, page: Path) -> None:
+    """Pair the page's rows (paired.py), then rewrite it with the script that made it, named by
+    its stem (baselines*, calrec-*, cllm4rec-*)."""
+    pair_page(record)
+    if page.stem.startswith("baselines"):
+        script = baselines
+    else:
+        script = calrec if page.stem.startswith("calrec") else cllm4rec
+    baselines.publish(record, page.stem, script.write_markdown, folder=page.parent)
+
+
+def page_rows(record: dict) -> list[dict]:
+    """The rows of any of those pages (the baselines page calls them runs)."""
+    return record["runs"] if "runs" in record else record["rows"]
+
+
+def row_key(row: dict) -> str:
+    """How a row is named on its page: 'DATASET / MODEL' on the baselines page, else its name."""
+    return f"{row['dataset']} / {row['model']}" if "dataset" in row else row["name"]
 
 
 def with_source_costs(row: dict, other: dict, source: Path) -> dict:
     """The row with the training costs its page shows, taken from the source run's record."""
+    # A paired test belongs to its page's reference row: the target page pairs the row again.
     return {
-        **row,
+        **{key: value for key, value in row.items() if key != "paired"},
         "train": row.get("train", other.get("train", {})),
         "stage_seconds": row.get("stage_seconds", other.get("stage_seconds")),
         "tokens_per_s": row.get("tokens_per_s", other.get("tokens_per_s", {})),

@@ -28,6 +28,7 @@ from typing import Annotated
 
 import psutil
 import typer
+from paired import pair_page, paired_cells, paired_header, paired_note, rerun_command, stored_path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -119,6 +120,7 @@ def run_llmrec(
         "ci": metrics["ci"],
         "protocol": metrics["protocol"],
         "slices": metrics.get("slices"),
+        "ranks_dir": stored_path(run_dir / "test"),  # llmrec run keeps the per-user ranks
         "best_epoch": fit["best_epoch"],
         "chosen": chosen_setting(fit),
         "epochs_trained": len(epochs),
@@ -224,15 +226,21 @@ def slice_table(
     rows: list[dict], metric: str, label: Callable[[dict], str], title: str
 ) -> list[str]:
     """A section with the table of `metric` by slice (docs/evaluation.md, section 11) for the
-    rows that have slices, with each slice's users; [] when none has them."""
+    rows that have slices, with each slice's users, naming the rows that have none."""
     measured = [row for row in rows if row.get("slices")]
+    left_out = [label(row) for row in rows if not row.get("slices")]
+    lines = [f"## {title}", ""]
+    if left_out:
+        lines += [
+            f"No slices for {', '.join(left_out)}: measured before slices existed, and their "
+            "per-user ranks were not kept (a rerun gives both: see the paired-test note above).",
+            "",
+        ]
     if not measured:
-        return []
+        return lines
     names = list(measured[0]["slices"])
-    lines = [
-        f"## {title}",
-        "",
-        f"Test {metric} [95% CI] per slice; rows measured before slices existed are left out.",
+    lines += [
+        f"Test {metric} [95% CI] per slice.",
         "",
         "| model | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
@@ -269,9 +277,9 @@ def write_markdown(record: dict, path: Path) -> None:
     title = f"Baselines: {models} (full ranking, leave-one-out, no history filter)"
     lines = [
         *report_head(title, record),
-        "| data | model | " + " | ".join(METRICS) + " | epochs (best) | s/epoch | wall s |"
-        " peak GiB |",
-        "|" + "---|" * (len(METRICS) + 6),
+        "| data | model | " + " | ".join([*METRICS, *paired_header(record["runs"])]) + " |"
+        " epochs (best) | s/epoch | wall s | peak GiB |",
+        "|" + "---|" * (len(METRICS) + len(paired_header(record["runs"])) + 6),
     ]
     for run in record["runs"]:
         cells = metric_cells(run, METRICS)
@@ -279,7 +287,7 @@ def write_markdown(record: dict, path: Path) -> None:
         chosen = ", ".join(f"{key} {value:g}" for key, value in run.get("chosen", {}).items())
         lines.append(
             f"| {run['dataset']} | {run['model']} | "
-            + " | ".join(cells)
+            + " | ".join([*cells, *paired_cells(run, record["runs"])])
             + f" | {run['epochs_trained']} ({chosen or run['best_epoch'] or '-'}) | {epoch_s} |"
             f" {run['wall_s']:.0f} | {run['peak_rss_gib']:.2f} |"
         )
@@ -296,6 +304,12 @@ def write_markdown(record: dict, path: Path) -> None:
         for run in record["runs"]
     ]
     lines += ["", *added_notes(record["runs"])]
+    lines += paired_note(
+        record["runs"],
+        lambda run: f"{run['dataset']} / {run['model']}",
+        lambda run: rerun_command(record, run),
+        stored_path(path.with_suffix(".json")),
+    )
     for dataset in dict.fromkeys(run["dataset"] for run in record["runs"]):
         runs = [run for run in record["runs"] if run["dataset"] == dataset]
         title = f"recall@10 by slice on {dataset}"
@@ -367,9 +381,9 @@ def main(
             raise typer.BadParameter("--append adds model rows only: pass --recbole-epochs 0")
         added = {"command": command, "machine": machine(), "note": note}
         record = json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
-        publish(
-            appended(record, [{**run, "added_by": added} for run in runs]), name, write_markdown
-        )
+        record = appended(record, [{**run, "added_by": added} for run in runs])
+        pair_page(record)
+        publish(record, name, write_markdown)
         return
     recbole, timing = [], None
     if recbole_epochs > 0:
@@ -389,6 +403,7 @@ def main(
         "timing_run": timing,
         "sasrec_beauty_epoch_s": timing["median_epoch_s"] if timing else None,
     }
+    pair_page(record)
     publish(record, name, write_markdown)
 
 

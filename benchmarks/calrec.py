@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import torch
 import typer
-from baselines import DATA_DIR, RESULTS, DataDir, machine, publish, report_head
+from baselines import DATA_DIR, RESULTS, DataDir, machine, publish, report_head, slice_table
 from measure import (
     evaluate,
     latency,
@@ -36,11 +37,13 @@ from measure import (
     stage_throughput,
     train_one,
 )
+from paired import pair_page, paired_note, rerun_command, stored_path
 
 from llmrec.config import load_config
 from llmrec.data.registry import load_dataset
 from llmrec.data.sequences import EvalSet, sample_users
 from llmrec.evaluation.config import EvalConfig
+from llmrec.evaluation.slices import SliceBasis
 from llmrec.models.base import module_device
 from llmrec.models.calrec.batches import build_examples, collate
 from llmrec.models.calrec.losses import next_item_generation_loss
@@ -82,6 +85,9 @@ def main(
     dataset = load_dataset(load_config(config, sets).data.source, data_dir=data_dir).dataset
     eval_config = EvalConfig(sample_users=test_users, seed=seed)
     model = load_model(run_dir / "model")
+    measure = Measure(
+        eval_config, SliceBasis.from_sequences(dataset.train, dataset.num_items), work / "ranks"
+    )
     rows = []
     for mode in modes.split(","):
         rows.append(
@@ -89,14 +95,22 @@ def main(
                 work,
                 f"calrec-{mode}",
                 fresh_rows,
-                lambda m=mode: calrec_row(model, m, dataset.test, eval_config, latency_users),
+                lambda m=mode: calrec_row(model, m, dataset.test, measure, latency_users),
             )
         )
     for path, baseline_dir, baseline_trained in baselines:
         baseline = load_model(baseline_dir / "model")
 
-        def baseline_row(baseline=baseline, trained=baseline_trained) -> dict:
-            row = evaluate(baseline, baseline.name, dataset.test, eval_config, latency_users)
+        def baseline_row(baseline=baseline, trained=baseline_trained, key=path.stem) -> dict:
+            row = evaluate(
+                baseline,
+                baseline.name,
+                dataset.test,
+                eval_config,
+                latency_users,
+                slice_basis=measure.slice_basis,
+                ranks_dir=measure.ranks_root / key,
+            )
             return {**row, "train": trained}
 
         rows.append(kept_row(work, f"baseline-{path.stem}", fresh_rows, baseline_row))
@@ -118,7 +132,17 @@ def main(
         )["loss"],
         "rows": rows,
     }
+    pair_page(record)
     publish(record, name, write_markdown)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """How every row is evaluated: the user sample, the slices' basis, where ranks are kept."""
+
+    eval_config: EvalConfig
+    slice_basis: SliceBasis
+    ranks_root: Path
 
 
 def target_token_loss(model: CALRec, eval_set: EvalSet, batch_size: int = 16) -> float:
@@ -142,15 +166,24 @@ def target_token_loss(model: CALRec, eval_set: EvalSet, batch_size: int = 16) ->
     return total / max(tokens, 1)
 
 
-def calrec_row(model, mode: str, test, eval_config: EvalConfig, latency_users: int) -> dict:
-    """One retrieval mode's metrics and grounding diagnostics (in the protocol; sampled lines
-    remembered, so bm25 and hybrid share them), and latency with the memo off."""
+def calrec_row(model, mode: str, test, measure: Measure, latency_users: int) -> dict:
+    """One retrieval mode's metrics, slices and grounding diagnostics (in the protocol; sampled
+    lines remembered, so bm25 and hybrid share them), and latency with the memo off."""
     generation = model.config.generation
-    remembering = generation.model_copy(update={"memo_size": eval_config.sample_users or len(test)})
+    memo_size = measure.eval_config.sample_users or len(test)
+    remembering = generation.model_copy(update={"memo_size": memo_size})
     model.config = model.config.with_extensions(retrieval=mode).model_copy(
         update={"generation": remembering}
     )
-    row = evaluate(model, f"calrec ({mode})", test, eval_config, latency_users=0)
+    row = evaluate(
+        model,
+        f"calrec ({mode})",
+        test,
+        measure.eval_config,
+        latency_users=0,
+        slice_basis=measure.slice_basis,
+        ranks_dir=measure.ranks_root / f"calrec-{mode}",
+    )
     model.config = model.config.model_copy(update={"generation": generation})
     return {**row, **latency(model, test, latency_users)}
 
@@ -178,6 +211,14 @@ def write_markdown(record: dict, path: Path) -> None:
         "",
         *results_table(record["rows"], METRICS),
         *protocol_line(record["rows"], "Diagnostics per row in the JSON."),
+        *paired_note(
+            record["rows"],
+            lambda row: row["name"],
+            # kept rows (tmp/NAME/rows/) predate kept ranks: evaluate them again
+            lambda row: rerun_command(record, row) + " --fresh-rows",
+            stored_path(path.with_suffix(".json")),
+        ),
+        *slice_table(record["rows"], "recall@10", lambda row: row["name"], "recall@10 by slice"),
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
 

@@ -29,6 +29,7 @@ from typing import Annotated, Literal
 import typer
 from baselines import DATA_DIR, RESULTS, DataDir, machine, publish, report_head, slice_table
 from measure import evaluate, protocol_line, results_table, stage_throughput, train_one
+from paired import pair_page, paired_metric, paired_note, rerun_command, stored_path
 
 from llmrec.config import load_config
 from llmrec.evaluation.config import EvalConfig
@@ -90,7 +91,16 @@ def main(
         model = load_model(run_dir / "model")
         basis = SliceBasis.from_sequences(data.train, data.num_items)
         label = f"{model.name} ({path.stem})"
-        row = evaluate(model, label, data.test, eval_config, latency_users, slice_basis=basis)
+        ranks_dir = work / "ranks" / run_dir.name
+        row = evaluate(
+            model,
+            label,
+            data.test,
+            eval_config,
+            latency_users,
+            slice_basis=basis,
+            ranks_dir=ranks_dir,
+        )
         fit = json.loads((run_dir / "fit.json").read_text(encoding="utf-8"))
         row.update(
             train=trained,
@@ -107,6 +117,7 @@ def main(
         "split": data.split if data else None,
         "rows": rows,
     }
+    pair_page(record)
     publish(record, name, write_markdown)
 
 
@@ -138,9 +149,15 @@ def write_markdown(record: dict, path: Path) -> None:
             "latency is not comparable with rows measured on another machine.",
             "",
         ]
-    metric = METRICS[record["protocol"]][0]
-    lines += slice_table(record["rows"], metric, lambda row: row["name"], f"{metric} by slice")
+    page = stored_path(path.with_suffix(".json"))
+    lines += paired_note(record["rows"], name_of, lambda row: rerun_command(record, row), page)
+    metric = paired_metric(record["rows"])
+    lines += slice_table(record["rows"], metric, name_of, f"{metric} by slice")
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def name_of(row: dict) -> str:
+    return row["name"]
 
 
 if __name__ == "__main__":

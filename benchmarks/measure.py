@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from baselines import metric_cells, run_measured
+from paired import keep_ranks, paired_cells, paired_header
 
 from llmrec.config import load_config
 from llmrec.evaluation.config import EvalConfig
@@ -37,33 +38,37 @@ def evaluate(
     latency_users: int,
     split: str = "test",
     slice_basis: SliceBasis | None = None,
+    ranks_dir: Path | None = None,
 ) -> dict:
     """Metrics with CIs on `config`'s user sample of `split` (`test`: the rows of the eval set),
     by slice when given the training data's `slice_basis`, then per-user latency (0 users:
-    none)."""
+    none). The per-user ranks are kept in `ranks_dir` (for paired tests, paired.py)."""
     started = time.perf_counter()
     result = evaluate_model(
         model, test, config, show_progress=True, split=split, slice_basis=slice_basis
     )
+    eval_s = time.perf_counter() - started
     return {
         "name": name,
         "metrics": result.metrics,
         "ci": {k: v.to_json() for k, v in result.ci.items()},
         "protocol": result.protocol,
         "slices": {name: part.to_json() for name, part in result.slices.items()} or None,
-        "eval_s": time.perf_counter() - started,
+        "ranks_dir": keep_ranks(result, ranks_dir) if ranks_dir else None,
+        "eval_s": eval_s,
         **(latency(model, test, latency_users) if latency_users else {}),
     }
 
 
 def results_table(rows: list[dict], metrics: tuple[str, ...]) -> list[str]:
-    """Markdown table: each model's metrics with CIs and its per-user latency."""
+    """Markdown table: each model's metrics with CIs, its paired test against the strongest
+    baseline (paired.py) and its per-user latency."""
     lines = [
-        "| model | " + " | ".join(metrics) + " | latency p50 / p95 (s) |",
-        "|" + "---|" * (len(metrics) + 2),
+        "| model | " + " | ".join([*metrics, *paired_header(rows)]) + " | latency p50 / p95 (s) |",
+        "|" + "---|" * (len(metrics) + len(paired_header(rows)) + 2),
     ]
     for row in rows:
-        cells = " | ".join(metric_cells(row, metrics))
+        cells = " | ".join([*metric_cells(row, metrics), *paired_cells(row, rows)])
         lines.append(f"| {row['name']} | {cells} | {row['p50_s']:.4f} / {row['p95_s']:.4f} |")
     return lines
 

@@ -1,5 +1,6 @@
 """`llmrec compare`: the documented example (docs/evaluation.md, section 6), runs paired by their
-evaluation set rather than by the split label, and a missing metric named with those there are."""
+evaluation set rather than by the split label, a missing metric named with those there are, and
+runs of different users refused."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import re
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from llmrec.cli.main import entry
+from llmrec.evaluation.config import EvalConfig
+from llmrec.evaluation.result import EvalResult, build_protocol
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = str(REPO_ROOT / "data" / "amazon-beauty-mini")
@@ -73,3 +77,16 @@ def test_a_run_folder_without_results_is_named(
     assert _entry(["compare", str(tmp_path), str(tmp_path)]) == 2
     stderr = capsys.readouterr().err
     assert stderr.startswith(f"error: {tmp_path / 'test' / 'metrics.json'}: not found")
+
+
+def test_runs_of_different_users_are_refused_with_the_users_they_lack(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    protocol = build_protocol(EvalConfig(ks=(10,)), 50, 3, "test", "pop", "score", None)
+    for name, users in (("a", ("u1", "u2", "u3")), ("b", ("u3", "u1", "u9"))):
+        EvalResult.from_ranks(np.array([1, 4, 20]), users, protocol).save(tmp_path / name / "test")
+    assert _entry(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    stderr = capsys.readouterr().err
+    assert (
+        "paired comparison needs the same users: 1 only in A (e.g. ['u2']), 1 only in B" in stderr
+    )

@@ -12,6 +12,7 @@ from llmrec.errors import DataError
 from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.result import (
     EvalResult,
+    align_users,
     build_protocol,
     compare_results,
     eval_set_fingerprint,
@@ -103,6 +104,31 @@ def test_compare_results_pairs_users_and_checks_the_protocol() -> None:
         compare_results(good, make_result(good.ranks, filter_history=True), "recall@1")
     with pytest.raises(DataError, match="same users"):
         compare_results(good, make_result(good.ranks[:10]), "recall@1")
+
+
+def test_users_are_paired_by_id_not_by_position() -> None:
+    rng = np.random.default_rng(3)
+    ranks_a, ranks_b = rng.integers(1, 5, size=60), rng.integers(3, 30, size=60)
+    result_a, result_b = make_result(ranks_a), make_result(ranks_b)
+    order = rng.permutation(60)  # B's rows shuffled, each still under its own user id
+    shuffled = EvalResult.from_ranks(
+        ranks_b[order], tuple(result_b.user_ids[row] for row in order), result_b.protocol
+    )
+    expected = compare_results(result_a, result_b, "ndcg@10", num_resamples=300)
+    assert compare_results(result_a, shuffled, "ndcg@10", num_resamples=300) == expected
+    np.testing.assert_array_equal(
+        align_users(result_b.user_ids, shuffled.user_ids)[:3],
+        [int(np.flatnonzero(order == row)[0]) for row in range(3)],
+    )
+
+
+def test_different_or_repeated_users_are_refused_by_name() -> None:
+    with pytest.raises(
+        DataError, match=r"1 only in A \(e.g. \['u3'\]\), 1 only in B \(e.g. \['x'\]\)"
+    ):
+        align_users(("u1", "u2", "u3"), ("u2", "x", "u1"))
+    with pytest.raises(DataError, match=r"result B holds a user more than once \(e.g. \['u1'\]\)"):
+        align_users(("u1", "u2"), ("u1", "u1"))
 
 
 def test_results_are_paired_by_the_evaluation_set_not_by_the_split_label() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,7 +273,8 @@ def compare_results(
     seed: int = 0,
 ) -> PairedTestResult:
     """Paired test of `metric` for A against B; both must rank the same evaluation set (users,
-    histories, targets: `eval_set_sha256`) the same way. Mismatches are a `DataError`."""
+    histories, targets: `eval_set_sha256`) the same way. Users are paired by id, not by
+    position. Mismatches are a `DataError`."""
     _check_paired(result_a, result_b)
     per_user_a, per_user_b = result_a.per_user_metrics(), result_b.per_user_metrics()
     if metric not in per_user_a or metric not in per_user_b:
@@ -280,8 +282,31 @@ def compare_results(
         raise DataError(
             f"metric {metric!r} is not in both results; they have {', '.join(shared) or 'none'}"
         )
+    b_rows = align_users(result_a.user_ids, result_b.user_ids)
     confidence = result_a.protocol["confidence"]
-    return paired_test(per_user_a[metric], per_user_b[metric], num_resamples, confidence, seed)
+    values_b = per_user_b[metric][b_rows]
+    return paired_test(per_user_a[metric], values_b, num_resamples, confidence, seed)
+
+
+def align_users(user_ids_a: Sequence[UserId], user_ids_b: Sequence[UserId]) -> np.ndarray:
+    """For each user of A, in order, the row of the same user in B: a paired test pairs users
+    by id, never by position. Refuses repeated ids and user sets that differ (`DataError`
+    naming how many users each side lacks, and a few of them)."""
+    for side, user_ids in (("A", user_ids_a), ("B", user_ids_b)):
+        repeated = [user_id for user_id, count in Counter(user_ids).items() if count > 1]
+        if repeated:
+            raise DataError(f"result {side} holds a user more than once (e.g. {repeated[:3]})")
+    row_in_b = {user_id: row for row, user_id in enumerate(user_ids_b)}
+    in_a = set(user_ids_a)
+    only_a = [user_id for user_id in user_ids_a if user_id not in row_in_b]
+    only_b = [user_id for user_id in user_ids_b if user_id not in in_a]
+    if only_a or only_b:
+        raise DataError(
+            "paired comparison needs the same users: "
+            f"{len(only_a)} only in A (e.g. {only_a[:3]}), {len(only_b)} only in B "
+            f"(e.g. {only_b[:3]})"
+        )
+    return np.array([row_in_b[user_id] for user_id in user_ids_a], dtype=np.int64)
 
 
 def _check_paired(result_a: EvalResult, result_b: EvalResult) -> None:
@@ -303,8 +328,6 @@ def _check_paired(result_a: EvalResult, result_b: EvalResult) -> None:
             "the results ranked different evaluation sets (users, histories or targets differ; "
             f"splits {result_a.protocol['split']!r} and {result_b.protocol['split']!r})"
         )
-    if result_a.user_ids != result_b.user_ids:
-        raise DataError("paired comparison needs the same users in the same order")
 
 
 def _read_text(path: Path) -> str:
