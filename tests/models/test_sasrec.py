@@ -25,8 +25,8 @@ def test_long_sequences_are_cut_into_windows_that_use_every_target_once() -> Non
 def test_batches_pad_right_and_mark_padding_as_ignored() -> None:
     batches = SequenceBatches(
         [np.array([1, 2, 3]), np.array([4, 5])], TINY, num_items=9, batch_size=2, seed=0
-    ).epoch_batches(0)
-    batch = batches[0]
+    ).batches(0)
+    batch = next(batches)
     assert batch["inputs"].tolist() == [[1, 2], [4, 9]]
     assert batch["targets"].tolist() == [[2, 3], [5, -100]]
     assert batch["lengths"].tolist() == [2, 1]

@@ -66,7 +66,7 @@ def _built(cache: Path, **fields) -> CLLM4Rec:
 def _batch(model: CLLM4Rec, task: str, epoch: int = 0) -> dict:
     content = model.templates.item_documents(model.catalogue.items)
     batches = DocumentBatches((task,), model.templates, _sequences(), content, 64, seed=0)
-    return batches.epoch_batches(epoch)[0]
+    return next(batches.batches(epoch))
 
 
 @pytest.fixture()
@@ -311,7 +311,7 @@ def test_batched_loss_is_the_term_weighted_mean_of_per_example_losses(model, tas
     network, vocabulary = model.network.eval(), model.network.vocabulary
     content = model.templates.item_documents(model.catalogue.items)
     source = DocumentBatches((task,), model.templates, _sequences(), content, 64, seed=0)
-    documents = source._documents(task, np.random.default_rng(0))[:4]
+    documents = source.documents(task, source.rows[task][0][:4], np.random.default_rng(0))
     with torch.no_grad():
         together = network(collate(task, documents, vocabulary, model.config))
         alone = [network(collate(task, [d], vocabulary, model.config)) for d in documents]
@@ -379,7 +379,8 @@ def test_recommendation_targets_follow_the_mode(llm_cache_dir, target_set) -> No
     model = _built(llm_cache_dir, target_set=target_set)
     sequences = _sequences()
     batches = DocumentBatches(("recommend",), model.templates, sequences, [], 64, seed=0)
-    documents = batches._documents("recommend", np.random.default_rng(1))
+    users = batches.rows["recommend"][0]
+    documents = batches.documents("recommend", users, np.random.default_rng(1))
     vocabulary = model.network.vocabulary
     for document, sequence in zip(documents, sequences, strict=True):
         shown = {vocabulary.item_index(t) for t in document.prompt if t in vocabulary.item_range}
