@@ -30,6 +30,7 @@ from llmrec.models.multvae import (
 from llmrec.models.pop import PopConfig, Popularity
 from llmrec.models.registry import load_model
 from llmrec.training.config import TrainConfig
+from tests.training.helpers import assert_streams_from_any_position
 
 FIXTURE = Path(__file__).resolve().parents[2] / "data" / "amazon-beauty-mini"
 SMALL = MultVAEConfig(hidden_size=200, latent_size=64, total_anneal_steps=200)
@@ -71,6 +72,7 @@ def test_batches_hold_items_once_and_anneal_beta_by_update() -> None:
     assert sorted(map(tuple, rows)) == sorted([(1, 3)] + [(i,) for i in range(9)])
     again = list(batches.batches(0))
     assert all(torch.equal(a["items"], b["items"]) for a, b in zip(first, again, strict=True))
+    assert_streams_from_any_position(batches, epoch=1)
 
 
 def test_network_reads_a_multi_hot_and_scores_without_sampling() -> None:

@@ -209,7 +209,8 @@ def test_batches_are_made_as_trained_and_a_resumed_run_makes_only_the_rest(
         crashing = Regression(crash_at_call=14)
         train(crashing, Batches(), None, config, tmp_path / "killed", seed=1, show_progress=False)
     resumed, rest = Regression(), Batches()
-    train(resumed, rest, None, config, tmp_path / "killed", seed=1, resume=True, show_progress=False)
+    killed = tmp_path / "killed"
+    train(resumed, rest, None, config, killed, seed=1, resume=True, show_progress=False)
     assert rest.made == 8
     _assert_same_weights(resumed, uninterrupted)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmrec.models.calrec.batches import Example, ExampleBatches, build_examples, collate
+from tests.training.helpers import assert_streams_from_any_position
 
 
 class FakeLines:
@@ -51,3 +52,7 @@ def test_batches_are_deterministic_per_epoch_and_mixture_follows_weights() -> No
     assert not all(
         (a["keys"] == b["keys"]).all() for a, b in zip(first, batches.batches(1), strict=True)
     )
+    assert_streams_from_any_position(batches, epoch=1)
+    one_pool = ExampleBatches([pool_a], 7, 0, seed=0)
+    assert one_pool.num_batches(0) == 8  # 50 examples, 7 at a time
+    assert_streams_from_any_position(one_pool, epoch=1)
