@@ -110,6 +110,10 @@ def point(
     rss_imports = current_rss()
     catalogue = Catalogue.from_items(Item(f"i{index}") for index in range(items))
     sequences = synthetic_sequences(items, users, seed)
+    if phase == "eval":  # the evaluation data: last item of each sequence, after the rest
+        user_ids = tuple(str(user) for user in range(users))  # CLLM4Rec's names of anonymous data
+        histories = tuple(sequence[:-1] for sequence in sequences)
+        eval_set = EvalSet(user_ids, histories, np.array([s[-1] for s in sequences]))
     rss_data = current_rss()
     model = _model(model_name, catalogue, cache_dir)
     if phase == "train":
@@ -119,13 +123,9 @@ def point(
             )
             model.fit(sequences, None, RunContext(Path(run_dir), cfg, seed, show_progress=False))
     else:
-        user_ids = tuple(str(user) for user in range(users))  # CLLM4Rec's names of anonymous data
         if model_name == "cllm4rec":
             torch.manual_seed(seed)
             model._build(user_ids, model.config.backbone, show_progress=False)
-        eval_set = EvalSet(
-            user_ids, tuple(s[:-1] for s in sequences), np.array([s[-1] for s in sequences])
-        )
         config = EvalConfig(batch_size=eval_batch_size, sample_users=eval_users or None)
         evaluate_model(model, eval_set, config, show_progress=False)
     tables, frozen = _table_bytes(model.network)
@@ -198,7 +198,8 @@ def main(
         "eval_users": eval_users,
         "eval_batch_size": eval_batch_size,
     }
-    common = [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
+    shared = ("steps", "batch_size", "eval_batch_size")  # the sample size is set per run
+    common = [f"--{key.replace('_', '-')}={settings[key]}" for key in shared]
     if cache_dir is not None:
         common.append(f"--cache-dir={cache_dir}")
     grid = [(int(j), int(u)) for j in items.split(",") for u in users.split(",")]
@@ -337,7 +338,8 @@ def write_markdown(record: dict, path: Path) -> None:
         f"{record['machine']['python']}; one torch thread. Synthetic data (seed 0): users with "
         "3-10 items each drawn uniformly, items without text. Each row is one fresh process; "
         "peak RSS is its `ru_maxrss`, 'RSS with data' its RSS once the catalogue and the "
-        "sequences exist (imports included), before the model is built.",
+        "sequences (and for evaluation the evaluation set) exist, imports included, before the "
+        "model is built.",
         "",
         f"Training: `model.fit` on the shared loop, the epoch cut to {settings['steps']} "
         f"optimizer steps of {settings['batch_size']} sequences (SASRec) or prompts (CLLM4Rec: "
