@@ -35,14 +35,17 @@ from baselines import machine, publish
 MODELS = ("sasrec", "cllm4rec")
 PHASES = ("train", "eval")
 MIB = 2**20
+LENGTH = 8  # items per synthetic user
 
 
 def synthetic_sequences(num_items: int, num_users: int, seed: int) -> list[np.ndarray]:
-    """Users with 3-10 items each, drawn uniformly; views of one flat array (as a loader's)."""
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(3, 11, size=num_users)
-    flat = rng.integers(0, num_items, size=int(lengths.sum()))
-    return np.split(flat, np.cumsum(lengths)[:-1])
+    """Users with LENGTH items each, drawn uniformly; views of one flat array (as a loader's).
+
+    choice: one length, so every batch has the same shape: with lengths that vary, a batch's
+    (positions x items) logits vary with the batches an epoch happens to start with, which at
+    10^6 items moves the peak by hundreds of MiB between runs."""
+    flat = np.random.default_rng(seed).integers(0, num_items, size=num_users * LENGTH)
+    return list(flat.reshape(num_users, LENGTH))
 
 
 def current_rss() -> int:
@@ -336,7 +339,7 @@ def write_markdown(record: dict, path: Path) -> None:
         f"Command: `{record['command']}` at commit {record['commit']}; machine: "
         f"{record['machine']['cpu']}, {record['machine']['cores']} cores, Python "
         f"{record['machine']['python']}; one torch thread. Synthetic data (seed 0): users with "
-        "3-10 items each drawn uniformly, items without text. Each row is one fresh process; "
+        f"{LENGTH} items each drawn uniformly, items without text. Each row is one fresh process; "
         "peak RSS is its `ru_maxrss`, 'RSS with data' its RSS once the catalogue and the "
         "sequences (and for evaluation the evaluation set) exist, imports included, before the "
         "model is built.",
