@@ -271,8 +271,8 @@ def _mib(value: float) -> str:
 def _point_rows(points: list[dict]) -> list[str]:
     rows = [
         "| model | phase | items | users | users ranked | tables MiB | RSS with data MiB "
-        "| peak RSS MiB | peak - data MiB | (peak - data) / tables | s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| peak RSS MiB | peak - data MiB | (peak - data) / tables |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in points:
         if "error" in p:
@@ -292,7 +292,6 @@ def _point_rows(points: list[dict]) -> list[str]:
             _mib(p["peak_rss"]),
             _mib(added),
             f"{added / p['table_bytes']:.2f}",
-            f"{p['seconds']:.0f}",
         ]
         rows.append("| " + " | ".join(cells) + " |")
     return rows
