@@ -42,7 +42,7 @@ def built(dataset, **fields) -> CLLM4Rec:
 
 def task_batches(model: CLLM4Rec, dataset, task: str) -> list[dict]:
     content = model.templates.item_documents(model.catalogue.items)
-    return DocumentBatches((task,), model.templates, dataset.train, content, 20, 0).epoch_batches(0)
+    return list(DocumentBatches((task,), model.templates, dataset.train, content, 20, 0).batches(0))
 
 
 def throughput(steps: int) -> dict:

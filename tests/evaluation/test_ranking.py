@@ -233,6 +233,21 @@ def test_batch_size_does_not_change_results() -> None:
     assert one.ci == all_rows.ci
 
 
+def test_users_stream_through_the_model_one_batch_at_a_time() -> None:
+    """No users x items scores exist beyond one batch: the model scores `batch_size` users per
+    call, every user once (docs/training.md, "Streaming batches")."""
+    calls: list[int] = []
+
+    class Recording(MatrixScorer):
+        def score(self, histories: Histories, users=None) -> torch.Tensor | None:
+            calls.append(len(histories))
+            return super().score(histories, users)
+
+    config = EvalConfig(ks=(1, 3), bootstrap_resamples=0)
+    evaluate_model(Recording(HAND_MATRIX), HAND_SET, config, batch_size=2, show_progress=False)
+    assert max(calls) == 2 and sum(calls) == len(HAND_SET)
+
+
 def test_progress_bar_goes_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     evaluate_model(MatrixScorer(HAND_MATRIX), HAND_SET, QUIET, batch_size=2, show_progress=True)
     assert "evaluate" in capsys.readouterr().err

@@ -30,6 +30,7 @@ from llmrec.models.multvae import (
 from llmrec.models.pop import PopConfig, Popularity
 from llmrec.models.registry import load_model
 from llmrec.training.config import TrainConfig
+from tests.training.helpers import assert_streams_from_any_position
 
 FIXTURE = Path(__file__).resolve().parents[2] / "data" / "amazon-beauty-mini"
 SMALL = MultVAEConfig(hidden_size=200, latent_size=64, total_anneal_steps=200)
@@ -63,14 +64,15 @@ def test_batches_hold_items_once_and_anneal_beta_by_update() -> None:
     ]
     config = MultVAEConfig(beta_max=0.5, total_anneal_steps=5)
     batches = UserBatches(sequences, config, num_items=12, batch_size=4, seed=0)
-    assert batches.num_batches == 3  # 10 users with items; the empty one is left out
-    first, second = batches.epoch_batches(0), batches.epoch_batches(1)
+    assert batches.num_batches(0) == 3  # 10 users with items; the empty one is left out
+    first, second = list(batches.batches(0)), list(batches.batches(1))
     assert [b["beta"].item() for b in first] == pytest.approx([0.0, 0.2, 0.4])
     assert [b["beta"].item() for b in second] == pytest.approx([0.5, 0.5, 0.5])  # capped
     rows = [row[row != 12].tolist() for batch in first for row in batch["items"]]
     assert sorted(map(tuple, rows)) == sorted([(1, 3)] + [(i,) for i in range(9)])
-    again = batches.epoch_batches(0)
+    again = list(batches.batches(0))
     assert all(torch.equal(a["items"], b["items"]) for a, b in zip(first, again, strict=True))
+    assert_streams_from_any_position(batches, epoch=1)
 
 
 def test_network_reads_a_multi_hot_and_scores_without_sampling() -> None:

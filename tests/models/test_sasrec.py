@@ -11,22 +11,33 @@ from llmrec.evaluation.validation import validation_metrics
 from llmrec.models.base import RunContext
 from llmrec.models.sasrec import SASRec, SASRecConfig, SequenceBatches, _windows
 from llmrec.training.config import TrainConfig
+from tests.training.helpers import assert_streams_from_any_position
 
 TINY = SASRecConfig(hidden_size=32, num_layers=1, num_heads=1, dropout=0.1, max_length=8)
 
 
 def test_long_sequences_are_cut_into_windows_that_use_every_target_once() -> None:
-    windows = _windows(np.arange(10), 4)
-    assert [w.tolist() for w in windows] == [[6, 7, 8, 9], [3, 4, 5, 6], [0, 1, 2, 3]]
-    targets = [t for w in windows for t in w[1:].tolist()]
+    """Windows are (sequence, start, end) from the end of each sequence; one item too few to
+    predict anything makes none."""
+    sequence_index, starts, ends = _windows([np.arange(10), np.arange(1), np.arange(3)], 4)
+    windows = list(zip(sequence_index.tolist(), starts.tolist(), ends.tolist(), strict=True))
+    assert windows == [(0, 6, 10), (0, 3, 7), (0, 0, 4), (2, 0, 3)]
+    targets = [t for _, start, end in windows[:3] for t in range(start + 1, end)]
     assert sorted(targets) == list(range(1, 10))
+
+
+def test_batches_stream_from_any_position() -> None:
+    rng = np.random.default_rng(0)
+    sequences = [rng.integers(0, 9, size=int(rng.integers(0, 20))) for _ in range(40)]
+    batches = SequenceBatches(sequences, TINY, num_items=9, batch_size=4, seed=0)
+    assert_streams_from_any_position(batches, epoch=1)
 
 
 def test_batches_pad_right_and_mark_padding_as_ignored() -> None:
     batches = SequenceBatches(
         [np.array([1, 2, 3]), np.array([4, 5])], TINY, num_items=9, batch_size=2, seed=0
-    ).epoch_batches(0)
-    batch = batches[0]
+    ).batches(0)
+    batch = next(batches)
     assert batch["inputs"].tolist() == [[1, 2], [4, 9]]
     assert batch["targets"].tolist() == [[2, 3], [5, -100]]
     assert batch["lengths"].tolist() == [2, 1]

@@ -1,11 +1,18 @@
-"""Tests of training/batching.py: length-pooled batches cover every row once, in a seeded order."""
+"""Tests of training/batching.py: length-pooled batches cover every row once, in a seeded order;
+index lists pad and scatter to the dense counts they replace."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from llmrec.training import batching
-from llmrec.training.batching import length_pooled_batches
+from llmrec.training.batching import (
+    count_batches,
+    length_pooled_batches,
+    pad_index_lists,
+    scatter_counts,
+)
 
 
 def _batches(lengths, seed: int) -> list[np.ndarray]:
@@ -34,3 +41,21 @@ def test_the_order_depends_only_on_the_seed() -> None:
     same = [b.tolist() for b in _batches(lengths, 3)] == [b.tolist() for b in _batches(lengths, 3)]
     other = [b.tolist() for b in _batches(lengths, 3)] != [b.tolist() for b in _batches(lengths, 4)]
     assert same and other
+
+
+def test_the_number_of_batches_is_known_without_planning() -> None:
+    for rows in (1, 7, 8, 9, 399, 400, 401):
+        batches = length_pooled_batches([1] * rows, 8, np.random.default_rng(0))
+        assert len(batches) == count_batches(rows, 8)
+
+
+def test_index_lists_pad_right_and_scatter_to_counts_on_their_device() -> None:
+    indices = pad_index_lists([[2, 0, 2], [], [4]], pad=5)
+    assert indices.tolist() == [[2, 0, 2], [5, 5, 5], [4, 5, 5]]
+    assert pad_index_lists([[], []], pad=5).tolist() == [[5], [5]]  # never zero-width
+    counts = scatter_counts(indices, 5)
+    expected = torch.zeros(3, 5)  # the dense form the batches used to carry
+    for row, items in enumerate([[2, 0, 2], [], [4]]):
+        for item in items:
+            expected[row, item] += 1.0
+    assert counts.dtype == torch.float32 and torch.equal(counts, expected)

@@ -71,12 +71,13 @@ SCRIPT = textwrap.dedent(
             self.inputs = torch.randn(33, 4, generator=generator)
             self.targets = self.inputs.sum(dim=1)
 
-        def epoch_batches(self, epoch):
+        def num_batches(self, epoch):
+            return 5
+
+        def batches(self, epoch, start=0):
             order = torch.randperm(33, generator=torch.Generator().manual_seed(epoch))
-            return [
-                (self.inputs[order[i : i + 8]], self.targets[order[i : i + 8]])
-                for i in range(0, 33, 8)
-            ]
+            for i in range(8 * start, 33, 8):
+                yield self.inputs[order[i : i + 8]], self.targets[order[i : i + 8]]
 
 
     class CountedSASRec(SASRecNetwork):

@@ -37,16 +37,22 @@ class Regression(TrainableNetwork):
 
 
 class Batches:
+    """40 rows in 5 batches of 8, made one at a time; `made` counts the batches collated."""
+
     def __init__(self, seed: int = 0) -> None:
         generator = torch.Generator().manual_seed(seed)
         self.inputs = torch.randn(40, 4, generator=generator)
         self.targets = self.inputs.sum(dim=1)
+        self.made = 0
 
-    def epoch_batches(self, epoch: int):
+    def num_batches(self, epoch: int) -> int:
+        return 5
+
+    def batches(self, epoch: int, start: int = 0):
         order = torch.randperm(40, generator=torch.Generator().manual_seed(epoch))
-        return [
-            (self.inputs[order[i : i + 8]], self.targets[order[i : i + 8]]) for i in range(0, 40, 8)
-        ]
+        for i in range(8 * start, 40, 8):
+            self.made += 1
+            yield self.inputs[order[i : i + 8]], self.targets[order[i : i + 8]]
 
 
 CONFIG = TrainConfig(epochs=4, batch_size=8, lr=1e-2, checkpoint_every=1, log_every=1)
@@ -179,6 +185,36 @@ def test_killed_run_resumes_to_identical_weights(tmp_path: Path) -> None:
     assert [step for step, _ in _scalars(tmp_path / "killed")["train/loss"]] == steps
 
 
+def test_batches_are_made_as_trained_and_a_resumed_run_makes_only_the_rest(
+    tmp_path: Path,
+) -> None:
+    """The loop asks for each batch just before its step (no epoch is held whole); a run
+    killed mid-epoch resumes at its checkpoint's position, making only the batches it has yet
+    to train, and ends identical to an uninterrupted run."""
+    uninterrupted, source = Regression(), Batches()
+    ahead: list[int] = []
+    original = Regression.forward
+
+    def counting(self, batch):
+        ahead.append(source.made - self.calls)  # batches made beyond those already trained
+        return original(self, batch)
+
+    uninterrupted.forward = counting.__get__(uninterrupted)
+    train(uninterrupted, source, None, CONFIG, tmp_path / "full", seed=1, show_progress=False)
+    assert source.made == 20 and set(ahead) == {1}
+    # checkpoints at steps 4, 5 (epoch end), 8, 10 and 12 (epoch 2, two batches trained);
+    # killed in step 14: the resumed run makes epoch 2's last three batches and epoch 3's five
+    config = CONFIG.model_copy(update={"checkpoint_every": 4})
+    with pytest.raises(KeyboardInterrupt):
+        crashing = Regression(crash_at_call=14)
+        train(crashing, Batches(), None, config, tmp_path / "killed", seed=1, show_progress=False)
+    resumed, rest = Regression(), Batches()
+    killed = tmp_path / "killed"
+    train(resumed, rest, None, config, killed, seed=1, resume=True, show_progress=False)
+    assert rest.made == 8
+    _assert_same_weights(resumed, uninterrupted)
+
+
 def test_early_stopping_keeps_the_best_weights(tmp_path: Path) -> None:
     module = Regression()
     scores = iter([0.1, 0.5, 0.3, 0.2, 0.1, 0.0])
@@ -270,7 +306,7 @@ def test_an_accumulated_group_steps_on_the_mean_gradient_of_its_batches(tmp_path
     train(trained, Batches(), None, config, tmp_path, show_progress=False)
     by_hand = Deterministic()
     optimizer = build_optimizer(by_hand, config)
-    batches = Batches().epoch_batches(0)
+    batches = list(Batches().batches(0))
     for group in [(0, 1), (2, 3), (4,)]:
         optimizer.zero_grad()
         loss = sum(by_hand(batches[index]).total for index in group) / len(group)

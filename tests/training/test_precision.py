@@ -53,7 +53,7 @@ def test_parts_of_one_process_train_at_their_own_precision(tmp_path: Path) -> No
         assert set(module.dtypes) == {expected}
         assert {p.dtype for p in module.parameters()} == {torch.float32}
     module.dtypes.clear()
-    module(next(iter(Batches().epoch_batches(0))))
+    module(next(Batches().batches(0)))
     assert module.dtypes == [torch.float32]
 
 

@@ -31,6 +31,8 @@ from llmrec.recommendations import (
     mask_excluded,
 )
 
+COUNT_ROWS = 8  # rows of scores compared with their targets at once (ranks_from_scores)
+
 
 def ranks_from_scores(
     scores: torch.Tensor, targets: np.ndarray | Sequence[int], exclude: Exclusions = None
@@ -52,7 +54,16 @@ def ranks_from_scores(
     if torch.isnan(scores).any():
         raise ValueError("scores contain NaN; a model must score every item it ranks")
     target_scores = scores.gather(1, target_tensor[:, None])  # (B, 1)
-    ranks = (scores >= target_scores).sum(dim=1)  # (B,) counts the target itself once
+    # (B,) counts the target itself once; a few rows at a time, since torch sums a bool tensor
+    # by first copying it to int64: 8 bytes per score of the batch, twice the scores themselves
+    ranks = torch.cat(
+        [
+            (rows >= row_targets).sum(dim=1)
+            for rows, row_targets in zip(
+                scores.split(COUNT_ROWS), target_scores.split(COUNT_ROWS), strict=True
+            )
+        ]
+    )
     ranks = torch.where(target_scores[:, 0] == float("-inf"), num_items + 1, ranks)
     return ranks.cpu().numpy().astype(np.int64)
 

@@ -10,7 +10,7 @@ the mean of the encoding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import numpy as np
@@ -23,6 +23,7 @@ from llmrec.models.base import ModelConfig, RunContext, module_device
 from llmrec.models.losses import multinomial_nll
 from llmrec.models.single_network import NetworkModel
 from llmrec.recommendations import Histories
+from llmrec.training.batching import count_batches, pad_index_lists, scatter_counts
 from llmrec.training.protocol import LossOutput, TrainableNetwork
 
 
@@ -63,9 +64,9 @@ class MultVAENetwork(TrainableNetwork):
             nn.init.normal_(layer.bias, std=0.001)
 
     def multi_hot(self, items: torch.Tensor) -> torch.Tensor:
-        """(B, T) item indices padded with num_items -> (B, V) 0/1 (a repeat counts once)."""
-        dense = torch.zeros(len(items), self.num_items + 1, device=items.device)
-        return dense.scatter_(1, items, 1.0)[:, : self.num_items]
+        """(B, T) item indices padded with num_items -> (B, V) 0/1 (a repeat counts once), made
+        on the indices' device: the batches carry index lists, never (B, V) rows."""
+        return scatter_counts(items, self.num_items).clamp_(max=1.0)
 
     def encode(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, V) multi-hot -> mean, log-variance, each (B, D)."""
@@ -112,27 +113,27 @@ class UserBatches:
         batch_size: int,
         seed: int,
     ) -> None:
-        self.users = [np.unique(np.asarray(s, dtype=np.int64)) for s in sequences if len(s)]
+        self.sequences = sequences
+        self.users = np.flatnonzero([len(s) > 0 for s in sequences])  # rows with training items
         self.config = config
         self.pad = num_items
         self.batch_size = batch_size
         self.seed = seed
-        self.num_batches = -(-len(self.users) // batch_size)
 
-    def epoch_batches(self, epoch: int) -> list[dict[str, torch.Tensor]]:
+    def num_batches(self, epoch: int) -> int:
+        return count_batches(len(self.users), self.batch_size)
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.users))
-        return [
-            self._collate(order[start : start + self.batch_size], epoch * self.num_batches + index)
-            for index, start in enumerate(range(0, len(order), self.batch_size))
-        ]
+        per_epoch = self.num_batches(epoch)
+        for index in range(start, per_epoch):
+            rows = order[index * self.batch_size : (index + 1) * self.batch_size]
+            yield self._collate(self.users[rows], epoch * per_epoch + index)
 
-    def _collate(self, rows: np.ndarray, update: int) -> dict[str, torch.Tensor]:
-        users = [self.users[row] for row in rows]
-        items = np.full((len(users), max(len(u) for u in users)), self.pad, dtype=np.int64)
-        for row, user_items in enumerate(users):
-            items[row, : len(user_items)] = user_items
+    def _collate(self, users: np.ndarray, update: int) -> dict[str, torch.Tensor]:
+        items = [np.unique(np.asarray(self.sequences[user], dtype=np.int64)) for user in users]
         beta = min(self.config.beta_max, update / self.config.total_anneal_steps)
-        return {"items": torch.from_numpy(items), "beta": torch.tensor(beta)}
+        return {"items": pad_index_lists(items, self.pad), "beta": torch.tensor(beta)}
 
 
 class MultVAE(NetworkModel):
@@ -149,7 +150,5 @@ class MultVAE(NetworkModel):
 
     def _score_with(self, network: MultVAENetwork, histories: Histories) -> torch.Tensor:
         """(B, V) logits of the multi-hot of each history (order and repeats ignored)."""
-        inputs = torch.zeros(len(histories), self.num_items)
-        for row, history in enumerate(histories):
-            inputs[row, torch.as_tensor(np.asarray(history, dtype=np.int64))] = 1.0
-        return network.scores(inputs.to(module_device(network)))
+        items = pad_index_lists([np.asarray(h, dtype=np.int64) for h in histories], self.num_items)
+        return network.scores(network.multi_hot(items.to(module_device(network))))

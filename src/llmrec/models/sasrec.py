@@ -8,7 +8,7 @@ counted back from the most recent item, so the last item always has position 0.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal, Self
 
 import numpy as np
@@ -20,7 +20,7 @@ from llmrec.models.base import ModelConfig, RunContext, module_device
 from llmrec.models.losses import full_softmax_cross_entropy
 from llmrec.models.single_network import NetworkModel
 from llmrec.recommendations import Histories
-from llmrec.training.batching import length_pooled_batches
+from llmrec.training.batching import count_batches, length_pooled_batches, pad_index_lists
 from llmrec.training.protocol import LossOutput, TrainableNetwork
 
 
@@ -107,7 +107,8 @@ class SequenceBatches:
     """Training batches of (input, next-item target) windows, similar lengths grouped together.
 
     Sequences longer than max_length + 1 are cut from the end into windows that share one item,
-    so every training target is used once. The order depends only on (seed, epoch).
+    so every training target is used once. A window is kept as (sequence, start, end), not as a
+    copy; the order depends only on (seed, epoch), and a batch is collated when asked for.
     """
 
     def __init__(
@@ -118,43 +119,45 @@ class SequenceBatches:
         batch_size: int,
         seed: int,
     ) -> None:
-        self.windows = [w for s in sequences for w in _windows(s, config.max_length + 1)]
+        self.sequences = sequences
+        self.sequence_index, self.starts, self.ends = _windows(sequences, config.max_length + 1)
+        self.lengths = self.ends - self.starts
         self.pad = num_items
         self.batch_size = batch_size
         self.seed = seed
 
-    def epoch_batches(self, epoch: int) -> list[dict[str, torch.Tensor]]:
+    def num_batches(self, epoch: int) -> int:
+        return count_batches(len(self.lengths), self.batch_size)
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
         rng = np.random.default_rng([self.seed, epoch])
-        lengths = [len(window) for window in self.windows]
-        return [
-            self._collate(rows) for rows in length_pooled_batches(lengths, self.batch_size, rng)
-        ]
+        plan = length_pooled_batches(self.lengths, self.batch_size, rng)
+        return (self._collate(rows) for rows in plan[start:])
 
     def _collate(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
-        windows = [self.windows[i] for i in rows]
-        steps = max(len(w) for w in windows) - 1
-        inputs = np.full((len(windows), steps), self.pad, dtype=np.int64)
-        targets = np.full((len(windows), steps), -100, dtype=np.int64)
-        for row, window in enumerate(windows):
-            inputs[row, : len(window) - 1] = window[:-1]
-            targets[row, : len(window) - 1] = window[1:]
-        lengths = np.array([len(w) - 1 for w in windows], dtype=np.int64)
+        windows = [
+            np.asarray(self.sequences[self.sequence_index[row]])[self.starts[row] : self.ends[row]]
+            for row in rows
+        ]
         return {
-            "inputs": torch.from_numpy(inputs),
-            "targets": torch.from_numpy(targets),
-            "lengths": torch.from_numpy(lengths),
+            "inputs": pad_index_lists([window[:-1] for window in windows], self.pad),
+            "targets": pad_index_lists([window[1:] for window in windows], -100),
+            "lengths": torch.from_numpy(self.lengths[rows] - 1),
         }
 
 
-def _windows(sequence: np.ndarray, size: int) -> list[np.ndarray]:
-    if len(sequence) < 2:
-        return []
-    windows = []
-    end = len(sequence)
-    while end > 1:
-        windows.append(sequence[max(0, end - size) : end])
-        end = end - size + 1
-    return windows
+def _windows(
+    sequences: Sequence[np.ndarray], size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sequence index, start, end) of each window of at most `size` items, cut from the end of
+    each sequence of two or more items with one item shared between neighbours, in order."""
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    step = size - 1
+    counts = np.where(lengths >= 2, -(-(lengths - 1) // step), 0)
+    sequence_index = np.repeat(np.arange(len(sequences)), counts)
+    from_end = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    ends = lengths[sequence_index] - from_end * step
+    return sequence_index, np.maximum(0, ends - size), ends
 
 
 class SASRec(NetworkModel):

@@ -68,16 +68,18 @@ class NetworkModel(RecommenderModel):
         size = self.config.score_batch_size
         # Chunks of similar lengths: a chunk is padded to its longest history, not the longest
         # of all (most histories are short), then the rows go back to their order.
+        # Each chunk is written into its rows at once: one (B, n_items) result and one chunk
+        # exist at a time (no concatenated copy, no reordered copy).
         order = sorted(range(len(histories)), key=lambda row: len(histories[row]))
+        scores = torch.zeros(0, self.num_items)
         with torch.no_grad():
-            parts = [
-                self._score_with(self.network, [histories[row] for row in order[i : i + size]])
-                for i in range(0, len(histories), size)
-            ]
-        if not parts:
-            return torch.zeros(0, self.num_items)
-        scores = torch.cat(parts).cpu()
-        return scores[torch.from_numpy(np.argsort(order))]
+            for start in range(0, len(histories), size):
+                rows = order[start : start + size]
+                chunk = self._score_with(self.network, [histories[row] for row in rows]).cpu()
+                if start == 0:
+                    scores = torch.empty(len(histories), self.num_items, dtype=chunk.dtype)
+                scores[torch.tensor(rows, dtype=torch.long)] = chunk
+        return scores
 
     def tensor_files(self) -> dict[str, dict[str, torch.Tensor]]:
         return {WEIGHTS_FILE: self.network.state_dict()}

@@ -1,8 +1,8 @@
 """The one training loop (Hugging Face Accelerate) shared by SASRec, CALRec and CLLM4Rec.
 
 A model's `fit` hands it an `nn.Module` whose `forward(batch)` returns a `LossOutput`, a
-`BatchSource` that yields the same batches for the same (seed, epoch) on every process, and a
-validation callback. The loop knows nothing of any model's losses.
+`BatchSource` that makes the same batch for the same (seed, epoch, position) on every process,
+one batch at a time, and a validation callback. The loop knows nothing of any model's losses.
 
 Under `accelerate launch` with several processes, each optimizer step still trains on one whole
 batch of the `BatchSource`: every process takes its rows of it and weighs its loss so that the
@@ -16,7 +16,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,9 +59,20 @@ TENSORBOARD_FOLDER = "tensorboard"
 
 
 class BatchSource(Protocol):
-    """Deterministic batches: `epoch_batches(epoch)` depends only on the seed and the epoch."""
+    """Deterministic batches made one at a time (docs/training.md, "Streaming batches").
 
-    def epoch_batches(self, epoch: int) -> Sequence[Any]: ...
+    The batch at (epoch, position) depends only on the seed, the epoch and the position: a
+    resumed run starts mid-epoch without building the batches before it, and no epoch is held
+    whole (memory grows with one batch, not with the data).
+    """
+
+    def num_batches(self, epoch: int) -> int:
+        """Batches of `epoch`, counted without collating any."""
+        ...
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[Any]:
+        """The batches of `epoch` from position `start` on, each collated when asked for."""
+        ...
 
 
 @dataclass
@@ -102,7 +113,7 @@ def train(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoints = run_dir / "checkpoints"
-    steps_per_epoch = len(batches.epoch_batches(0))  # every process takes part in every batch
+    steps_per_epoch = batches.num_batches(0)  # every process takes part in every batch
     steps = cfg.epochs * math.ceil(steps_per_epoch / cfg.grad_accum)  # see `_accumulation`
     total_steps = cfg.max_steps or max(1, steps)
     optimizer = build_optimizer(module, cfg, plan.lr_scales)
@@ -136,16 +147,14 @@ def train(
     try:
         while state.epoch < cfg.epochs and not _is_done(state, cfg, deadline):
             epoch_start = time.perf_counter()
-            epoch_batches = batches.epoch_batches(state.epoch)
+            num_batches = batches.num_batches(state.epoch)
+            stream = batches.batches(state.epoch, state.batches_done)
             model.train()
-            for number in range(state.batches_done, len(epoch_batches)):
+            for number, batch in zip(range(state.batches_done, num_batches), stream, strict=True):
                 step_start = time.perf_counter()
-                batch = epoch_batches[number]
                 local, stand_in = local_batch(batch, rank, world) if world > 1 else (batch, False)
                 local = send_to_device(local, accelerator.device)  # batches are built on the CPU
-                accelerator.step, group_weight = _accumulation(
-                    number, len(epoch_batches), cfg.grad_accum
-                )
+                accelerator.step, group_weight = _accumulation(number, num_batches, cfg.grad_accum)
                 with accelerator.accumulate(model):
                     out = model(local)
                     guard.observe(out.total, state.step + 1, scheduler.get_last_lr()[0])
@@ -174,7 +183,7 @@ def train(
                 if _is_done(state, cfg, deadline):
                     break
             epoch_seconds.append(time.perf_counter() - epoch_start)
-            if state.batches_done >= len(epoch_batches):
+            if state.batches_done >= num_batches:
                 state.epoch += 1
                 state.batches_done = 0
                 progress.update(1)

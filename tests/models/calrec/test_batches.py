@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmrec.models.calrec.batches import Example, ExampleBatches, build_examples, collate
+from tests.training.helpers import assert_streams_from_any_position
 
 
 class FakeLines:
@@ -43,11 +44,15 @@ def test_batches_are_deterministic_per_epoch_and_mixture_follows_weights() -> No
     batches = ExampleBatches(
         [pool_a, pool_b], 10, 0, seed=0, weights=[9.0, 1.0], examples_per_epoch=2000
     )
-    first, again = batches.epoch_batches(0), batches.epoch_batches(0)
+    first, again = list(batches.batches(0)), list(batches.batches(0))
     assert all((a["keys"] == b["keys"]).all() for a, b in zip(first, again, strict=True))
     keys = np.concatenate([b["keys"].numpy() for b in first])
     share_a = (keys < 1000).mean()
     assert 0.85 < share_a < 0.95
     assert not all(
-        (a["keys"] == b["keys"]).all() for a, b in zip(first, batches.epoch_batches(1), strict=True)
+        (a["keys"] == b["keys"]).all() for a, b in zip(first, batches.batches(1), strict=True)
     )
+    assert_streams_from_any_position(batches, epoch=1)
+    one_pool = ExampleBatches([pool_a], 7, 0, seed=0)
+    assert one_pool.num_batches(0) == 8  # 50 examples, 7 at a time
+    assert_streams_from_any_position(one_pool, epoch=1)

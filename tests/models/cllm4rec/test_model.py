@@ -19,7 +19,9 @@ from llmrec.models.base import RunContext
 from llmrec.models.cllm4rec.config import CLLM4RecConfig, CLLM4RecExtensions
 from llmrec.models.cllm4rec.documents import DocumentBatches, collate, masked_split
 from llmrec.models.cllm4rec.model import CLLM4Rec
+from llmrec.models.losses import multinomial_nll
 from llmrec.training.config import TrainConfig
+from tests.training.helpers import assert_streams_from_any_position
 
 NUM_ITEMS, NUM_USERS = 40, 16
 
@@ -66,7 +68,7 @@ def _built(cache: Path, **fields) -> CLLM4Rec:
 def _batch(model: CLLM4Rec, task: str, epoch: int = 0) -> dict:
     content = model.templates.item_documents(model.catalogue.items)
     batches = DocumentBatches((task,), model.templates, _sequences(), content, 64, seed=0)
-    return batches.epoch_batches(epoch)[0]
+    return next(batches.batches(epoch))
 
 
 @pytest.fixture()
@@ -311,7 +313,7 @@ def test_batched_loss_is_the_term_weighted_mean_of_per_example_losses(model, tas
     network, vocabulary = model.network.eval(), model.network.vocabulary
     content = model.templates.item_documents(model.catalogue.items)
     source = DocumentBatches((task,), model.templates, _sequences(), content, 64, seed=0)
-    documents = source._documents(task, np.random.default_rng(0))[:4]
+    documents = source.documents(task, source.rows[task][0][:4], np.random.default_rng(0))
     with torch.no_grad():
         together = network(collate(task, documents, vocabulary, model.config))
         alone = [network(collate(task, [d], vocabulary, model.config)) for d in documents]
@@ -379,7 +381,8 @@ def test_recommendation_targets_follow_the_mode(llm_cache_dir, target_set) -> No
     model = _built(llm_cache_dir, target_set=target_set)
     sequences = _sequences()
     batches = DocumentBatches(("recommend",), model.templates, sequences, [], 64, seed=0)
-    documents = batches._documents("recommend", np.random.default_rng(1))
+    users = batches.rows["recommend"][0]
+    documents = batches.documents("recommend", users, np.random.default_rng(1))
     vocabulary = model.network.vocabulary
     for document, sequence in zip(documents, sequences, strict=True):
         shown = {vocabulary.item_index(t) for t in document.prompt if t in vocabulary.item_range}
@@ -389,6 +392,49 @@ def test_recommendation_targets_follow_the_mode(llm_cache_dir, target_set) -> No
             assert not shown & targets and shown | targets == set(sequence.tolist())
         else:
             assert targets == set(sequence.tolist())
+
+
+def test_batches_stream_from_any_position_planned_with_the_documents_lengths(llm_cache_dir) -> None:
+    model = _built(llm_cache_dir, max_history_items=5)  # some histories are cut
+    content = model.templates.item_documents(model.catalogue.items)
+    phases = ("recommend", "collaborative", "content")
+    source = DocumentBatches(phases, model.templates, _sequences(), content, 6, seed=0)
+    assert source.num_batches(0) == 3 + 3 + 20  # 16 users twice, 120 item documents
+    assert_streams_from_any_position(source, epoch=1)
+    for task, (rows, lengths) in source.rows.items():
+        documents = source.documents(task, rows, np.random.default_rng(0))
+        assert lengths.tolist() == [len(d.prompt) + len(d.main) for d in documents], task
+
+
+@pytest.mark.parametrize("mr_include_targets", [False, True])
+def test_target_indices_give_the_loss_of_the_dense_target_counts(
+    llm_cache_dir, mr_include_targets
+) -> None:
+    """Recommendation batches carry their targets as indices, scattered on the device in the
+    forward: the loss is, bit for bit, the one of the dense (B, J) counts batches carried."""
+    model = _built(llm_cache_dir, target_set="all_train", mr_include_targets=mr_include_targets)
+    sequences = [np.array([1, 2, 1, 3]), np.array([4]), np.array([5, 5, 5, 6, 7])]  # repeats
+    source = DocumentBatches(("recommend",), model.templates, sequences, [], 64, seed=0)
+    batch = next(source.batches(0))
+    indices = batch["target_indices"]
+    assert indices.shape == (3, 5) and "target_items" not in batch  # no (B, J) on the host
+    dense = torch.zeros(3, NUM_ITEMS)  # the dense counts, built as the batches used to
+    for row, items in enumerate(indices.tolist()):
+        for item in items:
+            if item < NUM_ITEMS:  # J pads
+                dense[row, item] += 1.0
+    assert dense.sum().item() == 10 and dense.max().item() == 3
+    network = model.network.eval()
+    with torch.no_grad():
+        out = network(batch)
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        states = network.read_prompt(network.hidden_states(ids, mask, "collaborative"), ids, mask)
+        expected = multinomial_nll(network.recommend_logits(states), dense)
+        mr = network.mutual_regularisation(
+            ids, batch["mr_mask"], "collaborative", dense if mr_include_targets else None
+        )
+    assert torch.equal(out.parts["recommend"], expected)
+    assert torch.equal(out.total, expected + model.config.mr_lambda * mr)
 
 
 def test_prompts_without_the_user_token_name_no_user_and_score_alike(llm_cache_dir) -> None:

@@ -7,7 +7,7 @@ to its number of users ** exponent (CALRec sec. 3.3: users ** 0.3).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from llmrec.text.templates import ItemLines
+from llmrec.training.batching import count_batches
 
 TrainingTargets = Literal["last", "all"]
 
@@ -53,7 +54,8 @@ def build_examples(
 
 
 class ExampleBatches:
-    """Deterministic batches per (seed, epoch): one pool is shuffled; several are mixed."""
+    """Deterministic batches per (seed, epoch): one pool is shuffled; several are mixed. An
+    epoch is planned as (pool, example) indices; each batch is collated when asked for."""
 
     def __init__(
         self,
@@ -75,18 +77,25 @@ class ExampleBatches:
         self.pad_id = pad_id
         self.seed = seed
 
-    def epoch_batches(self, epoch: int) -> list[dict[str, torch.Tensor]]:
-        examples = self._epoch_examples(np.random.default_rng([self.seed, epoch]))
-        return [
-            collate(examples[start : start + self.batch_size], self.pad_id)
-            for start in range(0, len(examples), self.batch_size)
-        ]
+    def num_batches(self, epoch: int) -> int:
+        return count_batches(self.examples_per_epoch, self.batch_size)
 
-    def _epoch_examples(self, rng: np.random.Generator) -> list[Example]:
+    def batches(self, epoch: int, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+        pools, examples = self._epoch_plan(np.random.default_rng([self.seed, epoch]))
+        size = self.batch_size
+        for begin in range(start * size, len(examples), size):
+            rows = zip(pools[begin : begin + size], examples[begin : begin + size], strict=True)
+            yield collate([self.pools[pool][example] for pool, example in rows], self.pad_id)
+
+    def _epoch_plan(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(pool, example index) of each example of the epoch, in order: indices, not examples."""
         if len(self.pools) == 1 and self.examples_per_epoch == len(self.pools[0]):
-            return [self.pools[0][i] for i in rng.permutation(len(self.pools[0]))]
+            order = rng.permutation(len(self.pools[0]))
+            return np.zeros_like(order), order
         chosen_pools = rng.choice(len(self.pools), size=self.examples_per_epoch, p=self.weights)
-        return [self.pools[p][rng.integers(len(self.pools[p]))] for p in chosen_pools]
+        sizes = [len(pool) for pool in self.pools]
+        draws = (rng.integers(sizes[pool]) for pool in chosen_pools)  # one at a time, in order
+        return chosen_pools, np.fromiter(draws, dtype=np.int64, count=len(chosen_pools))
 
 
 def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ or only vocabulary tokens; all the loss), the paper's "soft + hard" prompting (n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,7 +22,7 @@ from llmrec.data.catalogue import Item
 from llmrec.models.cllm4rec.config import CLLM4RecConfig, ContentField
 from llmrec.models.cllm4rec.vocab import IdVocabulary, encode_document
 from llmrec.text.templates import field_text
-from llmrec.training.batching import length_pooled_batches
+from llmrec.training.batching import count_batches, length_pooled_batches, pad_index_lists
 
 Task = Literal["collaborative", "content", "recommend"]
 CONTENT_PROMPTS: dict[ContentField, str] = {
@@ -137,8 +137,11 @@ class DocumentBatches:
     """Deterministic batches per (seed, epoch) for the shared loop: one phase after another.
 
     `phases` name the tasks of one loop epoch in order, e.g. ("collaborative", "content") for a
-    pretraining round (one full epoch of each, as the official alternation). Documents that
-    depend on randomness (permuted histories, masked items) are rebuilt each epoch.
+    pretraining round (one full epoch of each, as the official alternation). An epoch is planned
+    from the documents' lengths alone (item tokens are atomic, so a user's document length
+    follows from its item count); a batch's documents are built when it is asked for, the
+    random ones (permuted histories, masked items) from a generator of (seed, epoch, phase,
+    batch position), so a batch never depends on the batches before it.
     """
 
     def __init__(
@@ -154,30 +157,51 @@ class DocumentBatches:
         self.phases = tuple(phases)
         self.mutual = mutual
         self.templates = templates
-        self.train = [templates.recent(sequence) for sequence in train]
+        self.train = train  # the caller's sequences: a batch reads its users' recent items
         self.item_documents = list(item_documents)
         self.batch_size, self.seed = batch_size, seed
         self.config = templates.config
+        self.rows = {task: self._rows_and_lengths(task) for task in set(self.phases)}
 
-    def epoch_batches(self, epoch: int) -> list[dict]:
-        batches = []
-        for number, task in enumerate(self.phases):
-            rng = np.random.default_rng([self.seed, epoch, number])
-            documents = self._documents(task, rng)
-            lengths = [len(document.prompt) + len(document.main) for document in documents]
-            for rows in length_pooled_batches(lengths, self.batch_size, rng):
-                group = [documents[row] for row in rows]
-                batch = collate(task, group, self.templates.vocabulary, self.config)
-                batches.append({**batch, "mutual": self.mutual})
-        return batches
-
-    def _documents(self, task: Task, rng: np.random.Generator) -> list[Document]:
+    def _rows_and_lengths(self, task: Task) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, document lengths): item documents for `content`, else users with items."""
         if task == "content":
-            return self.item_documents
+            lengths = [len(d.prompt) + len(d.main) for d in self.item_documents]
+            return np.arange(len(lengths)), np.asarray(lengths, dtype=np.int64)
+        cap = self.config.max_history_items
+        counts = np.fromiter((min(len(s), cap) for s in self.train), np.int64, len(self.train))
+        users = np.flatnonzero(counts)
+        counts = counts[users]
+        if task == "collaborative":
+            return users, len(self.templates.collaborative(0, ()).prompt) + counts
+        masked = np.maximum(1, np.floor(self.config.mask_ratio * counts).astype(np.int64))
+        return users, len(self.templates.recommendation(0, ()).prompt) + counts - masked
+
+    def num_batches(self, epoch: int) -> int:
+        return sum(count_batches(len(self.rows[task][0]), self.batch_size) for task in self.phases)
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[dict]:
+        first = 0  # the epoch position of the phase's first batch
+        for number, task in enumerate(self.phases):
+            rows, lengths = self.rows[task]
+            count = count_batches(len(rows), self.batch_size)
+            if start < first + count:
+                rng = np.random.default_rng([self.seed, epoch, number])
+                plan = length_pooled_batches(lengths, self.batch_size, rng)
+                for position in range(max(start - first, 0), count):
+                    rng = np.random.default_rng([self.seed, epoch, number, position])
+                    documents = self.documents(task, rows[plan[position]], rng)
+                    batch = collate(task, documents, self.templates.vocabulary, self.config)
+                    yield {**batch, "mutual": self.mutual}
+            first += count
+
+    def documents(self, task: Task, rows: np.ndarray, rng: np.random.Generator) -> list[Document]:
+        """The documents of `rows` (item documents or users), random choices drawn in order."""
+        if task == "content":
+            return [self.item_documents[row] for row in rows]
         documents = []
-        for user, items in enumerate(self.train):
-            if not items:
-                continue
+        for user in rows.tolist():
+            items = self.templates.recent(self.train[user])
             if task == "collaborative":
                 order = rng.permutation(items) if self.config.permute_history else items
                 documents.append(self.templates.collaborative(user, order))
@@ -200,7 +224,9 @@ def collate(
       token when `first_main_token_target` is on.
     - `mr_mask` (B, T): ID positions under mutual regularisation (collaborative: prompt + main;
       content and recommendation: prompt; items only unless `mr_users`).
-    - `target_items` (B, J): the multinomial target counts (recommendation only)
+    - `target_indices` (B, L): recommendation only, the items of the multinomial target (a
+      repeat counts twice), padded with J; the network makes the dense (B, J) counts on its
+      device (`scatter_counts`), so a batch on the host never grows with the catalogue.
     """
     rows = [(*d.prompt, *d.main) for d in documents]
     size, width = len(rows), max(len(r) for r in rows)
@@ -221,11 +247,8 @@ def collate(
         "task": task,
     }
     if task == "recommend":
-        targets = torch.zeros((size, vocabulary.num_items), dtype=torch.float32)
-        for row, document in enumerate(documents):
-            for item in document.targets:
-                targets[row, item] += 1.0
-        batch["target_items"] = targets
+        targets = [document.targets for document in documents]
+        batch["target_indices"] = pad_index_lists(targets, vocabulary.num_items)
     return batch
 
 

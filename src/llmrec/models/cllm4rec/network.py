@@ -14,6 +14,7 @@ from torch import nn
 from llmrec.models.cllm4rec.config import CLLM4RecConfig
 from llmrec.models.cllm4rec.vocab import VIEWS, IdEmbedding, IdVocabulary, View
 from llmrec.models.losses import multinomial_nll
+from llmrec.training.batching import scatter_counts
 from llmrec.training.protocol import LossOutput, TrainableNetwork, TrainingPlan
 
 # The view each task trains; mutual regularisation pulls it toward the other (held fixed).
@@ -124,9 +125,11 @@ class CLLM4RecNetwork(TrainableNetwork):
         task = batch["task"]
         view = TASK_VIEW[task]
         hidden = self.hidden_states(batch["input_ids"], batch["attention_mask"], view)
-        if task == "recommend":
+        target_counts = None
+        if task == "recommend":  # the targets travel as indices: dense only here, on the device
+            target_counts = scatter_counts(batch["target_indices"], self.vocabulary.num_items)
             states = self.read_prompt(hidden, batch["input_ids"], batch["attention_mask"])
-            main = multinomial_nll(self.recommend_logits(states), batch["target_items"])
+            main = multinomial_nll(self.recommend_logits(states), target_counts)  # (B, J) counts
             terms = len(states)
         else:
             positions = batch["next_targets"] >= 0
@@ -142,7 +145,7 @@ class CLLM4RecNetwork(TrainableNetwork):
         parts = {task: main.detach()}
         total = main
         if self.config.mr_lambda > 0 and batch.get("mutual", True):
-            extra = batch.get("target_items") if self.config.mr_include_targets else None
+            extra = target_counts if self.config.mr_include_targets else None
             mr = self.mutual_regularisation(batch["input_ids"], batch["mr_mask"], view, extra)
             parts["mr"] = mr.detach()
             total = main + self.config.mr_lambda * mr
