@@ -150,6 +150,16 @@ def train(
             num_batches = batches.num_batches(state.epoch)
             stream = batches.batches(state.epoch, state.batches_done)
             model.train()
+            # An epoch of an LLM method runs for minutes to hours: a bar of its batches under the
+            # bar of epochs, gone when the epoch ends.
+            batch_bar = tqdm(
+                total=num_batches,
+                initial=state.batches_done,
+                desc=f"epoch {state.epoch + 1}",
+                unit="batch",
+                leave=False,
+                disable=progress.disable,
+            )
             for number, batch in zip(range(state.batches_done, num_batches), stream, strict=True):
                 step_start = time.perf_counter()
                 local, stand_in = local_batch(batch, rank, world) if world > 1 else (batch, False)
@@ -166,6 +176,7 @@ def train(
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                 state.batches_done += 1
+                batch_bar.update(1)
                 log.count(tokens, time.perf_counter() - step_start, out, scale)
                 if accelerator.sync_gradients:
                     state.step += 1
@@ -182,6 +193,7 @@ def train(
                         )
                 if _is_done(state, cfg, deadline):
                     break
+            batch_bar.close()
             epoch_seconds.append(time.perf_counter() - epoch_start)
             if state.batches_done >= num_batches:
                 state.epoch += 1
