@@ -12,18 +12,35 @@ process' rows as negatives; embeddings are not gathered across processes, as in 
 implementations. Such a loss changes with the number of processes (fewer negatives per anchor),
 so a multi-process run matches the one-process run only when it is off (CALRec with
 alpha = beta = 0, whose token loss is then exact with num_terms = its target tokens).
+
+Under FSDP or DeepSpeed (`accelerate launch --config_file configs/accelerate/...`), which shard
+the module they are given, the loop trains a copy and keeps the module it was handed whole:
+`gather_weights` gathers the full weights into it on the main process (for validation and
+checkpoints), and the optimizer state of a checkpoint is gathered whole by `FullOptimizerState`.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object
+from accelerate.utils import DistributedType, gather_object
+from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
 
+from llmrec.errors import ConfigError
 from llmrec.training.checkpoint import current_rng_states
+
+logger = logging.getLogger(__name__)
 
 
 def batch_rows(batch: Any) -> int:
@@ -114,3 +131,112 @@ def rng_states(accelerator: Accelerator) -> list[dict[str, torch.Tensor]]:
     if accelerator.num_processes == 1:
         return [states]
     return gather_object([states])
+
+
+def is_sharded(accelerator: Accelerator) -> bool:
+    """Whether Accelerate shards the module it prepares (FSDP, DeepSpeed): then no process holds
+    the whole model during training."""
+    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def module_to_train(accelerator: Accelerator, module: nn.Module) -> nn.Module:
+    """The module to hand to `accelerator.prepare`: `module` itself, or a copy under sharding.
+
+    FSDP2 turns the module it shards into an FSDP module with sharded parameters in place, and
+    there is no public way back. choice: a copy is sharded, and `module` stays a plain module for
+    validation, saving and the evaluation after training, at the cost of a second copy of the
+    weights on each process while training (docs/training.md, "Several processes").
+    """
+    return copy.deepcopy(module) if is_sharded(accelerator) else module
+
+
+def gather_weights(
+    accelerator: Accelerator, model: nn.Module, module: nn.Module, everywhere: bool = False
+) -> None:
+    """Under sharding, the full weights of the prepared `model` into `module` on the main process
+    (`everywhere`: on every process), on the training device. A collective: every process calls
+    it. Without sharding nothing: `model` wraps `module` itself."""
+    if not is_sharded(accelerator):
+        return
+    state = accelerator.get_state_dict(model)  # whole on the main process only
+    if accelerator.is_main_process or everywhere:
+        module.to(accelerator.device)  # validation and evaluation run where training runs
+    if accelerator.is_main_process:
+        module.load_state_dict(state)
+    if everywhere:
+        with torch.no_grad():
+            for tensor in module.state_dict().values():  # views of the parameters and buffers
+                torch.distributed.broadcast(tensor, src=0)
+
+
+def load_sharded_weights(accelerator: Accelerator, model: nn.Module, module: nn.Module) -> None:
+    """Under sharding, the weights of `module` (whole, on every process) into the shards of
+    `model`; otherwise nothing."""
+    if is_sharded(accelerator):
+        options = StateDictOptions(full_state_dict=True)
+        set_model_state_dict(model, module.state_dict(), options=options)
+
+
+def can_checkpoint(accelerator: Accelerator) -> bool:
+    """Whether the loop can write a resumable checkpoint: not under DeepSpeed, whose ZeRO
+    optimizer keeps its state in its own per-process format."""
+    return accelerator.distributed_type != DistributedType.DEEPSPEED
+
+
+def check_resumable(accelerator: Accelerator, resume: bool, checkpoint_every: int | None) -> None:
+    """A clear error where the run asks for what `can_checkpoint` rules out."""
+    if can_checkpoint(accelerator):
+        return
+    if not (resume or checkpoint_every):
+        logger.warning("DeepSpeed: no resumable checkpoints are written (docs/training.md)")
+        return
+    asked = "--resume" if resume else "train.checkpoint_every"
+    raise ConfigError(
+        f"{asked}: resumable checkpoints are not supported under DeepSpeed (its ZeRO optimizer "
+        "state is per process); leave train.checkpoint_every unset and do not resume, or "
+        "launch with configs/accelerate/fsdp.yaml (docs/training.md)"
+    )
+
+
+class FullOptimizerState:
+    """The optimizer state of an FSDP model as one process' optimizer would hold it, for the
+    loop's checkpoints: keyed by parameter names (torch.distributed.checkpoint), gathered whole
+    on the main process by `gather` (every process calls it), loaded whole on every process.
+
+    DeepSpeed keeps its own optimizer, which this does not read: see `check_resumable`.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: Any) -> None:
+        self.model, self.optimizer = model, getattr(optimizer, "optimizer", optimizer)
+        self.gathered: dict[str, Any] | None = None
+
+    def gather(self) -> None:
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        self.gathered = get_optimizer_state_dict(self.model, self.optimizer, options=options)
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.gathered is None:
+            raise RuntimeError("FullOptimizerState.gather() must run on every process first")
+        return self.gathered
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        options = StateDictOptions(full_state_dict=True)
+        set_optimizer_state_dict(self.model, self.optimizer, state, options=options)
+
+
+def checkpoint_optimizer(accelerator: Accelerator, model: nn.Module, optimizer: Any) -> Any:
+    """What the loop's checkpoints save and load as the optimizer: under FSDP its whole state
+    (`FullOptimizerState`), else the optimizer itself."""
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return FullOptimizerState(model, optimizer)
+    return optimizer
+
+
+def gather_checkpoint_state(
+    accelerator: Accelerator, model: nn.Module, module: nn.Module, optimizer: Any
+) -> None:
+    """Every process: the full weights into `module` and, under FSDP, the whole optimizer state
+    onto the main process, before it writes a checkpoint."""
+    gather_weights(accelerator, model, module)
+    if isinstance(optimizer, FullOptimizerState):
+        optimizer.gather()

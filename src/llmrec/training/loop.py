@@ -44,7 +44,19 @@ from llmrec.training.checkpoint import (
     save_checkpoint,
 )
 from llmrec.training.config import TrainConfig, use_threads
-from llmrec.training.distributed import batch_rows, global_loss_scale, local_batch, rng_states
+from llmrec.training.distributed import (
+    batch_rows,
+    can_checkpoint,
+    check_resumable,
+    checkpoint_optimizer,
+    gather_checkpoint_state,
+    gather_weights,
+    global_loss_scale,
+    load_sharded_weights,
+    local_batch,
+    module_to_train,
+    rng_states,
+)
 from llmrec.training.divergence import DivergenceGuard
 from llmrec.training.optim import build_optimizer, build_scheduler
 from llmrec.training.protocol import LossOutput, TrainableNetwork
@@ -105,15 +117,19 @@ def train(
     steps_per_epoch = len(batches.epoch_batches(0))  # every process takes part in every batch
     steps = cfg.epochs * math.ceil(steps_per_epoch / cfg.grad_accum)  # see `_accumulation`
     total_steps = cfg.max_steps or max(1, steps)
-    optimizer = build_optimizer(module, cfg, plan.lr_scales)
+    check_resumable(accelerator, resume, cfg.checkpoint_every)
+    trained = module_to_train(accelerator, module)  # a copy under FSDP / DeepSpeed
+    optimizer = build_optimizer(trained, cfg, plan.lr_scales)
     scheduler = build_scheduler(optimizer, cfg, total_steps)
-    model, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
+    model, optimizer, scheduler = accelerator.prepare(trained, optimizer, scheduler)
+    saved_optimizer = checkpoint_optimizer(accelerator, model, optimizer)
     state = LoopState()
     if resume:
         recover_checkpoint(checkpoints / "best")
         if not recover_checkpoint(checkpoints / "last"):
             raise ConfigError(f"cannot resume: {checkpoints / 'last'} does not exist")
-        state = load_checkpoint(checkpoints / "last", module, optimizer, scheduler, rank)
+        state = load_checkpoint(checkpoints / "last", module, saved_optimizer, scheduler, rank)
+        load_sharded_weights(accelerator, model, module)
         logger.info("resumed from %s at epoch %d step %d", checkpoints, state.epoch, state.step)
     elif accelerator.is_main_process:  # an earlier run's best weights are not this run's
         shutil.rmtree(checkpoints / "best", ignore_errors=True)
@@ -169,7 +185,13 @@ def train(
                     if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
                         state.train_seconds = time.perf_counter() - started
                         _checkpoint(
-                            accelerator, checkpoints, module, optimizer, scheduler, state, guard
+                            accelerator,
+                            checkpoints,
+                            (model, module),
+                            saved_optimizer,
+                            scheduler,
+                            state,
+                            guard,
                         )
                 if _is_done(state, cfg, deadline):
                     break
@@ -181,10 +203,13 @@ def train(
             stopping = _is_done(state, cfg, deadline)
             guard.check(accelerator)  # never validate or checkpoint diverged weights
             if validate is not None and (state.epoch % cfg.eval_every == 0 or stopping):
+                gather_weights(accelerator, model, module)  # into `module` under sharding
                 _validate_and_track(accelerator, validate, module, state, cfg, checkpoints, log)
                 progress.set_postfix({cfg.metric: f"{state.history[-1][cfg.metric]:.4f}"})
             state.train_seconds = time.perf_counter() - started
-            _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state, guard)
+            _checkpoint(
+                accelerator, checkpoints, (model, module), saved_optimizer, scheduler, state, guard
+            )
         if state.evals_without_improvement >= cfg.patience:
             stopped = (
                 f"early stop: no better {cfg.metric} in {cfg.patience} validations; "
@@ -200,7 +225,8 @@ def train(
         # run (the next stage) trains at its own precision and compilation, and nothing else
         # runs the module under this part's autocast.
         accelerator.unwrap_model(model, keep_fp32_wrapper=False)
-        vars(module).pop("_is_accelerate_prepared", None)
+        vars(trained).pop("_is_accelerate_prepared", None)
+    gather_weights(accelerator, model, module, everywhere=True)  # the last weights, if sharded
     accelerator.wait_for_everyone()  # the main process has written checkpoints/best
     if validate is not None and state.best_step is not None:
         load_weights(module, checkpoints / "best" / MODEL_FILE)
@@ -333,11 +359,15 @@ def _validate_and_track(
     logger.info("epoch %d step %d: %s", state.epoch, state.step, metrics)
 
 
-def _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state, guard) -> None:
+def _checkpoint(accelerator, checkpoints, models, optimizer, scheduler, state, guard) -> None:
     """The main process writes; every process' RNG goes in; nobody runs ahead of the write;
-    diverged weights are never written."""
+    diverged weights are never written. `models`: (the prepared model, the module it trains)."""
+    if not can_checkpoint(accelerator):
+        return
     guard.check(accelerator)
     rng = rng_states(accelerator)
+    model, module = models
+    gather_checkpoint_state(accelerator, model, module, optimizer)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         save_checkpoint(
