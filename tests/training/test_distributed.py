@@ -8,19 +8,16 @@ parity run goes through `accelerate launch` in subprocesses, so it runs as a use
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from llmrec.training.distributed import batch_rows, local_batch, split_batch
 from tests.conftest import FIXTURE_DIR
+from tests.training.launch import assert_same_weights, launch_two_processes, run_command
 
 # One script, run once by `accelerate launch` with 2 processes and once by plain python. Each
 # scenario writes the main process' final weights to OUT/<name>.safetensors.
@@ -225,24 +222,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _run(command: list[str], tmp_path: Path, cache: Path) -> None:
-    env = {
-        **os.environ,
-        "LLMREC_CACHE": str(cache),  # the tiny backbone's tokenizer, converted once per session
-        "OMP_NUM_THREADS": "1",
-        "ACCELERATE_USE_CPU": "true",  # gloo on CPU, even on a machine with GPUs
-        "HF_HOME": str(tmp_path / "hf"),  # no user accelerate config
-    }
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory, llm_cache_dir: Path) -> tuple[Path, Path]:
     """(one-process outputs, two-process outputs) of SCRIPT."""
@@ -253,40 +232,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory, llm_cache_dir: Path) -> tuple
     one.mkdir()
     two.mkdir()
     fixture = str(FIXTURE_DIR)
-    _run([sys.executable, str(script), str(one), fixture], tmp_path, llm_cache_dir)
+    run_command([sys.executable, str(script), str(one), fixture], tmp_path, llm_cache_dir)
     # `accelerate launch --cpu --num_processes 2` starts one process (it needs mpirun for more
     # on CPU); --multi_gpu launches through torchrun, and ACCELERATE_USE_CPU selects gloo.
-    accelerate = str(Path(sys.executable).parent / "accelerate")
-    launch = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
-    launch += ["--mixed_precision", "no", "--dynamo_backend", "no"]
-    launch += ["--main_process_port", str(_free_port()), str(script), str(two), fixture]
-    _run(launch, tmp_path, llm_cache_dir)
+    options = ["--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launch_two_processes(options, script, [str(two), fixture], tmp_path, llm_cache_dir)
     return one, two
-
-
-# The gradient of the attention's key bias is zero in exact arithmetic (a softmax ignores a
-# shift shared by all keys); AdamW divides its rounding noise by its own size and takes steps
-# of about lr in a random direction. Those 16 values differ between any two summation orders.
-KEY_BIAS = "encoder.layers.0.self_attn.in_proj_bias"
-
-
-def _assert_same_weights(
-    first: Path, second: Path, rtol: float, atol: float, hidden: int | None = None
-) -> None:
-    left, right = load_file(str(first)), load_file(str(second))
-    assert left.keys() == right.keys()
-    if hidden is not None:  # SASRec: leave out the attention's key bias
-        for weights in (left, right):
-            weights["key_bias"] = weights[KEY_BIAS][hidden : 2 * hidden].clone()
-            weights[KEY_BIAS][hidden : 2 * hidden] = 0.0
-    for name in left:
-        if name != "key_bias":
-            torch.testing.assert_close(right[name], left[name], rtol=rtol, atol=atol, msg=name)
 
 
 def test_two_processes_train_the_toy_model_to_the_same_weights(runs) -> None:
     one, two = runs
-    _assert_same_weights(one / "toy.safetensors", two / "toy.safetensors", 1e-5, 1e-6)
+    assert_same_weights(one / "toy.safetensors", two / "toy.safetensors", 1e-5, 1e-6)
     single = json.loads((one / "toy.json").read_text())
     double = json.loads((two / "toy.json").read_text())
     assert double["best_step"] == single["best_step"]
@@ -298,14 +254,14 @@ def test_two_processes_train_the_toy_model_to_the_same_weights(runs) -> None:
 
 def test_two_processes_resume_exactly_with_dropout(runs) -> None:
     for outputs in runs:
-        _assert_same_weights(outputs / "full.safetensors", outputs / "resumed.safetensors", 0, 0)
+        assert_same_weights(outputs / "full.safetensors", outputs / "resumed.safetensors", 0, 0)
 
 
 def test_the_main_process_clock_stops_every_process_at_max_seconds(runs) -> None:
     for outputs in runs:
         assert json.loads((outputs / "deadline.json").read_text())["steps"] == 1
     one, two = runs
-    _assert_same_weights(one / "deadline.safetensors", two / "deadline.safetensors", 1e-5, 1e-6)
+    assert_same_weights(one / "deadline.safetensors", two / "deadline.safetensors", 1e-5, 1e-6)
 
 
 def test_sasrec_positions_are_weighted_exactly(runs) -> None:
@@ -313,10 +269,10 @@ def test_sasrec_positions_are_weighted_exactly(runs) -> None:
     # Summation order differs between one and two processes, and by CPU: on an AMD EPYC the
     # exact weighting still differs by up to 2e-6 after AdamW, while the control below differs
     # by about 0.1; the tolerance sits between them.
-    _assert_same_weights(one / "sasrec.safetensors", two / "sasrec.safetensors", 1e-4, 1e-5, 16)
+    assert_same_weights(one / "sasrec.safetensors", two / "sasrec.safetensors", 1e-4, 1e-5, 16)
     # the control: a mean per process weighted by rows is not the mean over all positions
     with pytest.raises(AssertionError):
-        _assert_same_weights(
+        assert_same_weights(
             one / "sasrec_rows.safetensors", two / "sasrec_rows.safetensors", 1e-4, 1e-5, 16
         )
 
@@ -352,9 +308,9 @@ def test_a_process_without_rows_gets_a_stand_in_row() -> None:
 
 def test_calrec_token_loss_is_weighted_exactly(runs) -> None:
     one, two = runs
-    _assert_same_weights(one / "calrec.safetensors", two / "calrec.safetensors", 1e-4, 1e-5)
+    assert_same_weights(one / "calrec.safetensors", two / "calrec.safetensors", 1e-4, 1e-5)
 
 
 def test_cllm4rec_id_tables_train_to_the_same_values(runs) -> None:
     one, two = runs
-    _assert_same_weights(one / "cllm4rec.safetensors", two / "cllm4rec.safetensors", 1e-4, 1e-5)
+    assert_same_weights(one / "cllm4rec.safetensors", two / "cllm4rec.safetensors", 1e-4, 1e-5)

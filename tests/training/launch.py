@@ -1,0 +1,67 @@
+"""Run a script as a user's multi-process job would: `accelerate launch` with 2 processes on the
+CPU (gloo), and compare the weights it saved with a one-process run's."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_command(command: list[str], tmp_path: Path, cache: Path) -> None:
+    env = {
+        **os.environ,
+        "LLMREC_CACHE": str(cache),  # the tiny backbone's tokenizer, converted once per session
+        "OMP_NUM_THREADS": "1",
+        "ACCELERATE_USE_CPU": "true",  # gloo on CPU, even on a machine with GPUs
+        "HF_HOME": str(tmp_path / "hf"),  # no user accelerate config
+    }
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+
+
+def launch_two_processes(
+    options: list[str], script: Path, arguments: list[str], tmp_path: Path, cache: Path
+) -> None:
+    """`accelerate launch OPTIONS --num_processes 2 SCRIPT ARGUMENTS` on a free port."""
+    accelerate = str(Path(sys.executable).parent / "accelerate")
+    launch = [accelerate, "launch", *options, "--num_processes", "2", "--num_machines", "1"]
+    launch += ["--main_process_port", str(free_port()), str(script), *arguments]
+    run_command(launch, tmp_path, cache)
+
+
+# The gradient of the attention's key bias is zero in exact arithmetic (a softmax ignores a
+# shift shared by all keys); AdamW divides its rounding noise by its own size and takes steps
+# of about lr in a random direction. Those values differ between any two summation orders.
+KEY_BIAS = "encoder.layers.{layer}.self_attn.in_proj_bias"
+
+
+def assert_same_weights(
+    first: Path,
+    second: Path,
+    rtol: float,
+    atol: float,
+    hidden: int | None = None,
+    num_layers: int = 1,
+) -> None:
+    """The two safetensors files hold the same tensors; SASRec (`hidden` given): but for the
+    attention's key bias of each of its `num_layers` layers."""
+    left, right = load_file(str(first)), load_file(str(second))
+    assert left.keys() == right.keys()
+    if hidden is not None:
+        for weights in (left, right):
+            for layer in range(num_layers):
+                weights[KEY_BIAS.format(layer=layer)][hidden : 2 * hidden] = 0.0
+    for name in left:
+        torch.testing.assert_close(right[name], left[name], rtol=rtol, atol=atol, msg=name)

@@ -1,0 +1,272 @@
+"""FSDP (full shard, `configs/accelerate/fsdp.yaml`) with 2 processes on the CPU (gloo) trains
+to the weights of one process, validates and checkpoints the full weights, resumes exactly, and
+leaves a model whose saved folder `llmrec.load` reads.
+
+Accelerate takes its FSDP path only on GPUs (its `AcceleratorState` turns FSDP on for GPU
+process groups alone), so the script puts it on the CPU's gloo group: after the loop has built
+its `Accelerator`, it sets the distributed type to FSDP and the plugin the launch configured
+(the `FSDP_*` variables of the config file), as `AcceleratorState` does on a GPU. Everything
+after that (Accelerate's FSDP2 preparation, `fully_shard`, the state-dict gathering) is the
+code a GPU run executes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import llmrec
+from tests.conftest import FIXTURE_DIR, REPO_ROOT
+from tests.training.launch import assert_same_weights, launch_two_processes, run_command
+
+SCRIPT = textwrap.dedent(
+    '''
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+    from safetensors.torch import save_file
+    from torch.distributed.fsdp import FSDPModule
+
+    import llmrec.training.loop as loop
+    from llmrec.models.base import RunContext
+    from llmrec.models.sasrec import SASRec, SASRecConfig, SASRecNetwork, SequenceBatches
+    from llmrec.training.config import TrainConfig
+    from llmrec.training.loop import train
+
+    torch.set_num_threads(1)
+    OUT = Path(sys.argv[1])
+    FIXTURE = Path(sys.argv[2])
+    SHARDED = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    LAYER = {"name": None}  # None: the layer class of the launch config (LlamaDecoderLayer)
+    PREPARED = []  # per prepared model: FSDP units, rows of the first weight: local, whole
+
+
+    def fsdp_on_cpu(make_accelerator):
+        def accelerator_with_fsdp(cfg, unused):
+            accelerator = make_accelerator(cfg, unused)
+            accelerator.state.distributed_type = DistributedType.FSDP
+            PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+            names = None if LAYER["name"] is None else [LAYER["name"]]
+            plugin = FullyShardedDataParallelPlugin(transformer_cls_names_to_wrap=names)
+            accelerator.state.fsdp_plugin = plugin
+            prepare = accelerator.prepare
+
+            def recording_prepare(*objects):
+                prepared = prepare(*objects)
+                model = prepared[0]
+                units = sum(isinstance(module, FSDPModule) for module in model.modules())
+                first = next(model.parameters())
+                PREPARED.append([units, first.to_local().shape[0], first.shape[0]])
+                return prepared
+
+            accelerator.prepare = recording_prepare
+            return accelerator
+
+        return accelerator_with_fsdp
+
+
+    if SHARDED:
+        loop._accelerator = fsdp_on_cpu(loop._accelerator)
+
+
+    class CountedSASRec(SASRecNetwork):
+        """SASRec's CE is a mean over its real positions: as many terms as num_tokens."""
+
+        def __init__(self, config, num_items, crash_at_call=None):
+            super().__init__(config, num_items)
+            self.calls, self.crash_at_call = 0, crash_at_call
+
+        def forward(self, batch):
+            self.calls += 1
+            if self.calls == self.crash_at_call:
+                raise KeyboardInterrupt
+            out = super().forward(batch)
+            out.num_terms = out.num_tokens
+            return out
+
+
+    def save(name, module, **extra):
+        if PartialState().is_main_process:
+            state = module.state_dict()
+            weights = {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
+            save_file(weights, str(OUT / f"{name}.safetensors"))
+            (OUT / f"{name}.json").write_text(json.dumps({**extra, "prepared": PREPARED}))
+        PREPARED.clear()
+
+
+    def embedding_norm(network):
+        """A validation metric of the full weights (a sharded model would give a shard's)."""
+        return {"ndcg@10": float(network.item_embedding.weight.norm())}
+
+
+    def sasrec_network(dropout, crash_at_call=None):
+        config = SASRecConfig(
+            hidden_size=16, num_layers=2, num_heads=2, dropout=dropout, max_length=5
+        )
+        torch.manual_seed(0)
+        return CountedSASRec(config, 20, crash_at_call), config
+
+
+    def sasrec_batches(config):
+        rng = np.random.default_rng(0)
+        sequences = [rng.integers(0, 20, size=size) for size in (2, 3, 4, 6, 7, 9, 11, 13)]
+        return SequenceBatches(sequences, config, num_items=20, batch_size=5, seed=0)
+
+
+    def sasrec():
+        LAYER["name"] = "TransformerEncoderLayer"
+        network, config = sasrec_network(dropout=0.0)
+        cfg = TrainConfig(epochs=3, batch_size=5, lr=1e-2, num_threads=1, patience=5)
+        result = train(network, sasrec_batches(config), embedding_norm, cfg,
+                       OUT / "runs" / "sasrec", seed=0, show_progress=False)
+        save("sasrec", network, history=result.history, best_step=result.best_step,
+             parameter=type(network.item_embedding.weight).__name__)
+
+
+    def sasrec_resume():
+        """A run killed mid-epoch 2 and resumed from its step checkpoint ends as the full run."""
+        LAYER["name"] = "TransformerEncoderLayer"
+        cfg = TrainConfig(epochs=3, batch_size=5, lr=1e-2, checkpoint_every=1, num_threads=1)
+        full, config = sasrec_network(dropout=0.3)
+        batches = sasrec_batches(config)
+        train(full, batches, None, cfg, OUT / "runs" / "full", seed=1, show_progress=False)
+        save("full", full)
+        crashing, _ = sasrec_network(dropout=0.3, crash_at_call=5)
+        try:
+            train(crashing, batches, None, cfg, OUT / "runs" / "killed", seed=1,
+                  show_progress=False)
+        except KeyboardInterrupt:
+            pass
+        resumed, _ = sasrec_network(dropout=0.3)
+        train(resumed, batches, None, cfg, OUT / "runs" / "killed", seed=1, resume=True,
+              show_progress=False)
+        save("resumed", resumed)
+
+
+    def calrec():
+        """CALRec with its token loss only (alpha = beta = 0): InfoNCE negatives are per process."""
+        from llmrec.data.registry import load_dataset
+        from llmrec.models.calrec.batches import ExampleBatches, build_examples
+        from llmrec.models.calrec.model import CALRec, CALRecConfig
+
+        LAYER["name"] = None  # the config's LlamaDecoderLayer: the tiny backbone is a Llama
+        data = load_dataset(FIXTURE).dataset
+        text = {"fields": ["title"], "max_history_items": 2, "max_item_tokens": 8}
+        config = CALRecConfig(backbone={"source": "tiny"}, alpha=0.0, beta=0.0, text=text)
+        model = CALRec(config, data.catalogue)
+        examples = build_examples(data.train[:20], model.lines, "last")
+        batches = ExampleBatches([examples], 7, model.tokenizer.pad_token_id, seed=0)
+        cfg = TrainConfig(epochs=2, batch_size=7, lr=1e-3, num_threads=1)
+        train(model.network, batches, None, cfg, OUT / "runs" / "calrec", seed=0,
+              show_progress=False)
+        save("calrec", model.network)
+
+
+    def sasrec_model_folder():
+        """SASRec's own fit and save: the model folder that `llmrec.load` reads."""
+        from llmrec.data.registry import load_dataset
+
+        LAYER["name"] = "TransformerEncoderLayer"
+        data = load_dataset(FIXTURE).dataset
+        config = SASRecConfig(hidden_size=16, num_layers=1, num_heads=2, dropout=0.0,
+                              max_length=10)
+        model = SASRec(config, data.catalogue)
+        cfg = TrainConfig(epochs=1, batch_size=64, lr=1e-2, num_threads=1)
+        model.fit(data.train, run=RunContext(OUT / "runs" / "model", cfg, show_progress=False))
+        if PartialState().is_main_process:
+            model.save(OUT / "sasrec_model")
+            (OUT / "sasrec_model.json").write_text(json.dumps({"prepared": PREPARED}))
+        PREPARED.clear()
+
+
+    sasrec()
+    sasrec_resume()
+    calrec()
+    sasrec_model_folder()
+    '''
+)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, llm_cache_dir: Path) -> tuple[Path, Path]:
+    """(one-process outputs, two-process FSDP outputs) of SCRIPT."""
+    tmp_path = tmp_path_factory.mktemp("fsdp")
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT, encoding="utf-8")
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    fixture = str(FIXTURE_DIR)
+    run_command([sys.executable, str(script), str(one), fixture], tmp_path, llm_cache_dir)
+    config = ["--config_file", str(REPO_ROOT / "configs" / "accelerate" / "fsdp.yaml")]
+    launch_two_processes(config, script, [str(two), fixture], tmp_path, llm_cache_dir)
+    return one, two
+
+
+def _info(outputs: Path, name: str) -> dict:
+    return json.loads((outputs / f"{name}.json").read_text())
+
+
+def test_the_two_process_runs_were_sharded_by_fsdp(runs) -> None:
+    one, two = runs
+    # SASRec: its 2 encoder layers and the root are FSDP units; the item table (21 rows, the
+    # padding row included) is split 11 + 10. CALRec: the tiny Llama's 2 decoder layers + root.
+    assert _info(two, "sasrec")["prepared"] == [[3, 11, 21]]
+    units, local, whole = _info(two, "calrec")["prepared"][0]
+    assert units == 3 and local == (whole + 1) // 2
+    units, local, whole = _info(two, "sasrec_model")["prepared"][0]
+    assert units == 2 and local == (whole + 1) // 2
+    assert _info(one, "sasrec")["prepared"] == []  # one process: no FSDP
+    # the module handed to the loop comes back a plain module, not a sharded one
+    assert _info(two, "sasrec")["parameter"] == "Parameter"
+
+
+def test_fsdp_trains_sasrec_to_the_one_process_weights(runs) -> None:
+    one, two = runs
+    # Only the summation order differs (each process' rows, then the reduce-scatter): as with
+    # DDP (test_distributed.py), differences stay below 1e-5, far below a wrong weighting's 0.1.
+    assert_same_weights(
+        one / "sasrec.safetensors", two / "sasrec.safetensors", 1e-4, 1e-5, 16, num_layers=2
+    )
+
+
+def test_validation_sees_the_full_weights_under_fsdp(runs) -> None:
+    one, two = runs
+    single, double = _info(one, "sasrec"), _info(two, "sasrec")
+    assert double["best_step"] == single["best_step"]
+    assert [h["step"] for h in double["history"]] == [h["step"] for h in single["history"]]
+    # the metric (the item table's norm) grows with training: a stale or sharded copy fails
+    for first, second in zip(single["history"], double["history"], strict=True):
+        assert second["ndcg@10"] == pytest.approx(first["ndcg@10"], rel=1e-5)
+    assert len({h["ndcg@10"] for h in double["history"]}) == 3
+
+
+def test_fsdp_trains_calrec_to_the_one_process_weights(runs) -> None:
+    one, two = runs
+    assert_same_weights(one / "calrec.safetensors", two / "calrec.safetensors", 1e-4, 1e-5)
+
+
+def test_a_killed_fsdp_run_resumes_exactly(runs) -> None:
+    for outputs in runs:
+        assert_same_weights(outputs / "full.safetensors", outputs / "resumed.safetensors", 0, 0)
+
+
+def test_a_model_trained_under_fsdp_saves_a_folder_that_loads(runs) -> None:
+    one, two = runs
+    assert (two / "sasrec_model" / "config.json").is_file()
+    single, double = llmrec.load(one / "sasrec_model"), llmrec.load(two / "sasrec_model")
+    histories = [[0, 1, 2], [5], [7, 3, 9, 11]]
+    torch.testing.assert_close(
+        double.score(histories), single.score(histories), rtol=1e-4, atol=1e-5
+    )
