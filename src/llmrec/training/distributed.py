@@ -23,24 +23,21 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, gather_object
 from torch import nn
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_optimizer_state_dict,
-    set_model_state_dict,
-    set_optimizer_state_dict,
-)
 
 from llmrec.errors import ConfigError
 from llmrec.training.checkpoint import current_rng_states
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def batch_rows(batch: Any) -> int:
@@ -173,6 +170,8 @@ def load_sharded_weights(accelerator: Accelerator, model: nn.Module, module: nn.
     """Under sharding, the weights of `module` (whole, on every process) into the shards of
     `model`; otherwise nothing."""
     if is_sharded(accelerator):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
         options = StateDictOptions(full_state_dict=True)
         set_model_state_dict(model, module.state_dict(), options=options)
 
@@ -204,6 +203,7 @@ class FullOptimizerState:
     on the main process by `gather` (every process calls it), loaded whole on every process.
 
     DeepSpeed keeps its own optimizer, which this does not read: see `check_resumable`.
+    torch.distributed.checkpoint is imported where used: only FSDP runs need it.
     """
 
     def __init__(self, model: nn.Module, optimizer: Any) -> None:
@@ -211,6 +211,11 @@ class FullOptimizerState:
         self.gathered: dict[str, Any] | None = None
 
     def gather(self) -> None:
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_optimizer_state_dict,
+        )
+
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
         self.gathered = get_optimizer_state_dict(self.model, self.optimizer, options=options)
 
@@ -220,6 +225,11 @@ class FullOptimizerState:
         return self.gathered
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_optimizer_state_dict,
+        )
+
         options = StateDictOptions(full_state_dict=True)
         set_optimizer_state_dict(self.model, self.optimizer, state, options=options)
 
@@ -240,3 +250,38 @@ def gather_checkpoint_state(
     gather_weights(accelerator, model, module)
     if isinstance(optimizer, FullOptimizerState):
         optimizer.gather()
+
+
+@dataclass(frozen=True)
+class ProcessShare:
+    """This process' contiguous share of a list of work, and the gathering of every share's
+    results in order onto every process (evaluation: each user is ranked by one process).
+
+    Without a running process group (one process, or processes that never formed one) the
+    share is everything and gathering returns the results unchanged.
+    """
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def current(cls, enabled: bool = True) -> ProcessShare:
+        """The share of this process in the running process group (`enabled`: else all)."""
+        distributed = torch.distributed
+        if not (enabled and distributed.is_available() and distributed.is_initialized()):
+            return cls()
+        return cls(distributed.get_rank(), distributed.get_world_size())
+
+    def of(self, items: Sequence[T]) -> Sequence[T]:
+        """Items [len * index / count, len * (index + 1) / count): none lost, none twice."""
+        size = len(items)
+        return items[size * self.index // self.count : size * (self.index + 1) // self.count]
+
+    def gather(self, results: list[T]) -> list[T]:
+        """Every process' results, in process order (so in item order), on every process; a
+        collective: every process calls it."""
+        if self.count == 1:
+            return results
+        parts: list[list[T] | None] = [None] * self.count
+        torch.distributed.all_gather_object(parts, results)
+        return [result for part in parts for result in part or []]
