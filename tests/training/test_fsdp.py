@@ -1,6 +1,7 @@
 """FSDP (full shard, `configs/accelerate/fsdp.yaml`) with 2 processes on the CPU (gloo) trains
 to the weights of one process, validates and checkpoints the full weights, resumes exactly, and
-leaves a model whose saved folder `llmrec.load` reads.
+leaves a model whose saved folder `llmrec.load` reads; evaluation under the 2 processes ranks
+every user once.
 
 Accelerate takes its FSDP path only on GPUs (its `AcceleratorState` turns FSDP on for GPU
 process groups alone), so the script puts it on the CPU's gloo group: after the loop has built
@@ -188,6 +189,34 @@ SCRIPT = textwrap.dedent(
             model.save(OUT / "sasrec_model")
             (OUT / "sasrec_model.json").write_text(json.dumps({"prepared": PREPARED}))
         PREPARED.clear()
+        evaluation(model, data.valid)
+
+
+    def evaluation(model, valid):
+        """Each process' ranked users, and its results split across processes and not."""
+        from llmrec.evaluation.config import EvalConfig
+        from llmrec.evaluation.ranking import evaluate_model
+
+        ranked = []
+        score = model.score
+
+        def recording_score(histories, users=None):
+            ranked.extend(users)
+            return score(histories)
+
+        model.reads_users, model.score = True, recording_score  # so the users are passed
+        config = EvalConfig(batch_size=7, bootstrap_resamples=0)  # 43 batches: 21 + 22
+        split = evaluate_model(model, valid, config, show_progress=False)
+        mine = list(ranked)
+        whole = evaluate_model(model, valid, config, show_progress=False, across_processes=False)
+        results = {
+            "ranked": mine,
+            "split": [split.user_ids, split.ranks.tolist(), split.metrics],
+            "whole": [whole.user_ids, whole.ranks.tolist(), whole.metrics],
+            "valid_users": list(valid.user_ids),
+        }
+        index = PartialState().process_index
+        (OUT / f"evaluation{index}.json").write_text(json.dumps(results))
 
 
     sasrec()
@@ -270,3 +299,19 @@ def test_a_model_trained_under_fsdp_saves_a_folder_that_loads(runs) -> None:
     torch.testing.assert_close(
         double.score(histories), single.score(histories), rtol=1e-4, atol=1e-5
     )
+
+
+def test_evaluation_under_two_processes_ranks_every_user_once(runs) -> None:
+    one, two = runs
+    first, second = (_info(two, f"evaluation{index}") for index in (0, 1))
+    users = first["valid_users"]
+    assert len(users) == 300
+    # process 0 ranked the first 21 batches of 7 users, process 1 the other 22: none twice,
+    # none lost, in order
+    assert len(first["ranked"]) == 21 * 7 and first["ranked"] + second["ranked"] == users
+    for results in (first, second):  # both processes hold the whole result
+        assert results["split"] == results["whole"]  # the one-process ranks, user by user
+        assert results["split"][0] == users
+    assert first["split"] == second["split"]
+    alone = _info(one, "evaluation0")
+    assert alone["ranked"] == users and alone["split"] == alone["whole"]
