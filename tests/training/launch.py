@@ -19,26 +19,37 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def run_command(command: list[str], tmp_path: Path, cache: Path) -> None:
+def run_command(command: list[str], tmp_path: Path, cache: Path, use_cpu: bool = True) -> None:
+    """Run `command` to success with one thread, no user Accelerate config, and (`use_cpu`)
+    ACCELERATE_USE_CPU: gloo on the CPU, even on a machine with GPUs. Accelerate turns DeepSpeed
+    off under ACCELERATE_USE_CPU: DeepSpeed runs leave it out (and use any GPUs there are)."""
     env = {
         **os.environ,
         "LLMREC_CACHE": str(cache),  # the tiny backbone's tokenizer, converted once per session
         "OMP_NUM_THREADS": "1",
-        "ACCELERATE_USE_CPU": "true",  # gloo on CPU, even on a machine with GPUs
         "HF_HOME": str(tmp_path / "hf"),  # no user accelerate config
     }
+    if use_cpu:
+        env["ACCELERATE_USE_CPU"] = "true"
+    else:
+        env.pop("ACCELERATE_USE_CPU", None)
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
 
 
 def launch_two_processes(
-    options: list[str], script: Path, arguments: list[str], tmp_path: Path, cache: Path
+    options: list[str],
+    script: Path,
+    arguments: list[str],
+    tmp_path: Path,
+    cache: Path,
+    use_cpu: bool = True,
 ) -> None:
     """`accelerate launch OPTIONS --num_processes 2 SCRIPT ARGUMENTS` on a free port."""
     accelerate = str(Path(sys.executable).parent / "accelerate")
     launch = [accelerate, "launch", *options, "--num_processes", "2", "--num_machines", "1"]
     launch += ["--main_process_port", str(free_port()), str(script), *arguments]
-    run_command(launch, tmp_path, cache)
+    run_command(launch, tmp_path, cache, use_cpu)
 
 
 # The gradient of the attention's key bias is zero in exact arithmetic (a softmax ignores a

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from llmrec.training.distributed import batch_rows, local_batch, split_batch
-from tests.conftest import FIXTURE_DIR
+from tests.conftest import FIXTURE_DIR, REPO_ROOT
 from tests.training.launch import assert_same_weights, launch_two_processes, run_command
 
 # One script, run once by `accelerate launch` with 2 processes and once by plain python. Each
@@ -234,8 +234,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory, llm_cache_dir: Path) -> tuple
     fixture = str(FIXTURE_DIR)
     run_command([sys.executable, str(script), str(one), fixture], tmp_path, llm_cache_dir)
     # `accelerate launch --cpu --num_processes 2` starts one process (it needs mpirun for more
-    # on CPU); --multi_gpu launches through torchrun, and ACCELERATE_USE_CPU selects gloo.
-    options = ["--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    # on CPU); the DDP config (like --multi_gpu) launches through torchrun, and
+    # ACCELERATE_USE_CPU selects gloo.
+    options = ["--config_file", str(REPO_ROOT / "configs" / "accelerate" / "ddp.yaml")]
     launch_two_processes(options, script, [str(two), fixture], tmp_path, llm_cache_dir)
     return one, two
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -145,6 +146,26 @@ def module_to_train(accelerator: Accelerator, module: nn.Module) -> nn.Module:
     weights on each process while training (docs/training.md, "Several processes").
     """
     return copy.deepcopy(module) if is_sharded(accelerator) else module
+
+
+def configure_deepspeed(accelerator: Accelerator, batch_size: int, grad_clip: float | None) -> None:
+    """Under DeepSpeed, fill the two settings it takes from elsewhere than the loop: the rows
+    each process trains on per batch (Accelerate reads them from a data loader, and the loop
+    hands it none) and gradient clipping (DeepSpeed clips inside its step, so Accelerate's
+    `clip_grad_norm_` does nothing; "auto" would clip at 1.0 whatever `train.grad_clip` says)."""
+    if accelerator.distributed_type != DistributedType.DEEPSPEED:
+        return
+    plugin = accelerator.state.deepspeed_plugin
+    config = plugin.deepspeed_config
+    config["train_micro_batch_size_per_gpu"] = math.ceil(batch_size / accelerator.num_processes)
+    clip = 0.0 if grad_clip is None else grad_clip  # DeepSpeed: 0 = no clipping
+    if plugin.is_auto("gradient_clipping") or "gradient_clipping" not in config:
+        config["gradient_clipping"] = clip
+    elif config["gradient_clipping"] != clip:
+        raise ConfigError(
+            f"the DeepSpeed config clips gradients at {config['gradient_clipping']}, "
+            f"train.grad_clip is {grad_clip}: set one of them to the other"
+        )
 
 
 def gather_weights(

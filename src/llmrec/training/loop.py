@@ -49,6 +49,7 @@ from llmrec.training.distributed import (
     can_checkpoint,
     check_resumable,
     checkpoint_optimizer,
+    configure_deepspeed,
     gather_checkpoint_state,
     gather_weights,
     global_loss_scale,
@@ -119,6 +120,7 @@ def train(
     total_steps = cfg.max_steps or max(1, steps)
     check_resumable(accelerator, resume, cfg.checkpoint_every)
     trained = module_to_train(accelerator, module)  # a copy under FSDP / DeepSpeed
+    configure_deepspeed(accelerator, cfg.batch_size, cfg.grad_clip)
     optimizer = build_optimizer(trained, cfg, plan.lr_scales)
     scheduler = build_scheduler(optimizer, cfg, total_steps)
     model, optimizer, scheduler = accelerator.prepare(trained, optimizer, scheduler)

@@ -1,14 +1,18 @@
-"""FSDP (full shard, `configs/accelerate/fsdp.yaml`) with 2 processes on the CPU (gloo) trains
-to the weights of one process, validates and checkpoints the full weights, resumes exactly, and
-leaves a model whose saved folder `llmrec.load` reads; evaluation under the 2 processes ranks
-every user once.
+"""Sharded training with 2 processes on the CPU (gloo), launched with the shipped configs.
+
+FSDP (full shard, `configs/accelerate/fsdp.yaml`) trains to the weights of one process,
+validates and checkpoints the full weights, resumes exactly, and leaves a model whose saved
+folder `llmrec.load` reads; evaluation under the 2 processes ranks every user once. DeepSpeed
+ZeRO-2 and ZeRO-3 (`zero2.yaml`, `zero3.yaml`; slow, and only where `deepspeed` is installed)
+train SASRec to the one-process weights and refuse resumable checkpoints.
 
 Accelerate takes its FSDP path only on GPUs (its `AcceleratorState` turns FSDP on for GPU
 process groups alone), so the script puts it on the CPU's gloo group: after the loop has built
 its `Accelerator`, it sets the distributed type to FSDP and the plugin the launch configured
 (the `FSDP_*` variables of the config file), as `AcceleratorState` does on a GPU. Everything
 after that (Accelerate's FSDP2 preparation, `fully_shard`, the state-dict gathering) is the
-code a GPU run executes.
+code a GPU run executes. For DeepSpeed, Accelerate finds no process-group backend on a machine
+without GPUs; the script names gloo (DeepSpeed's own choice on the CPU) before the loop starts.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ SCRIPT = textwrap.dedent(
     torch.set_num_threads(1)
     OUT = Path(sys.argv[1])
     FIXTURE = Path(sys.argv[2])
+    MODE = sys.argv[3]  # "fsdp" or "deepspeed": the scenarios to run, and how, with 2 processes
     SHARDED = int(os.environ.get("WORLD_SIZE", "1")) > 1
     LAYER = {"name": None}  # None: the layer class of the launch config (LlamaDecoderLayer)
     PREPARED = []  # per prepared model: FSDP units, rows of the first weight: local, whole
@@ -77,8 +82,10 @@ SCRIPT = textwrap.dedent(
         return accelerator_with_fsdp
 
 
-    if SHARDED:
+    if SHARDED and MODE == "fsdp":
         loop._accelerator = fsdp_on_cpu(loop._accelerator)
+    if SHARDED and MODE == "deepspeed" and not torch.cuda.is_available():
+        PartialState(backend="gloo")
 
 
     class CountedSASRec(SASRecNetwork):
@@ -219,10 +226,25 @@ SCRIPT = textwrap.dedent(
         (OUT / f"evaluation{index}.json").write_text(json.dumps(results))
 
 
+    def deepspeed_refuses_checkpoints():
+        from llmrec.errors import ConfigError
+
+        network, config = sasrec_network(dropout=0.0)
+        cfg = TrainConfig(epochs=1, batch_size=5, checkpoint_every=1, num_threads=1)
+        try:
+            train(network, sasrec_batches(config), None, cfg, OUT / "runs" / "refused", seed=0,
+                  show_progress=False)
+        except ConfigError as error:
+            (OUT / "refused.txt").write_text(str(error))
+
+
     sasrec()
-    sasrec_resume()
-    calrec()
-    sasrec_model_folder()
+    if MODE == "fsdp":
+        sasrec_resume()
+        calrec()
+        sasrec_model_folder()
+    elif SHARDED:
+        deepspeed_refuses_checkpoints()
     '''
 )
 
@@ -236,11 +258,19 @@ def runs(tmp_path_factory: pytest.TempPathFactory, llm_cache_dir: Path) -> tuple
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()
-    fixture = str(FIXTURE_DIR)
-    run_command([sys.executable, str(script), str(one), fixture], tmp_path, llm_cache_dir)
-    config = ["--config_file", str(REPO_ROOT / "configs" / "accelerate" / "fsdp.yaml")]
-    launch_two_processes(config, script, [str(two), fixture], tmp_path, llm_cache_dir)
+    arguments = [str(script), str(one), str(FIXTURE_DIR), "fsdp"]
+    run_command([sys.executable, *arguments], tmp_path, llm_cache_dir)
+    _launch("fsdp.yaml", script, two, "fsdp", tmp_path, llm_cache_dir)
     return one, two
+
+
+def _launch(
+    config: str, script: Path, outputs: Path, mode: str, tmp_path: Path, cache: Path
+) -> None:
+    """SCRIPT in `mode` under `accelerate launch --config_file configs/accelerate/CONFIG`."""
+    options = ["--config_file", str(REPO_ROOT / "configs" / "accelerate" / config)]
+    arguments = [str(outputs), str(FIXTURE_DIR), mode]
+    launch_two_processes(options, script, arguments, tmp_path, cache, use_cpu=mode == "fsdp")
 
 
 def _info(outputs: Path, name: str) -> dict:
@@ -315,3 +345,59 @@ def test_evaluation_under_two_processes_ranks_every_user_once(runs) -> None:
     assert first["split"] == second["split"]
     alone = _info(one, "evaluation0")
     assert alone["ranked"] == users and alone["split"] == alone["whole"]
+
+
+@pytest.fixture(scope="module")
+def deepspeed_runs(
+    runs, tmp_path_factory: pytest.TempPathFactory, llm_cache_dir: Path
+) -> dict[str, Path]:
+    """Outputs of SCRIPT's SASRec under ZeRO-2 and ZeRO-3, and the one-process run's."""
+    pytest.importorskip("deepspeed", reason="DeepSpeed is an optional extra: pip install deepspeed")
+    tmp_path = tmp_path_factory.mktemp("deepspeed")
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT, encoding="utf-8")
+    outputs = {"one": runs[0]}
+    for stage in ("zero2", "zero3"):
+        outputs[stage] = tmp_path / stage
+        outputs[stage].mkdir()
+        _launch(f"{stage}.yaml", script, outputs[stage], "deepspeed", tmp_path, llm_cache_dir)
+    return outputs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["zero2", "zero3"])
+def test_deepspeed_trains_sasrec_to_the_one_process_weights(deepspeed_runs, stage) -> None:
+    one, sharded = deepspeed_runs["one"], deepspeed_runs[stage]
+    assert_same_weights(
+        one / "sasrec.safetensors", sharded / "sasrec.safetensors", 1e-4, 1e-5, 16, num_layers=2
+    )
+    single, double = _info(one, "sasrec"), _info(sharded, "sasrec")
+    assert double["best_step"] == single["best_step"]
+    for first, second in zip(single["history"], double["history"], strict=True):
+        assert second["ndcg@10"] == pytest.approx(first["ndcg@10"], rel=1e-5)
+    assert not (sharded / "runs" / "sasrec" / "checkpoints" / "last").exists()
+    refused = (sharded / "refused.txt").read_text()
+    assert "train.checkpoint_every" in refused and "DeepSpeed" in refused
+
+
+def test_the_accelerate_configs_parse_as_accelerate_reads_them() -> None:
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.utils import DistributedType
+
+    expected = {
+        "ddp.yaml": DistributedType.MULTI_GPU,
+        "fsdp.yaml": DistributedType.FSDP,
+        "zero2.yaml": DistributedType.DEEPSPEED,
+        "zero3.yaml": DistributedType.DEEPSPEED,
+    }
+    folder = REPO_ROOT / "configs" / "accelerate"
+    assert sorted(path.name for path in folder.glob("*.yaml")) == sorted(expected)
+    for name, distributed_type in expected.items():
+        config = load_config_from_file(str(folder / name))
+        assert config.distributed_type == distributed_type, name
+        assert config.num_processes == -1, name  # no process count fixed: --num_processes N
+        assert config.mixed_precision == "no", name  # precision comes from train.precision
+    zero3 = load_config_from_file(str(folder / "zero3.yaml")).deepspeed_config
+    assert zero3["zero_stage"] == 3 and zero3["zero3_save_16bit_model"] is True
+    fsdp = load_config_from_file(str(folder / "fsdp.yaml")).fsdp_config
+    assert fsdp["fsdp_version"] == 2 and fsdp["fsdp_reshard_after_forward"] is True
