@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from tests.conftest import REPO_ROOT
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -28,6 +30,8 @@ def run_command(command: list[str], tmp_path: Path, cache: Path, use_cpu: bool =
         "LLMREC_CACHE": str(cache),  # the tiny backbone's tokenizer, converted once per session
         "OMP_NUM_THREADS": "1",
         "HF_HOME": str(tmp_path / "hf"),  # no user accelerate config
+        # the scripts import tests.training.scenarios
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
     if use_cpu:
         env["ACCELERATE_USE_CPU"] = "true"
@@ -50,6 +54,27 @@ def launch_two_processes(
     launch = [accelerate, "launch", *options, "--num_processes", "2", "--num_machines", "1"]
     launch += ["--main_process_port", str(free_port()), str(script), *arguments]
     run_command(launch, tmp_path, cache, use_cpu)
+
+
+def launch_config(name: str) -> list[str]:
+    """The `accelerate launch` option of the shipped config `configs/accelerate/NAME`."""
+    return ["--config_file", str(REPO_ROOT / "configs" / "accelerate" / name)]
+
+
+def one_and_two_processes(
+    tmp_path: Path, script_text: str, config: str, arguments: list[str], cache: Path
+) -> tuple[Path, Path]:
+    """(one-process outputs, two-process outputs): the script run by python, then by
+    `accelerate launch` with the shipped `config` and 2 processes on the CPU, each given its
+    output folder and `arguments`."""
+    script = tmp_path / "script.py"
+    script.write_text(script_text, encoding="utf-8")
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    run_command([sys.executable, str(script), str(one), *arguments], tmp_path, cache)
+    launch_two_processes(launch_config(config), script, [str(two), *arguments], tmp_path, cache)
+    return one, two
 
 
 # The gradient of the attention's key bias is zero in exact arithmetic (a softmax ignores a

@@ -8,7 +8,6 @@ parity run goes through `accelerate launch` in subprocesses, so it runs as a use
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 from pathlib import Path
 
@@ -16,8 +15,8 @@ import pytest
 import torch
 
 from llmrec.training.distributed import batch_rows, local_batch, split_batch
-from tests.conftest import FIXTURE_DIR, REPO_ROOT
-from tests.training.launch import assert_same_weights, launch_two_processes, run_command
+from tests.conftest import FIXTURE_DIR
+from tests.training.launch import assert_same_weights, one_and_two_processes
 
 # One script, run once by `accelerate launch` with 2 processes and once by plain python. Each
 # scenario writes the main process' final weights to OUT/<name>.safetensors.
@@ -38,6 +37,7 @@ SCRIPT = textwrap.dedent(
     from llmrec.training.config import TrainConfig
     from llmrec.training.loop import train
     from llmrec.training.protocol import LossOutput, TrainableNetwork
+    from tests.training.scenarios import calrec_token_loss
 
     torch.set_num_threads(1)
     OUT = Path(sys.argv[1])
@@ -175,21 +175,10 @@ SCRIPT = textwrap.dedent(
 
 
     def calrec():
-        """CALRec with its token loss only (alpha = beta = 0): InfoNCE negatives are per process."""
-        from llmrec.data.registry import load_dataset
-        from llmrec.models.calrec.batches import ExampleBatches, build_examples
-        from llmrec.models.calrec.model import CALRec, CALRecConfig
-
-        data = load_dataset(FIXTURE).dataset
-        text = {"fields": ["title"], "max_history_items": 2, "max_item_tokens": 8}
-        config = CALRecConfig(backbone={"source": "tiny"}, alpha=0.0, beta=0.0, text=text)
-        model = CALRec(config, data.catalogue)
-        examples = build_examples(data.train[:20], model.lines, "last")
-        batches = ExampleBatches([examples], 7, model.tokenizer.pad_token_id, seed=0)
-        train_config = TrainConfig(epochs=2, batch_size=7, lr=1e-3, num_threads=1)
-        train(model.network, batches, None, train_config, OUT / "runs" / "calrec", seed=0,
+        network, batches, train_config = calrec_token_loss(FIXTURE)
+        train(network, batches, None, train_config, OUT / "runs" / "calrec", seed=0,
               show_progress=False)
-        save("calrec", model.network)
+        save("calrec", network)
 
 
     def cllm4rec():
@@ -226,19 +215,11 @@ SCRIPT = textwrap.dedent(
 def runs(tmp_path_factory: pytest.TempPathFactory, llm_cache_dir: Path) -> tuple[Path, Path]:
     """(one-process outputs, two-process outputs) of SCRIPT."""
     tmp_path = tmp_path_factory.mktemp("distributed")
-    script = tmp_path / "script.py"
-    script.write_text(SCRIPT, encoding="utf-8")
-    one, two = tmp_path / "one", tmp_path / "two"
-    one.mkdir()
-    two.mkdir()
-    fixture = str(FIXTURE_DIR)
-    run_command([sys.executable, str(script), str(one), fixture], tmp_path, llm_cache_dir)
     # `accelerate launch --cpu --num_processes 2` starts one process (it needs mpirun for more
     # on CPU); the DDP config (like --multi_gpu) launches through torchrun, and
     # ACCELERATE_USE_CPU selects gloo.
-    options = ["--config_file", str(REPO_ROOT / "configs" / "accelerate" / "ddp.yaml")]
-    launch_two_processes(options, script, [str(two), fixture], tmp_path, llm_cache_dir)
-    return one, two
+    arguments = [str(FIXTURE_DIR)]
+    return one_and_two_processes(tmp_path, SCRIPT, "ddp.yaml", arguments, llm_cache_dir)
 
 
 def test_two_processes_train_the_toy_model_to_the_same_weights(runs) -> None:

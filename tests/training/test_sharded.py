@@ -18,7 +18,6 @@ without GPUs; the script names gloo (DeepSpeed's own choice on the CPU) before t
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 from pathlib import Path
 
@@ -27,7 +26,12 @@ import torch
 
 import llmrec
 from tests.conftest import FIXTURE_DIR, REPO_ROOT
-from tests.training.launch import assert_same_weights, launch_two_processes, run_command
+from tests.training.launch import (
+    assert_same_weights,
+    launch_config,
+    launch_two_processes,
+    one_and_two_processes,
+)
 
 SCRIPT = textwrap.dedent(
     '''
@@ -48,6 +52,7 @@ SCRIPT = textwrap.dedent(
     from llmrec.models.sasrec import SASRec, SASRecConfig, SASRecNetwork, SequenceBatches
     from llmrec.training.config import TrainConfig
     from llmrec.training.loop import train
+    from tests.training.scenarios import calrec_token_loss
 
     torch.set_num_threads(1)
     OUT = Path(sys.argv[1])
@@ -163,22 +168,10 @@ SCRIPT = textwrap.dedent(
 
 
     def calrec():
-        """CALRec with its token loss only (alpha = beta = 0): InfoNCE negatives are per process."""
-        from llmrec.data.registry import load_dataset
-        from llmrec.models.calrec.batches import ExampleBatches, build_examples
-        from llmrec.models.calrec.model import CALRec, CALRecConfig
-
         LAYER["name"] = None  # the config's LlamaDecoderLayer: the tiny backbone is a Llama
-        data = load_dataset(FIXTURE).dataset
-        text = {"fields": ["title"], "max_history_items": 2, "max_item_tokens": 8}
-        config = CALRecConfig(backbone={"source": "tiny"}, alpha=0.0, beta=0.0, text=text)
-        model = CALRec(config, data.catalogue)
-        examples = build_examples(data.train[:20], model.lines, "last")
-        batches = ExampleBatches([examples], 7, model.tokenizer.pad_token_id, seed=0)
-        cfg = TrainConfig(epochs=2, batch_size=7, lr=1e-3, num_threads=1)
-        train(model.network, batches, None, cfg, OUT / "runs" / "calrec", seed=0,
-              show_progress=False)
-        save("calrec", model.network)
+        network, batches, cfg = calrec_token_loss(FIXTURE)
+        train(network, batches, None, cfg, OUT / "runs" / "calrec", seed=0, show_progress=False)
+        save("calrec", network)
 
 
     def sasrec_model_folder():
@@ -253,24 +246,8 @@ SCRIPT = textwrap.dedent(
 def runs(tmp_path_factory: pytest.TempPathFactory, llm_cache_dir: Path) -> tuple[Path, Path]:
     """(one-process outputs, two-process FSDP outputs) of SCRIPT."""
     tmp_path = tmp_path_factory.mktemp("fsdp")
-    script = tmp_path / "script.py"
-    script.write_text(SCRIPT, encoding="utf-8")
-    one, two = tmp_path / "one", tmp_path / "two"
-    one.mkdir()
-    two.mkdir()
-    arguments = [str(script), str(one), str(FIXTURE_DIR), "fsdp"]
-    run_command([sys.executable, *arguments], tmp_path, llm_cache_dir)
-    _launch("fsdp.yaml", script, two, "fsdp", tmp_path, llm_cache_dir)
-    return one, two
-
-
-def _launch(
-    config: str, script: Path, outputs: Path, mode: str, tmp_path: Path, cache: Path
-) -> None:
-    """SCRIPT in `mode` under `accelerate launch --config_file configs/accelerate/CONFIG`."""
-    options = ["--config_file", str(REPO_ROOT / "configs" / "accelerate" / config)]
-    arguments = [str(outputs), str(FIXTURE_DIR), mode]
-    launch_two_processes(options, script, arguments, tmp_path, cache, use_cpu=mode == "fsdp")
+    arguments = [str(FIXTURE_DIR), "fsdp"]
+    return one_and_two_processes(tmp_path, SCRIPT, "fsdp.yaml", arguments, llm_cache_dir)
 
 
 def _info(outputs: Path, name: str) -> dict:
@@ -360,7 +337,9 @@ def deepspeed_runs(
     for stage in ("zero2", "zero3"):
         outputs[stage] = tmp_path / stage
         outputs[stage].mkdir()
-        _launch(f"{stage}.yaml", script, outputs[stage], "deepspeed", tmp_path, llm_cache_dir)
+        arguments = [str(outputs[stage]), str(FIXTURE_DIR), "deepspeed"]
+        config = launch_config(f"{stage}.yaml")
+        launch_two_processes(config, script, arguments, tmp_path, llm_cache_dir, use_cpu=False)
     return outputs
 
 
