@@ -43,16 +43,19 @@ def run_command(command: list[str], tmp_path: Path, cache: Path, use_cpu: bool =
 
 def launch_two_processes(
     options: list[str],
-    script: Path,
+    script: Path | str,
     arguments: list[str],
     tmp_path: Path,
     cache: Path,
     use_cpu: bool = True,
+    module: bool = False,
 ) -> None:
-    """`accelerate launch OPTIONS --num_processes 2 SCRIPT ARGUMENTS` on a free port."""
+    """`accelerate launch OPTIONS --num_processes 2 SCRIPT ARGUMENTS` on a free port
+    (`module`: SCRIPT names a module, `-m SCRIPT`)."""
     accelerate = str(Path(sys.executable).parent / "accelerate")
     launch = [accelerate, "launch", *options, "--num_processes", "2", "--num_machines", "1"]
-    launch += ["--main_process_port", str(free_port()), str(script), *arguments]
+    launch += ["--main_process_port", str(free_port()), *(["-m"] if module else [])]
+    launch += [str(script), *arguments]
     run_command(launch, tmp_path, cache, use_cpu)
 
 

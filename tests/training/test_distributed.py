@@ -8,15 +8,23 @@ parity run goes through `accelerate launch` in subprocesses, so it runs as a use
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 
+import llmrec
 from llmrec.training.distributed import batch_rows, local_batch, split_batch
 from tests.conftest import FIXTURE_DIR
-from tests.training.launch import assert_same_weights, one_and_two_processes
+from tests.training.launch import (
+    assert_same_weights,
+    launch_config,
+    launch_two_processes,
+    one_and_two_processes,
+    run_command,
+)
 
 # One script, run once by `accelerate launch` with 2 processes and once by plain python. Each
 # scenario writes the main process' final weights to OUT/<name>.safetensors.
@@ -296,3 +304,34 @@ def test_calrec_token_loss_is_weighted_exactly(runs) -> None:
 def test_cllm4rec_id_tables_train_to_the_same_values(runs) -> None:
     one, two = runs
     assert_same_weights(one / "cllm4rec.safetensors", two / "cllm4rec.safetensors", 1e-4, 1e-5)
+
+
+@pytest.mark.slow
+def test_llmrec_run_under_two_processes_reports_the_one_process_metrics(
+    tmp_path: Path, llm_cache_dir: Path
+) -> None:
+    """The documented CPU command, `accelerate launch --config_file configs/accelerate/ddp.yaml
+    --num_processes 2 -m llmrec run CONFIG`: training, validation, the evaluation split across
+    the processes, the report and the model folder, against `llmrec run CONFIG`."""
+    config = tmp_path / "sasrec.yaml"
+    config.write_text(
+        f"data: {{source: {FIXTURE_DIR}}}\n"
+        "model: {name: sasrec, hidden_size: 16, num_layers: 1, num_heads: 2, dropout: 0.0,"
+        " max_length: 10}\n"
+        "train: {epochs: 2, batch_size: 64, lr: 0.01, num_threads: 1}\n"
+        "eval: {ks: [10, 20], bootstrap_resamples: 0}\n"
+        f"output: {{dir: {tmp_path / 'runs'}}}\n",
+        encoding="utf-8",
+    )
+    run = ["-m", "llmrec", "run", str(config), "--quiet", "--set"]
+    run_command([sys.executable, *run, "output.name=one"], tmp_path, llm_cache_dir)
+    arguments = [*run[2:], "output.name=two"]
+    config_option = launch_config("ddp.yaml")
+    launch_two_processes(config_option, "llmrec", arguments, tmp_path, llm_cache_dir, module=True)
+    runs = tmp_path / "runs"
+    one, two = (json.loads((runs / name / "metrics.json").read_text()) for name in ("one", "two"))
+    for split in ("valid", "test"):
+        for name, value in one[split]["metrics"].items():
+            assert two[split]["metrics"][name] == pytest.approx(value, abs=1e-3), (split, name)
+    model = llmrec.load(runs / "two" / "model")
+    assert model.recommend([[0, 1, 2]], k=5).item_indices.shape == (1, 5)

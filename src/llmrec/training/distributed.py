@@ -273,6 +273,15 @@ def gather_checkpoint_state(
         optimizer.gather()
 
 
+def is_main_process() -> bool:
+    """Process 0 of a running process group (`accelerate launch`), or the only process: the one
+    that writes a run's shared files (two processes saving one folder at once would collide)."""
+    distributed = torch.distributed
+    return not (distributed.is_available() and distributed.is_initialized()) or (
+        distributed.get_rank() == 0
+    )
+
+
 @dataclass(frozen=True)
 class ProcessShare:
     """This process' contiguous share of a list of work, and the gathering of every share's
