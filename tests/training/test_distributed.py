@@ -16,7 +16,13 @@ import pytest
 import torch
 
 import llmrec
-from llmrec.training.distributed import batch_rows, local_batch, split_batch
+from llmrec.training.distributed import (
+    ProcessShare,
+    batch_rows,
+    is_main_process,
+    local_batch,
+    split_batch,
+)
 from tests.conftest import FIXTURE_DIR
 from tests.training.launch import (
     assert_same_weights,
@@ -286,6 +292,17 @@ def test_split_batch_rejects_bad_indices_and_ragged_batches() -> None:
         split_batch({"a": torch.zeros(4), "b": torch.zeros(3)}, 0, 2)
     with pytest.raises(ValueError, match="no tensor"):
         batch_rows({"a": 1})
+
+
+def test_process_shares_cover_every_item_once_in_order() -> None:
+    for count in (1, 2, 3, 4):
+        for size in range(10):
+            items = list(range(size))
+            shares = [ProcessShare(index, count).of(items) for index in range(count)]
+            assert [item for share in shares for item in share] == items
+            assert max(map(len, shares)) - min(map(len, shares)) <= 1
+    assert ProcessShare.current() == ProcessShare(0, 1)  # no process group in this test
+    assert ProcessShare().gather([3, 1]) == [3, 1] and is_main_process()
 
 
 def test_a_process_without_rows_gets_a_stand_in_row() -> None:

@@ -14,9 +14,9 @@ so a multi-process run matches the one-process run only when it is off (CALRec w
 alpha = beta = 0, whose token loss is then exact with num_terms = its target tokens).
 
 Under FSDP or DeepSpeed (`accelerate launch --config_file configs/accelerate/...`), which shard
-the module they are given, the loop trains a copy and keeps the module it was handed whole:
-`gather_weights` gathers the full weights into it on the main process (for validation and
-checkpoints), and the optimizer state of a checkpoint is gathered whole by `FullOptimizerState`.
+the module they are given, the loop trains a copy and keeps the module it was handed whole
+(`Sharding`): the full weights are gathered into it for validation, checkpoints and the end of
+training, and the optimizer state of a checkpoint is gathered whole by `FullOptimizerState`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from torch import nn
 
 from llmrec.errors import ConfigError
 from llmrec.training.checkpoint import current_rng_states
+from llmrec.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -137,17 +138,6 @@ def is_sharded(accelerator: Accelerator) -> bool:
     return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
 
-def module_to_train(accelerator: Accelerator, module: nn.Module) -> nn.Module:
-    """The module to hand to `accelerator.prepare`: `module` itself, or a copy under sharding.
-
-    FSDP2 turns the module it shards into an FSDP module with sharded parameters in place, and
-    there is no public way back. choice: a copy is sharded, and `module` stays a plain module for
-    validation, saving and the evaluation after training, at the cost of a second copy of the
-    weights on each process while training (docs/training.md, "Several processes").
-    """
-    return copy.deepcopy(module) if is_sharded(accelerator) else module
-
-
 def configure_deepspeed(accelerator: Accelerator, batch_size: int, grad_clip: float | None) -> None:
     """Under DeepSpeed, fill the two settings it takes from elsewhere than the loop: the rows
     each process trains on per batch (Accelerate reads them from a data loader, and the loop
@@ -166,35 +156,6 @@ def configure_deepspeed(accelerator: Accelerator, batch_size: int, grad_clip: fl
             f"the DeepSpeed config clips gradients at {config['gradient_clipping']}, "
             f"train.grad_clip is {grad_clip}: set one of them to the other"
         )
-
-
-def gather_weights(
-    accelerator: Accelerator, model: nn.Module, module: nn.Module, everywhere: bool = False
-) -> None:
-    """Under sharding, the full weights of the prepared `model` into `module` on the main process
-    (`everywhere`: on every process), on the training device. A collective: every process calls
-    it. Without sharding nothing: `model` wraps `module` itself."""
-    if not is_sharded(accelerator):
-        return
-    state = accelerator.get_state_dict(model)  # whole on the main process only
-    if accelerator.is_main_process or everywhere:
-        module.to(accelerator.device)  # validation and evaluation run where training runs
-    if accelerator.is_main_process:
-        module.load_state_dict(state)
-    if everywhere:
-        with torch.no_grad():
-            for tensor in module.state_dict().values():  # views of the parameters and buffers
-                torch.distributed.broadcast(tensor, src=0)
-
-
-def load_sharded_weights(accelerator: Accelerator, model: nn.Module, module: nn.Module) -> None:
-    """Under sharding, the weights of `module` (whole, on every process) into the shards of
-    `model`; otherwise nothing."""
-    if is_sharded(accelerator):
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
-
-        options = StateDictOptions(full_state_dict=True)
-        set_model_state_dict(model, module.state_dict(), options=options)
 
 
 def can_checkpoint(accelerator: Accelerator) -> bool:
@@ -255,31 +216,78 @@ class FullOptimizerState:
         set_optimizer_state_dict(self.model, self.optimizer, state, options=options)
 
 
-def checkpoint_optimizer(accelerator: Accelerator, model: nn.Module, optimizer: Any) -> Any:
-    """What the loop's checkpoints save and load as the optimizer: under FSDP its whole state
-    (`FullOptimizerState`), else the optimizer itself."""
-    if accelerator.distributed_type == DistributedType.FSDP:
-        return FullOptimizerState(model, optimizer)
-    return optimizer
+class Sharding:
+    """What the loop does differently when Accelerate shards the model (FSDP, DeepSpeed); without
+    sharding `trained` is the module itself and the gathering methods do nothing.
 
+    FSDP2 turns the module it shards into an FSDP module with sharded parameters in place, and
+    there is no public way back. choice: a copy (`trained`) is sharded, and the module handed to
+    the loop stays a plain module for validation, saving and the evaluation after training, at
+    the cost of a second copy of the weights on each process while training (docs/training.md,
+    "Several processes").
+    """
 
-def gather_checkpoint_state(
-    accelerator: Accelerator, model: nn.Module, module: nn.Module, optimizer: Any
-) -> None:
-    """Every process: the full weights into `module` and, under FSDP, the whole optimizer state
-    onto the main process, before it writes a checkpoint."""
-    gather_weights(accelerator, model, module)
-    if isinstance(optimizer, FullOptimizerState):
-        optimizer.gather()
+    def __init__(
+        self, accelerator: Accelerator, module: nn.Module, cfg: TrainConfig, resume: bool
+    ) -> None:
+        check_resumable(accelerator, resume, cfg.checkpoint_every)
+        configure_deepspeed(accelerator, cfg.batch_size, cfg.grad_clip)
+        self.accelerator, self.module = accelerator, module
+        self.is_sharded = is_sharded(accelerator)
+        self.can_checkpoint = can_checkpoint(accelerator)
+        self.trained = copy.deepcopy(module) if self.is_sharded else module
+        self.model: nn.Module = module
+        self.saved_optimizer: Any = None  # what checkpoints save and load as the optimizer
+
+    def prepare(self, optimizer: Any, scheduler: Any) -> tuple[nn.Module, Any, Any]:
+        """`accelerator.prepare` of the trained module, its optimizer and scheduler."""
+        model, optimizer, scheduler = self.accelerator.prepare(self.trained, optimizer, scheduler)
+        self.model = model
+        is_fsdp = self.accelerator.distributed_type == DistributedType.FSDP
+        self.saved_optimizer = FullOptimizerState(model, optimizer) if is_fsdp else optimizer
+        return model, optimizer, scheduler
+
+    def gather_weights(self, everywhere: bool = False) -> None:
+        """The full weights of the prepared model into the module on the main process
+        (`everywhere`: on every process), on the training device. A collective: every process
+        calls it."""
+        if not self.is_sharded:
+            return
+        accelerator, module = self.accelerator, self.module
+        state = accelerator.get_state_dict(self.model)  # whole on the main process only
+        if accelerator.is_main_process or everywhere:
+            module.to(accelerator.device)  # validation and evaluation run where training runs
+        if accelerator.is_main_process:
+            module.load_state_dict(state)
+        if everywhere:
+            with torch.no_grad():
+                for tensor in module.state_dict().values():  # views of parameters and buffers
+                    torch.distributed.broadcast(tensor, src=0)
+
+    def gather_checkpoint(self) -> None:
+        """Every process: the full weights into the module and, under FSDP, the whole optimizer
+        state onto the main process, before it writes a checkpoint."""
+        self.gather_weights()
+        if isinstance(self.saved_optimizer, FullOptimizerState):
+            self.saved_optimizer.gather()
+
+    def load_resumed_weights(self) -> None:
+        """After a resume loaded the module (whole, on every process): its weights into the
+        shards of the prepared model."""
+        if self.is_sharded:
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_model_state_dict,
+            )
+
+            options = StateDictOptions(full_state_dict=True)
+            set_model_state_dict(self.model, self.module.state_dict(), options=options)
 
 
 def is_main_process() -> bool:
     """Process 0 of a running process group (`accelerate launch`), or the only process: the one
     that writes a run's shared files (two processes saving one folder at once would collide)."""
-    distributed = torch.distributed
-    return not (distributed.is_available() and distributed.is_initialized()) or (
-        distributed.get_rank() == 0
-    )
+    return ProcessShare.current().index == 0
 
 
 @dataclass(frozen=True)
