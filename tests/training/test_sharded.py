@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import llmrec
 from tests.conftest import FIXTURE_DIR, REPO_ROOT
@@ -60,7 +61,8 @@ SCRIPT = textwrap.dedent(
     MODE = sys.argv[3]  # "fsdp" or "deepspeed": the scenarios to run, and how, with 2 processes
     SHARDED = int(os.environ.get("WORLD_SIZE", "1")) > 1
     LAYER = {"name": None}  # None: the layer class of the launch config (LlamaDecoderLayer)
-    PREPARED = []  # per prepared model: FSDP units, rows of the first weight: local, whole
+    PREPARED = []  # per prepared model: FSDP units, rows of the first weight (local, whole),
+    # the dtype FSDP computes in
 
 
     def fsdp_on_cpu(make_accelerator):
@@ -70,6 +72,8 @@ SCRIPT = textwrap.dedent(
             PartialState._shared_state["distributed_type"] = DistributedType.FSDP
             names = None if LAYER["name"] is None else [LAYER["name"]]
             plugin = FullyShardedDataParallelPlugin(transformer_cls_names_to_wrap=names)
+            if accelerator.mixed_precision != "no":  # as AcceleratorState does on a GPU
+                plugin.set_mixed_precision(accelerator.mixed_precision)
             accelerator.state.fsdp_plugin = plugin
             prepare = accelerator.prepare
 
@@ -78,7 +82,9 @@ SCRIPT = textwrap.dedent(
                 model = prepared[0]
                 units = sum(isinstance(module, FSDPModule) for module in model.modules())
                 first = next(model.parameters())
-                PREPARED.append([units, first.to_local().shape[0], first.shape[0]])
+                policy = accelerator.state.fsdp_plugin.mixed_precision_policy
+                compute = str(getattr(policy, "param_dtype", None))
+                PREPARED.append([units, first.to_local().shape[0], first.shape[0], compute])
                 return prepared
 
             accelerator.prepare = recording_prepare
@@ -137,13 +143,14 @@ SCRIPT = textwrap.dedent(
         return SequenceBatches(sequences, config, num_items=20, batch_size=5, seed=0)
 
 
-    def sasrec():
+    def sasrec(name="sasrec", precision="no"):
         LAYER["name"] = "TransformerEncoderLayer"
         network, config = sasrec_network(dropout=0.0)
-        cfg = TrainConfig(epochs=3, batch_size=5, lr=1e-2, num_threads=1, patience=5)
+        cfg = TrainConfig(epochs=3, batch_size=5, lr=1e-2, num_threads=1, patience=5,
+                          precision=precision)
         result = train(network, sasrec_batches(config), embedding_norm, cfg,
-                       OUT / "runs" / "sasrec", seed=0, show_progress=False)
-        save("sasrec", network, history=result.history, best_step=result.best_step,
+                       OUT / "runs" / name, seed=0, show_progress=False)
+        save(name, network, history=result.history, best_step=result.best_step,
              parameter=type(network.item_embedding.weight).__name__)
 
 
@@ -233,6 +240,7 @@ SCRIPT = textwrap.dedent(
 
     sasrec()
     if MODE == "fsdp":
+        sasrec("sasrec_bf16", precision="bf16")
         sasrec_resume()
         calrec()
         sasrec_model_folder()
@@ -258,10 +266,10 @@ def test_the_two_process_runs_were_sharded_by_fsdp(runs) -> None:
     one, two = runs
     # SASRec: its 2 encoder layers and the root are FSDP units; the item table (21 rows, the
     # padding row included) is split 11 + 10. CALRec: the tiny Llama's 2 decoder layers + root.
-    assert _info(two, "sasrec")["prepared"] == [[3, 11, 21]]
-    units, local, whole = _info(two, "calrec")["prepared"][0]
+    assert _info(two, "sasrec")["prepared"] == [[3, 11, 21, "None"]]  # no mixed precision
+    units, local, whole, _ = _info(two, "calrec")["prepared"][0]
     assert units == 3 and local == (whole + 1) // 2
-    units, local, whole = _info(two, "sasrec_model")["prepared"][0]
+    units, local, whole, _ = _info(two, "sasrec_model")["prepared"][0]
     assert units == 2 and local == (whole + 1) // 2
     assert _info(one, "sasrec")["prepared"] == []  # one process: no FSDP
     # the module handed to the loop comes back a plain module, not a sharded one
@@ -286,6 +294,20 @@ def test_validation_sees_the_full_weights_under_fsdp(runs) -> None:
     for first, second in zip(single["history"], double["history"], strict=True):
         assert second["ndcg@10"] == pytest.approx(first["ndcg@10"], rel=1e-5)
     assert len({h["ndcg@10"] for h in double["history"]}) == 3
+
+
+def test_fsdp_trains_in_bf16_with_fp32_master_weights(runs) -> None:
+    """`train.precision: bf16` under FSDP: Accelerate's FSDP policy computes in bf16, the
+    weights (and so what is saved and validated) stay fp32, and training follows the fp32 run
+    to bf16's precision (3 significant digits)."""
+    one, two = runs
+    assert _info(two, "sasrec_bf16")["prepared"][0][3] == "torch.bfloat16"
+    weights = load_file(str(two / "sasrec_bf16.safetensors"))
+    assert {tensor.dtype for tensor in weights.values()} == {torch.float32}
+    single, double = _info(one, "sasrec"), _info(two, "sasrec_bf16")
+    for first, second in zip(single["history"], double["history"], strict=True):
+        assert second["ndcg@10"] == pytest.approx(first["ndcg@10"], rel=1e-2)
+        assert second["ndcg@10"] != first["ndcg@10"]  # bf16 did change the arithmetic
 
 
 def test_fsdp_trains_calrec_to_the_one_process_weights(runs) -> None:
