@@ -30,6 +30,7 @@ from llmrec.evaluation.validation import validation_metrics
 from llmrec.models.base import FitResult, ModelConfig, RecommenderModel, RunContext
 from llmrec.models.registry import build_model, load_model
 from llmrec.training.config import TrainConfig
+from llmrec.training.distributed import is_main_process
 
 logger = logging.getLogger(__name__)
 MODEL_FOLDER = "model"
@@ -231,9 +232,11 @@ def train_model(
     model = build_model(config.model, dataset.catalogue)
     context = fit_context(model, config, run_dir, config.train, show_progress, resume)
     fit = model.fit(dataset.train, dataset.valid, context, user_ids=owners(model, dataset))
-    model.save(run_dir / MODEL_FOLDER)
-    copy_run_records(run_dir, run_dir / MODEL_FOLDER)
-    (run_dir / "fit.json").write_text(json.dumps(asdict(fit), indent=1) + "\n", encoding="utf-8")
+    if is_main_process():  # under `accelerate launch` one process writes (docs/training.md)
+        model.save(run_dir / MODEL_FOLDER)
+        copy_run_records(run_dir, run_dir / MODEL_FOLDER)
+        fit_record = json.dumps(asdict(fit), indent=1) + "\n"
+        (run_dir / "fit.json").write_text(fit_record, encoding="utf-8")
     return model, dataset, fit, run_dir
 
 
@@ -281,7 +284,7 @@ def run_experiment(
     model, dataset, fit, run_dir = train_model(config, resume=resume, show_progress=show_progress)
     trained = time.perf_counter()
     evaluated = evaluate_splits(model, fit, config, dataset, run_dir, show_progress)
-    if evaluated.refit:
+    if evaluated.refit and is_main_process():
         evaluated.test_model.save(run_dir / MODEL_FOLDER)  # the model that ranked test
     evaluated_at = time.perf_counter()
     baselines, baseline_seconds = {}, {}
@@ -298,8 +301,9 @@ def run_experiment(
     }
     summary = run_summary(config, dataset, fit, evaluated, seconds["train"], baseline_seconds)
     results = evaluated.results
-    write_report(run_dir, results, fit.history or None, summary, baselines)
-    write_model_card(run_dir / MODEL_FOLDER, config, dataset, results)
+    if is_main_process():
+        write_report(run_dir, results, fit.history or None, summary, baselines)
+        write_model_card(run_dir / MODEL_FOLDER, config, dataset, results)
     return ExperimentResult(run_dir, run_dir / MODEL_FOLDER, fit, results, seconds, baselines)
 
 

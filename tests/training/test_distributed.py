@@ -8,19 +8,29 @@ parity run goes through `accelerate launch` in subprocesses, so it runs as a use
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from llmrec.training.distributed import batch_rows, local_batch, split_batch
+import llmrec
+from llmrec.training.distributed import (
+    ProcessShare,
+    batch_rows,
+    is_main_process,
+    local_batch,
+    split_batch,
+)
 from tests.conftest import FIXTURE_DIR
+from tests.training.launch import (
+    assert_same_weights,
+    launch_config,
+    launch_two_processes,
+    one_and_two_processes,
+    run_command,
+)
 
 # One script, run once by `accelerate launch` with 2 processes and once by plain python. Each
 # scenario writes the main process' final weights to OUT/<name>.safetensors.
@@ -41,6 +51,7 @@ SCRIPT = textwrap.dedent(
     from llmrec.training.config import TrainConfig
     from llmrec.training.loop import train
     from llmrec.training.protocol import LossOutput, TrainableNetwork
+    from tests.training.scenarios import calrec_token_loss
 
     torch.set_num_threads(1)
     OUT = Path(sys.argv[1])
@@ -179,21 +190,10 @@ SCRIPT = textwrap.dedent(
 
 
     def calrec():
-        """CALRec with its token loss only (alpha = beta = 0): InfoNCE negatives are per process."""
-        from llmrec.data.registry import load_dataset
-        from llmrec.models.calrec.batches import ExampleBatches, build_examples
-        from llmrec.models.calrec.model import CALRec, CALRecConfig
-
-        data = load_dataset(FIXTURE).dataset
-        text = {"fields": ["title"], "max_history_items": 2, "max_item_tokens": 8}
-        config = CALRecConfig(backbone={"source": "tiny"}, alpha=0.0, beta=0.0, text=text)
-        model = CALRec(config, data.catalogue)
-        examples = build_examples(data.train[:20], model.lines, "last")
-        batches = ExampleBatches([examples], 7, model.tokenizer.pad_token_id, seed=0)
-        train_config = TrainConfig(epochs=2, batch_size=7, lr=1e-3, num_threads=1)
-        train(model.network, batches, None, train_config, OUT / "runs" / "calrec", seed=0,
+        network, batches, train_config = calrec_token_loss(FIXTURE)
+        train(network, batches, None, train_config, OUT / "runs" / "calrec", seed=0,
               show_progress=False)
-        save("calrec", model.network)
+        save("calrec", network)
 
 
     def cllm4rec():
@@ -226,68 +226,20 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _run(command: list[str], tmp_path: Path, cache: Path) -> None:
-    env = {
-        **os.environ,
-        "LLMREC_CACHE": str(cache),  # the tiny backbone's tokenizer, converted once per session
-        "OMP_NUM_THREADS": "1",
-        "ACCELERATE_USE_CPU": "true",  # gloo on CPU, even on a machine with GPUs
-        "HF_HOME": str(tmp_path / "hf"),  # no user accelerate config
-    }
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory, llm_cache_dir: Path) -> tuple[Path, Path]:
     """(one-process outputs, two-process outputs) of SCRIPT."""
     tmp_path = tmp_path_factory.mktemp("distributed")
-    script = tmp_path / "script.py"
-    script.write_text(SCRIPT, encoding="utf-8")
-    one, two = tmp_path / "one", tmp_path / "two"
-    one.mkdir()
-    two.mkdir()
-    fixture = str(FIXTURE_DIR)
-    _run([sys.executable, str(script), str(one), fixture], tmp_path, llm_cache_dir)
     # `accelerate launch --cpu --num_processes 2` starts one process (it needs mpirun for more
-    # on CPU); --multi_gpu launches through torchrun, and ACCELERATE_USE_CPU selects gloo.
-    accelerate = str(Path(sys.executable).parent / "accelerate")
-    launch = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
-    launch += ["--mixed_precision", "no", "--dynamo_backend", "no"]
-    launch += ["--main_process_port", str(_free_port()), str(script), str(two), fixture]
-    _run(launch, tmp_path, llm_cache_dir)
-    return one, two
-
-
-# The gradient of the attention's key bias is zero in exact arithmetic (a softmax ignores a
-# shift shared by all keys); AdamW divides its rounding noise by its own size and takes steps
-# of about lr in a random direction. Those 16 values differ between any two summation orders.
-KEY_BIAS = "encoder.layers.0.self_attn.in_proj_bias"
-
-
-def _assert_same_weights(
-    first: Path, second: Path, rtol: float, atol: float, hidden: int | None = None
-) -> None:
-    left, right = load_file(str(first)), load_file(str(second))
-    assert left.keys() == right.keys()
-    if hidden is not None:  # SASRec: leave out the attention's key bias
-        for weights in (left, right):
-            weights["key_bias"] = weights[KEY_BIAS][hidden : 2 * hidden].clone()
-            weights[KEY_BIAS][hidden : 2 * hidden] = 0.0
-    for name in left:
-        if name != "key_bias":
-            torch.testing.assert_close(right[name], left[name], rtol=rtol, atol=atol, msg=name)
+    # on CPU); the DDP config (like --multi_gpu) launches through torchrun, and
+    # ACCELERATE_USE_CPU selects gloo.
+    arguments = [str(FIXTURE_DIR)]
+    return one_and_two_processes(tmp_path, SCRIPT, "ddp.yaml", arguments, llm_cache_dir)
 
 
 def test_two_processes_train_the_toy_model_to_the_same_weights(runs) -> None:
     one, two = runs
-    _assert_same_weights(one / "toy.safetensors", two / "toy.safetensors", 1e-5, 1e-6)
+    assert_same_weights(one / "toy.safetensors", two / "toy.safetensors", 1e-5, 1e-6)
     single = json.loads((one / "toy.json").read_text())
     double = json.loads((two / "toy.json").read_text())
     assert double["best_step"] == single["best_step"]
@@ -299,14 +251,14 @@ def test_two_processes_train_the_toy_model_to_the_same_weights(runs) -> None:
 
 def test_two_processes_resume_exactly_with_dropout(runs) -> None:
     for outputs in runs:
-        _assert_same_weights(outputs / "full.safetensors", outputs / "resumed.safetensors", 0, 0)
+        assert_same_weights(outputs / "full.safetensors", outputs / "resumed.safetensors", 0, 0)
 
 
 def test_the_main_process_clock_stops_every_process_at_max_seconds(runs) -> None:
     for outputs in runs:
         assert json.loads((outputs / "deadline.json").read_text())["steps"] == 1
     one, two = runs
-    _assert_same_weights(one / "deadline.safetensors", two / "deadline.safetensors", 1e-5, 1e-6)
+    assert_same_weights(one / "deadline.safetensors", two / "deadline.safetensors", 1e-5, 1e-6)
 
 
 def test_sasrec_positions_are_weighted_exactly(runs) -> None:
@@ -314,10 +266,10 @@ def test_sasrec_positions_are_weighted_exactly(runs) -> None:
     # Summation order differs between one and two processes, and by CPU: on an AMD EPYC the
     # exact weighting still differs by up to 2e-6 after AdamW, while the control below differs
     # by about 0.1; the tolerance sits between them.
-    _assert_same_weights(one / "sasrec.safetensors", two / "sasrec.safetensors", 1e-4, 1e-5, 16)
+    assert_same_weights(one / "sasrec.safetensors", two / "sasrec.safetensors", 1e-4, 1e-5, 16)
     # the control: a mean per process weighted by rows is not the mean over all positions
     with pytest.raises(AssertionError):
-        _assert_same_weights(
+        assert_same_weights(
             one / "sasrec_rows.safetensors", two / "sasrec_rows.safetensors", 1e-4, 1e-5, 16
         )
 
@@ -343,6 +295,17 @@ def test_split_batch_rejects_bad_indices_and_ragged_batches() -> None:
         batch_rows({"a": 1})
 
 
+def test_process_shares_cover_every_item_once_in_order() -> None:
+    for count in (1, 2, 3, 4):
+        for size in range(10):
+            items = list(range(size))
+            shares = [ProcessShare(index, count).of(items) for index in range(count)]
+            assert [item for share in shares for item in share] == items
+            assert max(map(len, shares)) - min(map(len, shares)) <= 1
+    assert ProcessShare.current() == ProcessShare(0, 1)  # no process group in this test
+    assert ProcessShare().gather([3, 1]) == [3, 1] and is_main_process()
+
+
 def test_a_process_without_rows_gets_a_stand_in_row() -> None:
     batch = (torch.tensor([[1.0, 2.0]]), torch.tensor([3.0]))
     mine, stand_in = local_batch(batch, 0, 2)
@@ -353,9 +316,40 @@ def test_a_process_without_rows_gets_a_stand_in_row() -> None:
 
 def test_calrec_token_loss_is_weighted_exactly(runs) -> None:
     one, two = runs
-    _assert_same_weights(one / "calrec.safetensors", two / "calrec.safetensors", 1e-4, 1e-5)
+    assert_same_weights(one / "calrec.safetensors", two / "calrec.safetensors", 1e-4, 1e-5)
 
 
 def test_cllm4rec_id_tables_train_to_the_same_values(runs) -> None:
     one, two = runs
-    _assert_same_weights(one / "cllm4rec.safetensors", two / "cllm4rec.safetensors", 1e-4, 1e-5)
+    assert_same_weights(one / "cllm4rec.safetensors", two / "cllm4rec.safetensors", 1e-4, 1e-5)
+
+
+@pytest.mark.slow
+def test_llmrec_run_under_two_processes_reports_the_one_process_metrics(
+    tmp_path: Path, llm_cache_dir: Path
+) -> None:
+    """The documented CPU command, `accelerate launch --config_file configs/accelerate/ddp.yaml
+    --num_processes 2 -m llmrec run CONFIG`: training, validation, the evaluation split across
+    the processes, the report and the model folder, against `llmrec run CONFIG`."""
+    config = tmp_path / "sasrec.yaml"
+    config.write_text(
+        f"data: {{source: {FIXTURE_DIR}}}\n"
+        "model: {name: sasrec, hidden_size: 16, num_layers: 1, num_heads: 2, dropout: 0.0,"
+        " max_length: 10}\n"
+        "train: {epochs: 2, batch_size: 64, lr: 0.01, num_threads: 1}\n"
+        "eval: {ks: [10, 20], bootstrap_resamples: 0}\n"
+        f"output: {{dir: {tmp_path / 'runs'}}}\n",
+        encoding="utf-8",
+    )
+    run = ["-m", "llmrec", "run", str(config), "--quiet", "--set"]
+    run_command([sys.executable, *run, "output.name=one"], tmp_path, llm_cache_dir)
+    arguments = [*run[2:], "output.name=two"]
+    config_option = launch_config("ddp.yaml")
+    launch_two_processes(config_option, "llmrec", arguments, tmp_path, llm_cache_dir, module=True)
+    runs = tmp_path / "runs"
+    one, two = (json.loads((runs / name / "metrics.json").read_text()) for name in ("one", "two"))
+    for split in ("valid", "test"):
+        for name, value in one[split]["metrics"].items():
+            assert two[split]["metrics"][name] == pytest.approx(value, abs=1e-3), (split, name)
+    model = llmrec.load(runs / "two" / "model")
+    assert model.recommend([[0, 1, 2]], k=5).item_indices.shape == (1, 5)

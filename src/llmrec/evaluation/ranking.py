@@ -30,6 +30,7 @@ from llmrec.recommendations import (
     Recommendations,
     mask_excluded,
 )
+from llmrec.training.distributed import ProcessShare
 
 COUNT_ROWS = 8  # rows of scores compared with their targets at once (ranks_from_scores)
 
@@ -253,6 +254,7 @@ def evaluate_model(
     show_progress: bool = True,
     split: str | None = None,
     slice_basis: SliceBasis | None = None,
+    across_processes: bool = True,
 ) -> EvalResult:
     """Rank every target of `eval_set` with `model` and summarise (metrics, intervals, protocol).
 
@@ -262,6 +264,11 @@ def evaluate_model(
     history excluded (the hold-out protocol, docs/evaluation.md sec. 10). `slice_basis` (the
     training data's item counts, `SliceBasis.from_sequences(dataset.train, ...)`) adds the
     metrics by slice (slices.py) to the result.
+
+    Under `accelerate launch` (a running process group) and `across_processes`, every process
+    must call it: each ranks a contiguous share of the batches and all get the whole result,
+    every user ranked once. `across_processes=False`: this process alone ranks every user (the
+    training loop validates on the main process only).
     """
     if slice_basis is not None and len(slice_basis.item_counts) != model.num_items:
         raise ValueError(
@@ -282,12 +289,14 @@ def evaluate_model(
             model.num_items, eval_set.histories, eval_set.targets, config.num_negatives, config.seed
         )
     batches = []
-    starts = range(0, len(eval_set), batch_size)
+    share = ProcessShare.current(across_processes)
+    starts = share.of(range(0, len(eval_set), batch_size))
     with torch.no_grad():
         for start in tqdm(starts, desc="evaluate", unit="batch", disable=not show_progress):
             rows = slice(start, start + batch_size)
             batch_negatives = None if negatives is None else negatives[rows]
             batches.append(_rank_batch(model, eval_set, rows, config, batch_negatives))
+    batches = share.gather(batches)
     cutoffs = [batch.rank_cutoff for batch in batches if batch.rank_cutoff is not None]
     protocol = build_protocol(
         config,

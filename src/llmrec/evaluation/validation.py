@@ -21,4 +21,5 @@ def validation_metrics(model: RecommenderModel, valid: AnyEvalSet) -> dict[str, 
     recall/NDCG at 10, 20, 40 and 100 with the history excluded (their protocol)."""
     ks = HOLDOUT_KS if isinstance(valid, MultiTargetEvalSet) else NEXT_ITEM_KS
     config = EvalConfig(ks=ks, bootstrap_resamples=0)
-    return evaluate_model(model, valid, config, show_progress=False).metrics
+    # the loop validates on its main process alone: no other process takes a share
+    return evaluate_model(model, valid, config, show_progress=False, across_processes=False).metrics

@@ -44,7 +44,13 @@ from llmrec.training.checkpoint import (
     save_checkpoint,
 )
 from llmrec.training.config import TrainConfig, use_threads
-from llmrec.training.distributed import batch_rows, global_loss_scale, local_batch, rng_states
+from llmrec.training.distributed import (
+    Sharding,
+    batch_rows,
+    global_loss_scale,
+    local_batch,
+    rng_states,
+)
 from llmrec.training.divergence import DivergenceGuard
 from llmrec.training.optim import build_optimizer, build_scheduler
 from llmrec.training.protocol import LossOutput, TrainableNetwork
@@ -116,15 +122,19 @@ def train(
     steps_per_epoch = batches.num_batches(0)  # every process takes part in every batch
     steps = cfg.epochs * math.ceil(steps_per_epoch / cfg.grad_accum)  # see `_accumulation`
     total_steps = cfg.max_steps or max(1, steps)
-    optimizer = build_optimizer(module, cfg, plan.lr_scales)
+    sharding = Sharding(accelerator, module, cfg, resume)  # trains a copy under FSDP, DeepSpeed
+    optimizer = build_optimizer(sharding.trained, cfg, plan.lr_scales)
     scheduler = build_scheduler(optimizer, cfg, total_steps)
-    model, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
+    model, optimizer, scheduler = sharding.prepare(optimizer, scheduler)
     state = LoopState()
     if resume:
         recover_checkpoint(checkpoints / "best")
         if not recover_checkpoint(checkpoints / "last"):
             raise ConfigError(f"cannot resume: {checkpoints / 'last'} does not exist")
-        state = load_checkpoint(checkpoints / "last", module, optimizer, scheduler, rank)
+        state = load_checkpoint(
+            checkpoints / "last", module, sharding.saved_optimizer, scheduler, rank
+        )
+        sharding.load_resumed_weights()
         logger.info("resumed from %s at epoch %d step %d", checkpoints, state.epoch, state.step)
     elif accelerator.is_main_process:  # an earlier run's best weights are not this run's
         shutil.rmtree(checkpoints / "best", ignore_errors=True)
@@ -188,9 +198,7 @@ def train(
                         progress.set_postfix(loss=f"{losses['loss']:.4f}")
                     if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
                         state.train_seconds = time.perf_counter() - started
-                        _checkpoint(
-                            accelerator, checkpoints, module, optimizer, scheduler, state, guard
-                        )
+                        _checkpoint(accelerator, checkpoints, sharding, scheduler, state, guard)
                 if _is_done(state, cfg, deadline):
                     break
             batch_bar.close()
@@ -202,10 +210,11 @@ def train(
             stopping = _is_done(state, cfg, deadline)
             guard.check(accelerator)  # never validate or checkpoint diverged weights
             if validate is not None and (state.epoch % cfg.eval_every == 0 or stopping):
+                sharding.gather_weights()  # into `module` on the main process, if sharded
                 _validate_and_track(accelerator, validate, module, state, cfg, checkpoints, log)
                 progress.set_postfix({cfg.metric: f"{state.history[-1][cfg.metric]:.4f}"})
             state.train_seconds = time.perf_counter() - started
-            _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state, guard)
+            _checkpoint(accelerator, checkpoints, sharding, scheduler, state, guard)
         if state.evals_without_improvement >= cfg.patience:
             stopped = (
                 f"early stop: no better {cfg.metric} in {cfg.patience} validations; "
@@ -221,7 +230,8 @@ def train(
         # run (the next stage) trains at its own precision and compilation, and nothing else
         # runs the module under this part's autocast.
         accelerator.unwrap_model(model, keep_fp32_wrapper=False)
-        vars(module).pop("_is_accelerate_prepared", None)
+        vars(sharding.trained).pop("_is_accelerate_prepared", None)
+    sharding.gather_weights(everywhere=True)  # the last weights, if sharded
     accelerator.wait_for_everyone()  # the main process has written checkpoints/best
     if validate is not None and state.best_step is not None:
         load_weights(module, checkpoints / "best" / MODEL_FILE)
@@ -354,16 +364,18 @@ def _validate_and_track(
     logger.info("epoch %d step %d: %s", state.epoch, state.step, metrics)
 
 
-def _checkpoint(accelerator, checkpoints, module, optimizer, scheduler, state, guard) -> None:
+def _checkpoint(accelerator, checkpoints, sharding, scheduler, state, guard) -> None:
     """The main process writes; every process' RNG goes in; nobody runs ahead of the write;
     diverged weights are never written."""
+    if not sharding.can_checkpoint:  # DeepSpeed
+        return
     guard.check(accelerator)
     rng = rng_states(accelerator)
+    sharding.gather_checkpoint()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        save_checkpoint(
-            checkpoints / "last", accelerator.unwrap_model(module), optimizer, scheduler, state, rng
-        )
+        module, optimizer = accelerator.unwrap_model(sharding.module), sharding.saved_optimizer
+        save_checkpoint(checkpoints / "last", module, optimizer, scheduler, state, rng)
     accelerator.wait_for_everyone()
     guard.checkpoint_step = state.step
 
