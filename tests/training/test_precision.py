@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from llmrec.errors import ConfigError
+from llmrec.evaluation.validation import validation_metrics
 from llmrec.models.base import RunContext
 from llmrec.models.sasrec import SASRec, SASRecConfig
 from llmrec.training.config import TrainConfig
@@ -78,7 +79,9 @@ def test_sasrec_fits_compiled_on_the_cpu(toy_dataset, tmp_path: Path, monkeypatc
     config = SASRecConfig(hidden_size=16, num_layers=1, num_heads=1, max_length=10)
     model = SASRec(config, toy_dataset.catalogue)
     train_config = TrainConfig(epochs=3, batch_size=16, lr=1e-2, log_every=1, compile=True)
-    run = RunContext(tmp_path, train_config, show_progress=False)
+    run = RunContext(
+        tmp_path, train_config, show_progress=False, validation_metrics=validation_metrics
+    )
     result = model.fit(toy_dataset.train, toy_dataset.valid, run)
     assert [options["backend"] for options in compiled] == ["inductor"]
     losses = epoch_mean_losses(tmp_path)
