@@ -7,9 +7,9 @@ to its number of users ** exponent (CALRec sec. 3.3: users ** 0.3).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -53,20 +53,26 @@ def build_examples(
 
 
 class ExampleBatches:
-    """Deterministic batches per (seed, epoch): one pool is shuffled; several are mixed."""
+    """Deterministic batches per (seed, epoch): one pool is shuffled; several are mixed.
+
+    A pool holds examples (`collate`) or packed user sequences (`packing.collate_packed`)."""
 
     def __init__(
         self,
-        pools: Sequence[Sequence[Example]],
+        pools: Sequence[Sequence[Any]],
         batch_size: int,
         pad_id: int,
         seed: int,
         weights: Sequence[float] | None = None,
         examples_per_epoch: int | None = None,
+        collate_fn: Callable[[Sequence[Any], int], dict[str, torch.Tensor]] | None = None,
     ) -> None:
         self.pools = [list(pool) for pool in pools if pool]
         if not self.pools:
-            raise ValueError("no training examples: every sequence is shorter than two items")
+            raise ValueError(
+                "no training examples: every sequence is shorter than two items (packed: than "
+                "two lines within extensions.packing.token_budget)"
+            )
         weights = np.asarray(weights if weights is not None else [1.0] * len(pools), dtype=float)
         weights = weights[[bool(pool) for pool in pools]]
         self.weights = weights / weights.sum()
@@ -74,15 +80,16 @@ class ExampleBatches:
         self.batch_size = batch_size
         self.pad_id = pad_id
         self.seed = seed
+        self.collate = collate_fn or collate
 
     def epoch_batches(self, epoch: int) -> list[dict[str, torch.Tensor]]:
         examples = self._epoch_examples(np.random.default_rng([self.seed, epoch]))
         return [
-            collate(examples[start : start + self.batch_size], self.pad_id)
+            self.collate(examples[start : start + self.batch_size], self.pad_id)
             for start in range(0, len(examples), self.batch_size)
         ]
 
-    def _epoch_examples(self, rng: np.random.Generator) -> list[Example]:
+    def _epoch_examples(self, rng: np.random.Generator) -> list[Any]:
         if len(self.pools) == 1 and self.examples_per_epoch == len(self.pools[0]):
             return [self.pools[0][i] for i in rng.permutation(len(self.pools[0]))]
         chosen_pools = rng.choice(len(self.pools), size=self.examples_per_epoch, p=self.weights)
