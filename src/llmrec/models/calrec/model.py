@@ -47,6 +47,7 @@ from llmrec.models.calrec.packing import (
 )
 from llmrec.models.calrec.ranking import (
     GroundingStats,
+    HistoryList,
     generation_rankings,
     to_recommendations,
 )
@@ -369,7 +370,14 @@ class CALRec(RecommenderModel):
         )
         grounding = GroundingStats()
         rankings = generation_rankings(
-            self.sampler, prompts, self.index, depth, exclude, self.lines.texts, grounding
+            self.sampler,
+            prompts,
+            self.index,
+            depth,
+            exclude,
+            self.lines.texts,
+            grounding,
+            self._history_list(histories),
         )
         if self.config.extensions.retrieval == "hybrid":
             dense = top_k(self.dense_scores(histories), depth, exclude)
@@ -383,6 +391,18 @@ class CALRec(RecommenderModel):
         # the grounding of this batch's generations comes back with its rankings
         recommendations = to_recommendations(rankings, k, self.num_items, exclude)
         return dataclasses.replace(recommendations, diagnostics=grounding)
+
+    def _history_list(self, histories: Histories) -> HistoryList | None:
+        """The history's own BM25 query (its prompt's lines, joined), when the extension is on."""
+        position = self.config.extensions.history_list
+        if position == "off":
+            return None
+        recent = self.config.text.max_history_items
+        queries = [
+            " ".join(self.lines.texts[int(item)] for item in list(history)[-recent:])
+            for history in histories
+        ]
+        return HistoryList(queries, first=position == "first")
 
     def score(self, histories: Histories, users: Users = None) -> torch.Tensor | None:
         """Dense scores cos(v_U, v_T) for every item when retrieval is dense; else None (the
