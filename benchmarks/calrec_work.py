@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated
@@ -38,11 +38,12 @@ from llmrec.config import load_config
 from llmrec.data.registry import load_dataset
 from llmrec.models.backbone import load_backbone
 from llmrec.models.calrec.batches import ExampleBatches, build_examples
-from llmrec.models.calrec.packing import build_packed
+from llmrec.models.calrec.packing import PackedBatches, build_packed
 from llmrec.text.templates import ItemLines
 
 CONFIGS = [Path("configs/calrec_gpu_beauty.yaml"), Path("configs/calrec_cpu_beauty.yaml")]
 BUDGETS = [128, 256, 512, 1024]
+UNGROUPED = 512  # the budget also counted without grouping by length (group_by_length: false)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class Lengths:
     targets: tuple[tuple[int, int], ...]
     history_lines: tuple[int, ...]
     packed: bool
+
+    def __len__(self) -> int:  # the length `PackedBatches` groups by
+        return self.joint
 
 
 @dataclass
@@ -104,20 +108,35 @@ def packed_lengths(sequences: Sequence[np.ndarray], lines: ItemLines, budget: in
     return entries
 
 
-def count_epoch(entries: list[Lengths], batch_size: int, seed: int) -> Count:
-    """Counts over the epoch-0 batches, in the order and grouping the training loop sees."""
+def count_epoch(entries: list[Lengths], batch_size: int, seed: int, grouped: bool) -> Count:
+    """Counts over the epoch-0 batches, in the order and grouping the training loop sees: the
+    real batching classes, with a collate that keeps the entries (the order depends on the pool's
+    size, the seed and the lengths only, so it is the order of the real examples)."""
+    if entries[0].packed:
+        source = PackedBatches([entries], batch_size, 0, seed, group_by_length=grouped)
+    else:
+        source = ExampleBatches([entries], batch_size, 0, seed)
+    source.collate = keep_entries
     count = Count()
-    for batch in batches(entries, batch_size, seed):
+    for batch in source.epoch_batches(0):
         count.add_batch(batch)
     return count
 
 
-def batches(entries: list[Lengths], batch_size: int, seed: int) -> Iterator[Sequence[Lengths]]:
-    # the real batching, with a collate that keeps the entries (their order depends on the pool's
-    # size and the seed only, so it is the order of the real examples)
-    yield from ExampleBatches(
-        [entries], batch_size, 0, seed, collate_fn=lambda b, _: b
-    ).epoch_batches(0)
+def keep_entries(batch: Sequence[Lengths], pad_id: int) -> Sequence[Lengths]:
+    return batch
+
+
+def target_pools(
+    sequences: Sequence[np.ndarray], lines: ItemLines, modes: Sequence[str], budgets: Sequence[int]
+) -> dict[str, tuple[list[Lengths], bool]]:
+    """Row label -> (pool entries, grouped by length) for each mode and packed budget."""
+    pools = {mode: (example_lengths(sequences, lines, mode), False) for mode in modes}
+    for budget in budgets:
+        pools[f"packed {budget}"] = (packed_lengths(sequences, lines, budget), True)
+    if UNGROUPED in budgets:
+        pools[f"packed {UNGROUPED}, ungrouped"] = (pools[f"packed {UNGROUPED}"][0], False)
+    return pools
 
 
 def recipe_work(config_path: Path, data_dir: Path, tokenizers: dict) -> dict:
@@ -151,13 +170,9 @@ def recipe_rows(
     layers = len(model.backbone.keep_layers or range(num_layers))
     trained = min(model.extensions.trainable_layers or layers, layers)
     lines = ItemLines(dataset.catalogue.items, tokenizer, model.text)
-    pools = {mode: example_lengths(dataset.train, lines, mode) for mode in modes}
-    pools |= {
-        f"packed {budget}": packed_lengths(dataset.train, lines, budget) for budget in budgets
-    }
     rows = []
-    for mode, entries in pools.items():
-        count = count_epoch(entries, config.train.batch_size, config.seed)
+    for mode, (entries, grouped) in target_pools(dataset.train, lines, modes, budgets).items():
+        count = count_epoch(entries, config.train.batch_size, config.seed, grouped)
         passes = layers + 2 * trained
         per_target = {
             key: value / count.targets for key, value in asdict(count).items() if key != "targets"
@@ -180,7 +195,7 @@ def recipe_rows(
 
 def table(rows: list[dict]) -> list[str]:
     lines = [
-        "| config | targets | rows | targets | tokens / target | padded tokens / target "
+        "| config | training targets | rows | targets | tokens / target | padded tokens / target "
         "| history lines / target | attention pairs / target | layers (trained) "
         "| layer passes / token | work / target | `all` / this | reference / this |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",

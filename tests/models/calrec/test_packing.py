@@ -12,6 +12,7 @@ from llmrec.models.calrec.batches import build_examples, collate
 from llmrec.models.calrec.losses import mean_pool
 from llmrec.models.calrec.model import CALRec, CALRecConfig
 from llmrec.models.calrec.packing import (
+    PackedBatches,
     PackedSequence,
     build_packed,
     collate_packed,
@@ -87,6 +88,25 @@ def test_each_distinct_target_reaches_the_item_tower_once() -> None:
     assert targets.item_ids.tolist() == [[11, 21], [12, 22], [15, 25]]
     assert targets.item_mask.all()
     assert targets.inverse.tolist() == [0, 1, 0, 1, 2]
+
+
+def test_packed_batches_group_users_of_similar_length() -> None:
+    """Seven users of 2..8 lines, batches of 2: grouped, each batch holds neighbours in length
+    and the short batch comes last; every user once per epoch, the same batches again."""
+    sequences = [np.arange(n) % 6 for n in (5, 2, 8, 3, 7, 4, 6)]
+    packed = build_packed(sequences, FakeLines(), 100)
+    padding = {}
+    for grouped in (True, False):
+        batches = PackedBatches([packed], 2, 0, seed=3, group_by_length=grouped)
+        epoch = batches.epoch_batches(0)
+        lines = [sorted(b["is_target"].sum(1).add(1).tolist(), reverse=True) for b in epoch]
+        assert sorted(n for batch in lines for n in batch) == list(range(2, 9))
+        again = batches.epoch_batches(0)
+        assert [b["input_ids"].tolist() for b in again] == [b["input_ids"].tolist() for b in epoch]
+        padding[grouped] = sum(int((~b["attention_mask"]).sum()) for b in epoch)
+        if grouped:
+            assert sorted(lines) == [[2], [4, 3], [6, 5], [8, 7]] and lines[-1] == [2]
+    assert padding[True] == 9 < padding[False]  # grouped: one line (3 tokens) per full batch
 
 
 def _tiny_model(cache, **fields) -> CALRec:

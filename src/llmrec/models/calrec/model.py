@@ -40,8 +40,8 @@ from llmrec.models.calrec.losses import (
     next_item_generation_loss,
 )
 from llmrec.models.calrec.packing import (
+    PackedBatches,
     build_packed,
-    collate_packed,
     distinct_targets,
     packed_vectors,
 )
@@ -334,15 +334,17 @@ class CALRec(RecommenderModel):
         examples_per_epoch: int | None = None,
     ) -> ExampleBatches:
         """Batches of examples, or of users' packed sequences (one row per user)."""
-        packed = self.config.extensions.packing is not None
-        return ExampleBatches(
+        packing, pad_id = self.config.extensions.packing, self.tokenizer.pad_token_id
+        if packing is None:
+            return ExampleBatches(pools, batch_size, pad_id, seed, weights, examples_per_epoch)
+        return PackedBatches(
             pools,
             batch_size,
-            self.tokenizer.pad_token_id,
+            pad_id,
             seed,
             weights,
             examples_per_epoch,
-            collate_packed if packed else None,
+            group_by_length=packing.group_by_length,
         )
 
     # --- ranking ----------------------------------------------------------------------------

@@ -22,7 +22,13 @@ import torch
 from pydantic import BaseModel, Field, PositiveInt
 
 from llmrec.config_rules import CONFIG_RULES
+from llmrec.models.calrec.batches import ExampleBatches
 from llmrec.text.templates import ItemLines
+
+# choice: users are sorted by length within runs of this many batches of the shuffled epoch, as
+# Hugging Face's `group_by_length` does within its mega-batches: little padding, yet each batch
+# still draws from a random 1/N-th of the epoch. Measured: benchmarks/results/calrec_work.md.
+GROUP_BATCHES = 50
 
 
 class PackingSettings(BaseModel):
@@ -35,6 +41,11 @@ class PackingSettings(BaseModel):
         description="tokens of a user's packed sequence at most (preamble + lines + newlines); "
         "the oldest lines are dropped first, whole",
     )
+    group_by_length: bool = Field(
+        True,
+        description="batch users of similar packed length together (within runs of "
+        f"{GROUP_BATCHES} batches of the shuffled epoch), so batches hold little padding",
+    )
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,9 @@ class PackedSequence:
     starts: tuple[int, ...]
     ends: tuple[int, ...]
     keys: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
 
 
 def cut_to_budget(line_lengths: Sequence[int], fixed: int, budget: int) -> int:
@@ -86,6 +100,29 @@ def build_packed(
     """Packed sequences of the users with at least two lines within the budget."""
     packed = (pack_sequence(sequence, lines, budget, key_offset) for sequence in sequences)
     return [sequence for sequence in packed if sequence is not None]
+
+
+class PackedBatches(ExampleBatches):
+    """Batches of packed users (`collate_packed`), deterministic per (seed, epoch) like every
+    `ExampleBatches`; with `group_by_length`, each run of GROUP_BATCHES batches of the shuffled
+    epoch is sorted by length (`len`) before it is cut, and its batches are shuffled."""
+
+    def __init__(self, *args, group_by_length: bool = True, **kwargs) -> None:
+        super().__init__(*args, collate_fn=collate_packed, **kwargs)
+        self.group_by_length = group_by_length
+
+    def _epoch_examples(self, rng: np.random.Generator) -> list:
+        users = super()._epoch_examples(rng)
+        if not self.group_by_length:
+            return users
+        size, grouped = self.batch_size, []
+        for start in range(0, len(users), size * GROUP_BATCHES):
+            group = sorted(users[start : start + size * GROUP_BATCHES], key=len, reverse=True)
+            batches = [group[i : i + size] for i in range(0, len(group), size)]
+            full = len(batches) - (len(batches[-1]) < size)  # a short last batch stays last
+            for index in [*rng.permutation(full), *range(full, len(batches))]:
+                grouped += batches[index]
+        return grouped
 
 
 def collate_packed(sequences: Sequence[PackedSequence], pad_id: int) -> dict[str, torch.Tensor]:
