@@ -34,7 +34,9 @@ from llmrec.models.calrec.config import CALRecConfig, StageOneConfig  # noqa: F4
 from llmrec.models.calrec.constrained import constrained_ranking
 from llmrec.models.calrec.generate import GenerationConfig, stop_token_ids
 from llmrec.models.calrec.losses import (
+    ContrastiveInputs,
     combine,
+    example_inputs,
     info_nce,
     mean_pool,
     next_item_generation_loss,
@@ -42,8 +44,7 @@ from llmrec.models.calrec.losses import (
 from llmrec.models.calrec.packing import (
     PackedBatches,
     build_packed,
-    distinct_targets,
-    packed_vectors,
+    packed_inputs,
 )
 from llmrec.models.calrec.ranking import (
     GroundingStats,
@@ -108,38 +109,8 @@ class CALRecNetwork(TrainableNetwork):
         """The anchors (v_U, v_T|U) of every training target and the item tower's input: one
         example per row, or every line of a packed row (`packing.py`)."""
         if "is_target" in batch:
-            vectors = packed_vectors(joint, batch)
-            items = distinct_targets(batch, self.pad_id)
-            return ContrastiveInputs(
-                vectors.user,
-                vectors.in_context,
-                vectors.keys,
-                items.item_ids,
-                items.item_mask,
-                items.inverse,
-            )
-        rows = torch.arange(len(batch["keys"]), device=joint.device)
-        return ContrastiveInputs(
-            mean_pool(joint, batch["user_mask"]),  # v_U
-            mean_pool(joint, batch["target_mask"]),  # v_T|U
-            batch["keys"],
-            batch["item_ids"],
-            batch["item_mask"],
-            rows,
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class ContrastiveInputs:
-    """P anchors with their target keys, and the item tower's input: U rows of item tokens, and
-    for each anchor the row of its target (`inverse`, (P,))."""
-
-    user: torch.Tensor  # (P, H) v_U
-    in_context: torch.Tensor  # (P, H) v_T|U
-    keys: torch.Tensor  # (P,)
-    item_ids: torch.Tensor  # (U, W)
-    item_mask: torch.Tensor  # (U, W)
-    inverse: torch.Tensor  # (P,)
+            return packed_inputs(joint, batch, self.pad_id)
+        return example_inputs(joint, batch)
 
 
 class CALRec(RecommenderModel):

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, PositiveInt
 
 from llmrec.config_rules import CONFIG_RULES
 from llmrec.models.calrec.batches import ExampleBatches
+from llmrec.models.calrec.losses import ContrastiveInputs
 from llmrec.text.templates import ItemLines
 
 # choice: users are sorted by length within runs of this many batches of the shuffled epoch, as
@@ -215,3 +216,18 @@ def distinct_targets(batch: dict[str, torch.Tensor], pad_id: int) -> DistinctTar
     columns = (starts[:, None] + offsets[None, :]).clamp(max=batch["input_ids"].shape[1] - 1)
     item_ids = batch["input_ids"][rows[first][:, None], columns].masked_fill(~item_mask, pad_id)
     return DistinctTargets(item_ids, item_mask, inverse)
+
+
+def packed_inputs(
+    joint: torch.Tensor, batch: dict[str, torch.Tensor], pad_id: int
+) -> ContrastiveInputs:
+    """One anchor per target line of the batch, each distinct target once in the item tower."""
+    vectors, items = packed_vectors(joint, batch), distinct_targets(batch, pad_id)
+    return ContrastiveInputs(
+        vectors.user,
+        vectors.in_context,
+        vectors.keys,
+        items.item_ids,
+        items.item_mask,
+        items.inverse,
+    )
