@@ -28,7 +28,7 @@ from llmrec.text.templates import ItemLines
 
 # choice: users are sorted by length within runs of this many batches of the shuffled epoch, as
 # Hugging Face's `group_by_length` does within its mega-batches: little padding, yet each batch
-# still draws from a random 1/N-th of the epoch. Measured: benchmarks/results/calrec_work.md.
+# still comes from a random slice of the epoch. Measured: benchmarks/results/calrec_work.md.
 GROUP_BATCHES = 50
 
 
@@ -51,8 +51,8 @@ class PackingSettings(BaseModel):
 
 @dataclass(frozen=True)
 class PackedSequence:
-    """One user's packed joint input: `lines[i]` is the token span [start, end) of line i (its
-    newline follows it); `keys[i]` identifies line i's item across a mixture's data sets."""
+    """One user's packed joint input: line i is the token span [starts[i], ends[i]) (its newline
+    follows it); `keys[i]` identifies line i's item across a mixture's data sets."""
 
     tokens: tuple[int, ...]
     starts: tuple[int, ...]
