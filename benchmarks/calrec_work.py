@@ -13,8 +13,12 @@ settings:
 - history lines per target: how many earlier items the target is conditioned on;
 - attention pairs per target: the causal attention's T(T+1)/2 per pass, the quadratic term;
 - layer passes per token: forward through every kept layer, about twice that backward through
-  the trained ones. Work = padded tokens x layer passes: the linear layers' FLOPs up to a
-  constant, which dominate at these lengths.
+  the trained ones;
+- head positions per target: the tokens the vocabulary head scores (the target line and its
+  newline, in every mode), each costing H x V / (one layer's weights) layer passes forward and
+  as much again backward (three times in all when the tied embedding trains).
+  Work = padded tokens x layer passes + head positions x head passes: the linear layers' FLOPs up
+  to a constant, which dominate at these lengths.
 
     .venv/bin/python benchmarks/calrec_work.py --data-dir ../shared/data
 
@@ -56,6 +60,7 @@ class Lengths:
     targets: tuple[tuple[int, int], ...]
     history_lines: tuple[int, ...]
     packed: bool
+    newline: int  # tokens of the newline each target line is written with
 
     def __len__(self) -> int:  # the length `PackedBatches` groups by
         return self.joint
@@ -68,6 +73,7 @@ class Count:
     padded_tokens: int = 0
     history_lines: int = 0
     attention_pairs: int = 0
+    head_positions: int = 0
 
     def add_batch(self, batch: Sequence[Lengths]) -> None:
         joints = [entry.joint for entry in batch]
@@ -80,6 +86,7 @@ class Count:
         self.padded_tokens += len(joints) * max(joints) + len(items) * max(items)
         self.history_lines += sum(sum(entry.history_lines) for entry in batch)
         self.attention_pairs += sum(n * (n + 1) // 2 for n in [*joints, *items])
+        self.head_positions += sum(n + e.newline for e in batch for _, n in e.targets)
 
 
 def example_lengths(sequences: Sequence[np.ndarray], lines: ItemLines, mode: str) -> list[Lengths]:
@@ -92,7 +99,8 @@ def example_lengths(sequences: Sequence[np.ndarray], lines: ItemLines, mode: str
         for position, example in zip([p for p in positions if p >= 1], examples, strict=True):
             joint = len(example.prompt) + len(example.target) + len(example.newline)
             history = min(position, lines.max_history_items)
-            entries.append(Lengths(joint, ((example.key, len(example.target)),), (history,), False))
+            target = ((example.key, len(example.target)),)
+            entries.append(Lengths(joint, target, (history,), False, len(example.newline)))
     return entries
 
 
@@ -104,7 +112,9 @@ def packed_lengths(sequences: Sequence[np.ndarray], lines: ItemLines, budget: in
             zip(packed.keys, np.subtract(packed.ends, packed.starts).tolist(), strict=True)
         )
         history = tuple(range(1, len(packed.keys)))
-        entries.append(Lengths(len(packed.tokens), tuple(spans[1:]), history, True))
+        entries.append(
+            Lengths(len(packed.tokens), tuple(spans[1:]), history, True, len(lines.newline))
+        )
     return entries
 
 
@@ -151,6 +161,16 @@ def recipe_work(config_path: Path, data_dir: Path, tokenizers: dict) -> dict:
     return {**row, "tokens_per_example": row["tokens_per_target"]}
 
 
+def backbone_shape(config) -> tuple:
+    """(tokenizer, decoder layers, H x V / one layer's weights): the head's cost per position
+    in forward layer passes."""
+    backbone = load_backbone(config, show_progress=False)
+    language_model = backbone.model
+    layer = sum(p.numel() for p in language_model.get_decoder().layers[0].parameters())
+    head = language_model.get_output_embeddings().weight.numel()
+    return backbone.tokenizer, language_model.config.num_hidden_layers, head / layer
+
+
 def recipe_rows(
     config_path: Path,
     data_dir: Path,
@@ -164,11 +184,13 @@ def recipe_rows(
     dataset = load_dataset(config.data.source, data_dir=data_dir).dataset
     source = model.backbone.source
     if source not in tokenizers:
-        backbone = load_backbone(model.backbone, show_progress=False)
-        tokenizers[source] = (backbone.tokenizer, backbone.model.config.num_hidden_layers)
-    tokenizer, num_layers = tokenizers[source]
+        tokenizers[source] = backbone_shape(model.backbone)
+    tokenizer, num_layers, head_ratio = tokenizers[source]
     layers = len(model.backbone.keep_layers or range(num_layers))
     trained = min(model.extensions.trainable_layers or layers, layers)
+    # the tied embedding trains unless only the top layers (or adapters) do
+    embedding_trains = model.extensions.trainable_layers is None and model.extensions.lora is None
+    head_passes = head_ratio * (3 if embedding_trains else 2)
     lines = ItemLines(dataset.catalogue.items, tokenizer, model.text)
     rows = []
     for mode, (entries, grouped) in target_pools(dataset.train, lines, modes, budgets).items():
@@ -187,7 +209,9 @@ def recipe_rows(
                 "layers": layers,
                 "trained_layers": trained,
                 "layer_passes_per_token": passes,
-                "work_per_target": per_target["padded_tokens"] * passes,
+                "head_passes_per_position": head_passes,
+                "work_per_target": per_target["padded_tokens"] * passes
+                + per_target["head_positions"] * head_passes,
             }
         )
     return rows
@@ -196,15 +220,18 @@ def recipe_rows(
 def table(rows: list[dict]) -> list[str]:
     lines = [
         "| config | training targets | rows | targets | tokens / target | padded tokens / target "
-        "| history lines / target | attention pairs / target | layers (trained) "
-        "| layer passes / token | work / target | `all` / this | reference / this |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| history lines / target | attention pairs / target | head positions / target "
+        "| layers (trained) | layer passes / token (head) | work / target | `all` / this "
+        "| reference / this |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     return lines + [
         f"| `{row['config']}` | {row['targets_mode']} | {row['rows']} | {row['targets']} "
         f"| {row['tokens_per_target']:.1f} | {row['padded_tokens_per_target']:.1f} "
         f"| {row['history_lines_per_target']:.2f} | {row['attention_pairs_per_target']:.0f} "
+        f"| {row['head_positions_per_target']:.1f} "
         f"| {row['layers']} ({row['trained_layers']}) | {row['layer_passes_per_token']} "
+        f"({row['head_passes_per_position']:.0f}) "
         f"| {row['work_per_target']:.0f} | {row['work_ratio_to_all']:.2f}x "
         f"| {row['work_ratio_to_reference']:.1f}x |"
         for row in rows
@@ -246,8 +273,10 @@ def main(
         "from the second for `packed B` (`extensions.packing.token_budget: B`). Rows: examples, "
         "or packed users. Tokens: joint pass + item pass (packed: each distinct target of a batch "
         "once). Work = padded tokens x layer passes per token (forward through every kept layer, "
-        "about twice that backward through the trained ones); attention's quadratic term is not "
-        "in it, its size is the attention-pairs column. Reference: the first row.",
+        "about twice that backward through the trained ones) + head positions x head passes (in "
+        "brackets: the vocabulary head's H x V weights in layer passes, forward and backward); "
+        "attention's quadratic term is not in it, its size is the attention-pairs column. "
+        "Reference: the first row.",
         "",
     ]
     (RESULTS / "calrec_work.md").write_text("\n".join(lines), encoding="utf-8")
