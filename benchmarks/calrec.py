@@ -65,7 +65,10 @@ def main(
     baseline_config: Annotated[
         list[Path] | None, typer.Option(help="baseline run configs, trained in this run")
     ] = None,
-    modes: Annotated[str, typer.Option(help="comma-separated retrieval modes")] = ",".join(MODES),
+    modes: Annotated[
+        str,
+        typer.Option(help="comma-separated retrieval modes (also bm25+history, hybrid+history)"),
+    ] = ",".join(MODES),
     fresh_rows: Annotated[bool, typer.Option(help="evaluate again rows kept from a run")] = False,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="CALRec overrides")] = None,
     name: Annotated[str, typer.Option(help="results file stem")] = "calrec",
@@ -168,11 +171,15 @@ def target_token_loss(model: CALRec, eval_set: EvalSet, batch_size: int = 16) ->
 
 def calrec_row(model, mode: str, test, measure: Measure, latency_users: int) -> dict:
     """One retrieval mode's metrics, slices and grounding diagnostics (in the protocol; sampled
-    lines remembered, so bm25 and hybrid share them), and latency with the memo off."""
+    lines remembered, so bm25 and hybrid share them), and latency with the memo off.
+    `MODE+history` (bm25 or hybrid) adds the history's own BM25 list first
+    (`extensions.history_list`)."""
     generation = model.config.generation
     memo_size = measure.eval_config.sample_users or len(test)
     remembering = generation.model_copy(update={"memo_size": memo_size})
-    model.config = model.config.with_extensions(retrieval=mode).model_copy(
+    retrieval, _, history = mode.partition("+")
+    extensions = {"retrieval": retrieval, "history_list": "first" if history else "off"}
+    model.config = model.config.with_extensions(**extensions).model_copy(
         update={"generation": remembering}
     )
     row = evaluate(

@@ -175,7 +175,8 @@ def calrec_plan(data_dir: Path, shape: Shape, tokenizer, args: dict) -> dict:
     stage_one["steps"] = math.ceil(stage_one["examples"] / stage.train.batch_size)
     one_epoch = calrec_pass_flops(shape, beauty, train.batch_size)
     stage_two = {k: v * train.epochs for k, v in one_epoch.items()}
-    tokenizers = {model.backbone.source: (tokenizer, shape.layers)}
+    head_ratio = shape.hidden * shape.vocab / (shape.params / shape.layers)  # calrec_work's
+    tokenizers = {model.backbone.source: (tokenizer, shape.layers, head_ratio)}
     work = recipe_work(
         CALREC_GPU, data_dir, tokenizers
     )  # calrec_work's count, checked against ours

@@ -32,10 +32,15 @@ TINY_CONFIGS = {
     },
     "cllm4rec-lite": {"backbone": {"source": "tiny"}, "target_set": "all_train"},
 }
-# Other ranking paths of the same model kind: "kind:variant" -> config changes.
+# Other ranking paths of the same model kind: "kind:variant" -> config changes. Training and
+# grounding options ride on a ranking variant (no extra fit): packed training on dense, the
+# history's BM25 list on hybrid.
 VARIANTS = {
-    "calrec:dense": {"extensions": {"retrieval": "dense"}},
-    "calrec:hybrid": {"extensions": {"retrieval": "hybrid"}},
+    "calrec:dense-packed": {
+        "training_targets": "all",
+        "extensions": {"retrieval": "dense", "packing": {"token_budget": 32}},
+    },
+    "calrec:hybrid-history": {"extensions": {"retrieval": "hybrid", "history_list": "first"}},
     "calrec:constrained": {
         "extensions": {"retrieval": "constrained", "constrained": {"max_new_tokens": 8}}
     },

@@ -172,7 +172,13 @@ def test_grounding_diagnostics_are_reported_by_the_evaluator(beauty_mini, llm_ca
     assert "Diagnostics: generations 12" in result.format_table()
 
 
-def test_killed_calrec_run_resumes_to_the_same_weights(beauty_mini, llm_cache_dir, tmp_path):
+PACKED = {"training_targets": "all", "extensions": {"packing": {"token_budget": 48}}}
+
+
+@pytest.mark.parametrize("fields", [{}, PACKED], ids=["examples", "packed"])
+def test_killed_calrec_run_resumes_to_the_same_weights(
+    beauty_mini, llm_cache_dir, tmp_path, fields
+):
     import torch
 
     from llmrec.models.calrec.model import CALRecNetwork
@@ -181,7 +187,7 @@ def test_killed_calrec_run_resumes_to_the_same_weights(beauty_mini, llm_cache_di
     loop = TrainConfig(epochs=2, batch_size=4, lr=1e-3, checkpoint_every=1)
 
     def fit(folder: Path, resume: bool = False) -> CALRec:
-        model = CALRec(_config(llm_cache_dir), beauty_mini.catalogue)
+        model = CALRec(_config(llm_cache_dir, **fields), beauty_mini.catalogue)
         model.fit(train, None, RunContext(folder, loop, seed=0, show_progress=False, resume=resume))
         return model
 
@@ -211,3 +217,13 @@ def test_killed_calrec_run_resumes_to_the_same_weights(beauty_mini, llm_cache_di
     expected = dict(uninterrupted.network.language_model.named_parameters())
     for name, parameter in resumed.network.language_model.named_parameters():
         torch.testing.assert_close(parameter, expected[name], rtol=0, atol=0, msg=name)
+
+
+def test_the_history_list_queries_the_prompts_own_lines(beauty_mini, llm_cache_dir) -> None:
+    model = CALRec(_config(llm_cache_dir), beauty_mini.catalogue)
+    assert model._history_list([[0, 1, 2]]) is None  # off by default: the paper
+    model.config = model.config.with_extensions(history_list="last")
+    history = model._history_list([[0, 1, 2]])
+    texts = model.lines.texts
+    assert list(history.queries) == [f"{texts[1]} {texts[2]}"]  # the prompt's 2 recent items
+    assert history.first is False

@@ -7,9 +7,9 @@ to its number of users ** exponent (CALRec sec. 3.3: users ** 0.3).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -55,20 +55,25 @@ def build_examples(
 
 class ExampleBatches:
     """Deterministic batches per (seed, epoch): one pool is shuffled; several are mixed. An
-    epoch is planned as (pool, example) indices; each batch is collated when asked for."""
+    epoch is planned as (pool, example) indices; each batch is collated when asked for. A pool
+    holds examples (`collate`) or packed user sequences (`packing.collate_packed`)."""
 
     def __init__(
         self,
-        pools: Sequence[Sequence[Example]],
+        pools: Sequence[Sequence[Any]],
         batch_size: int,
         pad_id: int,
         seed: int,
         weights: Sequence[float] | None = None,
         examples_per_epoch: int | None = None,
+        collate_fn: Callable[[Sequence[Any], int], dict[str, torch.Tensor]] | None = None,
     ) -> None:
         self.pools = [list(pool) for pool in pools if pool]
         if not self.pools:
-            raise ValueError("no training examples: every sequence is shorter than two items")
+            raise ValueError(
+                "no training examples: every sequence is shorter than two items (packed: than "
+                "two lines within extensions.packing.token_budget)"
+            )
         weights = np.asarray(weights if weights is not None else [1.0] * len(pools), dtype=float)
         weights = weights[[bool(pool) for pool in pools]]
         self.weights = weights / weights.sum()
@@ -76,6 +81,7 @@ class ExampleBatches:
         self.batch_size = batch_size
         self.pad_id = pad_id
         self.seed = seed
+        self.collate = collate_fn or collate
 
     def num_batches(self, epoch: int) -> int:
         return count_batches(self.examples_per_epoch, self.batch_size)
@@ -85,7 +91,7 @@ class ExampleBatches:
         size = self.batch_size
         for begin in range(start * size, len(examples), size):
             rows = zip(pools[begin : begin + size], examples[begin : begin + size], strict=True)
-            yield collate([self.pools[pool][example] for pool, example in rows], self.pad_id)
+            yield self.collate([self.pools[pool][example] for pool, example in rows], self.pad_id)
 
     def _epoch_plan(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(pool, example index) of each example of the epoch, in order: indices, not examples."""

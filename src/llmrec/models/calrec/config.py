@@ -20,6 +20,7 @@ from llmrec.models.base import ModelConfig
 from llmrec.models.calrec.batches import TrainingTargets
 from llmrec.models.calrec.constrained import ConstrainedConfig
 from llmrec.models.calrec.generate import GenerationConfig
+from llmrec.models.calrec.packing import PackingSettings
 from llmrec.text.templates import TextConfig
 from llmrec.training.config import TrainConfig, fill_defaults, refuse_unused
 
@@ -94,6 +95,25 @@ class CALRecExtensions(BaseModel):
         default_factory=ConstrainedConfig, description="settings of constrained decoding"
     )
     hybrid_depth: PositiveInt = Field(100, description="items taken from each ranking for fusion")
+    packing: PackingSettings | None = Field(
+        None,
+        description="train every transition of a user in one joint pass (needs training_targets: "
+        "all); None: one joint pass per example, as in the paper",
+    )
+    history_list: Literal["off", "first", "last"] = Field(
+        "off",
+        description="the BM25 ranking of the history's own lines joins the quasi-round-robin as "
+        "one more list, before (first) or after (last) the generations'; off: the paper",
+    )
+
+    @model_validator(mode="after")
+    def _history_list_needs_generations(self) -> CALRecExtensions:
+        if self.history_list != "off" and self.retrieval not in ("bm25", "hybrid"):
+            raise ValueError(
+                f"history_list joins the round-robin of generations; retrieval {self.retrieval!r}"
+                " has none (use bm25 or hybrid, or history_list: off)"
+            )
+        return self
 
 
 class CALRecConfig(ModelConfig):
@@ -126,4 +146,8 @@ class CALRecConfig(ModelConfig):
     def _weights_leave_room_for_generation(self) -> CALRecConfig:
         if self.alpha + self.beta >= 1.0:
             raise ValueError("alpha + beta must be below 1 (the generation loss keeps the rest)")
+        if self.extensions.packing is not None and self.training_targets != "all":
+            raise ValueError(
+                "extensions.packing trains every transition of a user: set training_targets: all"
+            )
         return self

@@ -7,6 +7,8 @@ L = (1 - alpha - beta) * L_NIG + alpha * L_TT + beta * L_UT, where L_NIG is next
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -15,6 +17,32 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of hidden states (B, T, H) over the positions where mask (B, T) is true -> (B, H)."""
     weights = mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+@dataclass(frozen=True)
+class ContrastiveInputs:
+    """P anchors with their target keys, and the item tower's input: U rows of item tokens, and
+    for each anchor the row of its target (`inverse`, (P,)); U < P when targets repeat."""
+
+    user: torch.Tensor  # (P, H) v_U
+    in_context: torch.Tensor  # (P, H) v_T|U
+    keys: torch.Tensor  # (P,)
+    item_ids: torch.Tensor  # (U, W)
+    item_mask: torch.Tensor  # (U, W)
+    inverse: torch.Tensor  # (P,)
+
+
+def example_inputs(joint: torch.Tensor, batch: dict[str, torch.Tensor]) -> ContrastiveInputs:
+    """One anchor per example row (`batches.collate`): v_U over the prompt, v_T|U over the target
+    in context; the item tower reads every row's target (U = P)."""
+    return ContrastiveInputs(
+        mean_pool(joint, batch["user_mask"]),
+        mean_pool(joint, batch["target_mask"]),
+        batch["keys"],
+        batch["item_ids"],
+        batch["item_mask"],
+        torch.arange(len(batch["keys"]), device=joint.device),
+    )
 
 
 def info_nce(

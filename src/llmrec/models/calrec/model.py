@@ -34,13 +34,21 @@ from llmrec.models.calrec.config import CALRecConfig, StageOneConfig  # noqa: F4
 from llmrec.models.calrec.constrained import constrained_ranking
 from llmrec.models.calrec.generate import GenerationConfig, stop_token_ids
 from llmrec.models.calrec.losses import (
+    ContrastiveInputs,
     combine,
+    example_inputs,
     info_nce,
     mean_pool,
     next_item_generation_loss,
 )
+from llmrec.models.calrec.packing import (
+    PackedBatches,
+    build_packed,
+    packed_inputs,
+)
 from llmrec.models.calrec.ranking import (
     GroundingStats,
+    HistoryList,
     generation_rankings,
     to_recommendations,
 )
@@ -62,10 +70,11 @@ DENSE_FOLDER = "dense"
 class CALRecNetwork(TrainableNetwork):
     """The causal LM and the loss of one batch: joint pass (history + target), item pass."""
 
-    def __init__(self, language_model: nn.Module, config: CALRecConfig) -> None:
+    def __init__(self, language_model: nn.Module, config: CALRecConfig, pad_id: int = 0) -> None:
         super().__init__()
         self.language_model = language_model
         self.alpha, self.beta, self.temperature = config.alpha, config.beta, config.temperature
+        self.pad_id = pad_id
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         decoder = self.language_model.get_decoder()
@@ -77,22 +86,31 @@ class CALRecNetwork(TrainableNetwork):
         parts = {
             "nig": next_item_generation_loss(joint, head, batch["input_ids"], batch["label_mask"])
         }
+        tokens = int(batch["attention_mask"].sum())
         if self.alpha > 0 or self.beta > 0:
+            towers = self.contrastive_inputs(joint, batch)
             alone = mean_pool(
-                self.hidden_states(batch["item_ids"], batch["item_mask"]), batch["item_mask"]
-            )  # v_T
+                self.hidden_states(towers.item_ids, towers.item_mask), towers.item_mask
+            )[towers.inverse]  # v_T of each anchor's target, the item tower run once per item
+            tokens += int(towers.item_mask.sum())
             if self.alpha > 0:
-                in_context = mean_pool(joint, batch["target_mask"])  # v_T|U
-                parts["tt"] = info_nce(in_context, alone, batch["keys"], self.temperature)
+                parts["tt"] = info_nce(towers.in_context, alone, towers.keys, self.temperature)
             if self.beta > 0:
-                user = mean_pool(joint, batch["user_mask"])  # v_U
-                parts["ut"] = info_nce(user, alone, batch["keys"], self.temperature)
+                parts["ut"] = info_nce(towers.user, alone, towers.keys, self.temperature)
         total = combine(parts["nig"], parts.get("tt"), parts.get("ut"), self.alpha, self.beta)
-        tokens = int(batch["attention_mask"].sum() + batch["item_mask"].sum())
         # Exact under DDP for the token loss (NIG); InfoNCE negatives stay per process.
         generated = int(batch["label_mask"][:, 1:].sum())
         detached = {k: v.detach() for k, v in parts.items()}
         return LossOutput(total, detached, tokens, num_terms=generated)
+
+    def contrastive_inputs(
+        self, joint: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> ContrastiveInputs:
+        """The anchors (v_U, v_T|U) of every training target and the item tower's input: one
+        example per row, or every line of a packed row (`packing.py`)."""
+        if "is_target" in batch:
+            return packed_inputs(joint, batch, self.pad_id)
+        return example_inputs(joint, batch)
 
 
 class CALRec(RecommenderModel):
@@ -116,7 +134,7 @@ class CALRec(RecommenderModel):
         backbone = load_backbone(backbone_config, show_progress=show_progress)
         self._tokenizer = backbone.tokenizer
         self.backbone_identity = self.backbone_identity or backbone.identity
-        self._network = CALRecNetwork(backbone.model, self.config)
+        self._network = CALRecNetwork(backbone.model, self.config, self._tokenizer.pad_token_id)
         self._lines = ItemLines(self.catalogue.items, self._tokenizer, self.config.text)
         self._stop_ids = stop_token_ids(self._tokenizer)  # newline and special tokens end a line
 
@@ -228,11 +246,8 @@ class CALRec(RecommenderModel):
             history += [{**h, "stage": 1} for h in result.history]
             stage_seconds["stage_one"] = result.train_seconds
         if self.config.stage_two:
-            batches = ExampleBatches(
-                [build_examples(train_sequences, self.lines, self.config.training_targets)],
-                run.train.batch_size,
-                self.tokenizer.pad_token_id,
-                run.seed,
+            batches = self._batches(
+                [self._training_pool(train_sequences, self.lines)], run.train.batch_size, run.seed
             )
             result = train_stage(self, "stage_two", batches, run.train, valid, run)
             history += [{**h, "stage": 2} for h in result.history]
@@ -261,20 +276,46 @@ class CALRec(RecommenderModel):
                 )
             dataset = run.auxiliary[source]
             lines = ItemLines(dataset.catalogue.items, self.tokenizer, self.config.text)
-            pools.append(build_examples(dataset.train, lines, self.config.training_targets, offset))
+            pools.append(self._training_pool(dataset.train, lines, offset))
             users.append(dataset.num_users)
             offset += dataset.num_items
         if stage.include_target:
-            pools.append(build_examples(train_sequences, self.lines, self.config.training_targets))
+            pools.append(self._training_pool(train_sequences, self.lines))
             users.append(len(train_sequences))
         weights = [count**stage.exponent for count in users]
-        return ExampleBatches(
+        return self._batches(
+            pools, stage.train.batch_size, run.seed, weights, stage.examples_per_epoch
+        )
+
+    def _training_pool(
+        self, sequences: Sequence[np.ndarray], lines: ItemLines, key_offset: int = 0
+    ) -> list:
+        """One data set's training examples, or its packed user sequences under packing."""
+        packing = self.config.extensions.packing
+        if packing is not None:
+            return build_packed(sequences, lines, packing.token_budget, key_offset)
+        return build_examples(sequences, lines, self.config.training_targets, key_offset)
+
+    def _batches(
+        self,
+        pools: list[list],
+        batch_size: int,
+        seed: int,
+        weights: list[float] | None = None,
+        examples_per_epoch: int | None = None,
+    ) -> ExampleBatches:
+        """Batches of examples, or of users' packed sequences (one row per user)."""
+        packing, pad_id = self.config.extensions.packing, self.tokenizer.pad_token_id
+        if packing is None:
+            return ExampleBatches(pools, batch_size, pad_id, seed, weights, examples_per_epoch)
+        return PackedBatches(
             pools,
-            stage.train.batch_size,
-            self.tokenizer.pad_token_id,
-            run.seed,
+            batch_size,
+            pad_id,
+            seed,
             weights,
-            stage.examples_per_epoch,
+            examples_per_epoch,
+            group_by_length=packing.group_by_length,
         )
 
     # --- ranking ----------------------------------------------------------------------------
@@ -302,7 +343,14 @@ class CALRec(RecommenderModel):
         )
         grounding = GroundingStats()
         rankings = generation_rankings(
-            self.sampler, prompts, self.index, depth, exclude, self.lines.texts, grounding
+            self.sampler,
+            prompts,
+            self.index,
+            depth,
+            exclude,
+            self.lines.texts,
+            grounding,
+            self._history_list(histories),
         )
         if self.config.extensions.retrieval == "hybrid":
             dense = top_k(self.dense_scores(histories), depth, exclude)
@@ -316,6 +364,18 @@ class CALRec(RecommenderModel):
         # the grounding of this batch's generations comes back with its rankings
         recommendations = to_recommendations(rankings, k, self.num_items, exclude)
         return dataclasses.replace(recommendations, diagnostics=grounding)
+
+    def _history_list(self, histories: Histories) -> HistoryList | None:
+        """The history's own BM25 query (its prompt's lines, joined), when the extension is on."""
+        position = self.config.extensions.history_list
+        if position == "off":
+            return None
+        recent = self.config.text.max_history_items
+        queries = [
+            " ".join(self.lines.texts[int(item)] for item in list(history)[-recent:])
+            for history in histories
+        ]
+        return HistoryList(queries, first=position == "first")
 
     def score(self, histories: Histories, users: Users = None) -> torch.Tensor | None:
         """Dense scores cos(v_U, v_T) for every item when retrieval is dense; else None (the

@@ -57,6 +57,17 @@ class GroundingStats:
         }
 
 
+@dataclass(frozen=True)
+class HistoryList:
+    """Beyond the paper (`extensions.history_list`): per prompt, the BM25 query of the history's
+    own lines, whose ranking is one more list of the quasi-round-robin, walked before (`first`)
+    or after the generations' lists. So the merge starts from, or falls back on, what plain
+    BM25 over the history finds."""
+
+    queries: Sequence[str]
+    first: bool = True
+
+
 def generation_rankings(
     sample: Callable[[Sequence[Sequence[int]]], list[SampledGenerations]],
     prompts: Sequence[Sequence[int]],
@@ -65,17 +76,23 @@ def generation_rankings(
     exclude: Exclusions = None,
     documents: Sequence[str] | None = None,
     stats: GroundingStats | None = None,
+    history: HistoryList | None = None,
 ) -> list[list[int]]:
     """Per prompt, up to `depth` items: BM25 lists of its distinct generations (G lines from
     `sample`, transformers or vLLM), merged. With `documents` (the indexed texts) and `stats`,
-    grounding counts are accumulated."""
+    grounding counts are accumulated. With `history`, the BM25 list of each history's own text
+    joins the merge (beyond the paper)."""
     sampled = sample(prompts)
     rankings = []
     for row, generations in enumerate(sampled):
         excluded = _excluded(exclude, row)
         groups = order_generations(generations.texts, generations.mean_logprobs)
         lists = [rank_items(index.scores(group.text), depth + len(excluded)) for group in groups]
-        rankings.append(round_robin_merge(lists, depth, excluded).item_indices)
+        merged = lists
+        if history is not None:
+            own = rank_items(index.scores(history.queries[row]), depth + len(excluded))
+            merged = [own, *lists] if history.first else [*lists, own]
+        rankings.append(round_robin_merge(merged, depth, excluded).item_indices)
         if stats is not None and documents is not None:
             top = {
                 g.text: (documents[int(r[0])] if len(r) else None)
