@@ -83,7 +83,7 @@ def test_calrec_quickstart_runs_both_stages_and_reports(
     for stage in ("stage_one", "stage_two"):
         assert (outcome["dir"] / stage / "checkpoints" / "last").is_dir()
     test = outcome["metrics"]["test"]
-    assert "diagnostics" in test["protocol"] and test["protocol"]["num_users"] == 500
+    assert "diagnostics" in test["protocol"] and test["protocol"]["num_users"] == 300
     assert set(outcome["metrics"]["baselines"]) == {"pop", "bm25"}
 
 
