@@ -10,9 +10,9 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from llmrec.training.checkpoint import MODEL_FILE, load_weights
+from llmrec.training.checkpoint import MODEL_FILE, LoopState, load_weights
 from llmrec.training.config import TrainConfig
-from llmrec.training.loop import TrainResult, train
+from llmrec.training.loop import TrainResult, _batches_to_run, train
 from llmrec.training.optim import build_optimizer
 from llmrec.training.protocol import LossOutput, TrainableNetwork
 
@@ -401,3 +401,11 @@ def test_a_run_diverging_before_any_checkpoint_says_there_is_none(tmp_path: Path
     config = TrainConfig(epochs=1, batch_size=8, lr=1e30, grad_clip=None)
     with pytest.raises(TrainingDivergedError, match="last good checkpoint: none"):
         train(Regression(), Batches(), None, config, tmp_path, seed=0, show_progress=False)
+
+
+def test_the_batch_bar_ends_where_max_steps_stops_the_epoch() -> None:
+    state = LoopState(step=90, batches_done=30)
+    assert _batches_to_run(state, TrainConfig(), 625) == 625
+    assert _batches_to_run(state, TrainConfig(max_steps=100), 625) == 40
+    assert _batches_to_run(state, TrainConfig(max_steps=100, grad_accum=2), 625) == 50
+    assert _batches_to_run(state, TrainConfig(max_steps=10_000), 625) == 625

@@ -163,7 +163,7 @@ def train(
             # An epoch of an LLM method runs for minutes to hours: a bar of its batches under the
             # bar of epochs, gone when the epoch ends.
             batch_bar = tqdm(
-                total=num_batches,
+                total=_batches_to_run(state, cfg, num_batches),
                 initial=state.batches_done,
                 desc=f"epoch {state.epoch + 1}",
                 unit="batch",
@@ -302,6 +302,15 @@ def _weighted_loss(
         tokens = out.num_tokens
     scale, global_tokens = global_loss_scale(accelerator, terms, tokens)
     return out.total * scale, scale, global_tokens
+
+
+def _batches_to_run(state: LoopState, cfg: TrainConfig, num_batches: int) -> int:
+    """Where this epoch's batches end: the epoch's end, or sooner where `max_steps` stops it
+    (so the bar's ETA is that of the run, not of an epoch it never finishes)."""
+    if cfg.max_steps is None:
+        return num_batches
+    remaining = (cfg.max_steps - state.step) * cfg.grad_accum
+    return min(num_batches, state.batches_done + remaining)
 
 
 def _is_done(state: LoopState, cfg: TrainConfig, deadline: Deadline) -> bool:
