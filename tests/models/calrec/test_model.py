@@ -38,6 +38,10 @@ def _distinct_target_users(dataset, count: int) -> list[np.ndarray]:
     return chosen[:count]
 
 
+# slow: 34 s on 2 idle cores (60 steps of the tiny backbone, then generation for 20 users); the
+# contract suite, the packed equivalence test and the resume tests keep CALRec's losses and
+# ranking in the default suite
+@pytest.mark.slow
 def test_twenty_users_are_memorised_through_generation(beauty_mini, llm_cache_dir, tmp_path):
     train = _distinct_target_users(beauty_mini, 20)
     model = CALRec(_config(llm_cache_dir), beauty_mini.catalogue)
