@@ -25,8 +25,19 @@ def _one_thread() -> None:
 
 @pytest.fixture(scope="session")
 def llm_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One backbone cache per test session: the SmolLM2 tokenizer is converted once."""
-    return tmp_path_factory.mktemp("llmrec-cache")
+    """One backbone cache per test session, shared by pytest-xdist's workers: the SmolLM2
+    tokenizer is converted once (about 10 s), by the first worker to need it, under a lock."""
+    from filelock import FileLock
+
+    from llmrec.models.backbone import BackboneConfig, load_backbone
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    cache = root / "llmrec-cache"
+    with FileLock(str(root / "llmrec-cache.lock")):
+        cache.mkdir(exist_ok=True)
+        load_backbone(BackboneConfig(source="tiny", cache_dir=cache), show_progress=False)
+    return cache
 
 
 @pytest.fixture(scope="session")
