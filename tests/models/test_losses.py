@@ -77,18 +77,17 @@ def test_bf16_inputs_without_autocast_keep_their_dtype() -> None:
 
 
 def test_sampled_softmax_is_the_target_against_the_drawn_negatives() -> None:
-    """Value and gradients equal a plain cross-entropy over [target, the N drawn negatives],
-    the draw being torch's next `randint` (so a seeded or resumed run draws the same)."""
+    """Value and gradients equal a plain cross-entropy of each row over [its target, its N drawn
+    negatives], the draw being torch's next `randint` (a seeded or resumed run draws the same)."""
     hidden, table, targets = _fp32_inputs()
     torch.manual_seed(3)
     loss = sampled_softmax_cross_entropy(hidden, table, targets, num_negatives=20)
     grads = torch.autograd.grad(loss, (hidden, table))
     torch.manual_seed(3)
-    negatives = torch.randint(0, len(table), (20,))
-    logits = torch.cat(
-        [(hidden * table[targets]).sum(-1, keepdim=True), hidden @ table[negatives].T], 1
-    )
-    logits[:, 1:] = logits[:, 1:].masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
+    negatives = torch.randint(0, len(table), (len(targets), 20))
+    rows = [table[row] @ h for h, row in zip(hidden, negatives, strict=True)]
+    negative_logits = torch.stack(rows).masked_fill(negatives == targets[:, None], float("-inf"))
+    logits = torch.cat([(hidden * table[targets]).sum(-1, keepdim=True), negative_logits], 1)
     expected = F.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long))
     torch.testing.assert_close(loss, expected)
     for got, want in zip(grads, torch.autograd.grad(expected, (hidden, table)), strict=True):

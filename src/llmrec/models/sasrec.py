@@ -35,10 +35,10 @@ class SASRecConfig(ModelConfig):
     loss: Literal["full", "sampled"] = Field(
         "full",
         description="full: softmax cross-entropy over the whole catalogue (SASRec-CE); sampled: "
-        "the target against num_negatives uniform negatives shared by the batch (sampled "
+        "the target against num_negatives uniform negatives per position (sampled "
         "softmax, as the eSASRec benchmark's 'SASRec SS')",
     )
-    num_negatives: PositiveInt = Field(256, description="negatives per batch for loss: sampled")
+    num_negatives: PositiveInt = Field(256, description="negatives per position for loss: sampled")
     score_batch_size: PositiveInt = Field(1024, description="histories per scoring batch")
 
     @model_validator(mode="after")
