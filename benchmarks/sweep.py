@@ -2,7 +2,8 @@
 on one seeded sample of validation users beside a reference model. Test users are never read:
 a sweep chooses, and the chosen config's test numbers come from its benchmark.
 
-    .venv/bin/python benchmarks/sweep.py benchmarks/sweeps/sasrec_beauty.yaml --data-dir ../shared/data
+    .venv/bin/python benchmarks/sweep.py benchmarks/sweeps/sasrec_beauty.yaml \
+        --data-dir ../shared/data
 
 A sweep file (benchmarks/sweeps/*.yaml) names the base config, the reference (name and config),
 the metrics (the first one chooses), the validation users (null: all), overrides of every run
