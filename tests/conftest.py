@@ -17,6 +17,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_DIR = REPO_ROOT / "data" / "amazon-beauty-mini"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker's torch gets its share of the cores at most: a config's
+    `num_threads: 2` run in-process by one worker while another computes would oversubscribe
+    the 2 CI cores, where OpenMP's spinning threads slow both several times over."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        share = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(share)  # for the processes tests start
+        set_num_threads = torch.set_num_threads
+        torch.set_num_threads = lambda count: set_num_threads(min(count, share))
+
+
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     # One thread: the CI machine has 2 shared cores, where 2 threads are slower (notes/llm-on-cpu).
@@ -25,8 +37,19 @@ def _one_thread() -> None:
 
 @pytest.fixture(scope="session")
 def llm_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One backbone cache per test session: the SmolLM2 tokenizer is converted once."""
-    return tmp_path_factory.mktemp("llmrec-cache")
+    """One backbone cache per test session, shared by pytest-xdist's workers: the SmolLM2
+    tokenizer is converted once (about 10 s), by the first worker to need it, under a lock."""
+    from filelock import FileLock
+
+    from llmrec.models.backbone import BackboneConfig, load_backbone
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    cache = root / "llmrec-cache"
+    with FileLock(str(root / "llmrec-cache.lock")):
+        cache.mkdir(exist_ok=True)
+        load_backbone(BackboneConfig(source="tiny", cache_dir=cache), show_progress=False)
+    return cache
 
 
 @pytest.fixture(scope="session")

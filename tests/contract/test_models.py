@@ -36,6 +36,7 @@ TINY_CONFIGS = {
 # grounding options ride on a ranking variant (no extra fit): packed training on dense, the
 # history's BM25 list on hybrid.
 VARIANTS = {
+    "sasrec:sampled": {"loss": "sampled", "num_negatives": 5},
     "calrec:dense-packed": {
         "training_targets": "all",
         "extensions": {"retrieval": "dense", "packing": {"token_budget": 32}},

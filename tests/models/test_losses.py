@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmrec.models.losses import full_softmax_cross_entropy
+from llmrec.models.losses import full_softmax_cross_entropy, sampled_softmax_cross_entropy
 
 
 def test_fused_cross_entropy_matches_the_plain_one_in_value_and_gradients() -> None:
@@ -74,3 +74,40 @@ def test_bf16_inputs_without_autocast_keep_their_dtype() -> None:
     assert loss.dtype == torch.float32
     torch.testing.assert_close(loss, expected)
     assert [grad.dtype for grad in grads] == [torch.bfloat16, torch.bfloat16]
+
+
+def test_sampled_softmax_is_the_target_against_the_drawn_negatives() -> None:
+    """Value and gradients equal a plain cross-entropy of each row over [its target, its N drawn
+    negatives], the draw being torch's next `randint` (a seeded or resumed run draws the same)."""
+    hidden, table, targets = _fp32_inputs()
+    torch.manual_seed(3)
+    loss = sampled_softmax_cross_entropy(hidden, table, targets, num_negatives=20)
+    grads = torch.autograd.grad(loss, (hidden, table))
+    torch.manual_seed(3)
+    negatives = torch.randint(0, len(table), (len(targets), 20))
+    rows = [table[row] @ h for h, row in zip(hidden, negatives, strict=True)]
+    negative_logits = torch.stack(rows).masked_fill(negatives == targets[:, None], float("-inf"))
+    logits = torch.cat([(hidden * table[targets]).sum(-1, keepdim=True), negative_logits], 1)
+    expected = F.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long))
+    torch.testing.assert_close(loss, expected)
+    for got, want in zip(grads, torch.autograd.grad(expected, (hidden, table)), strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_a_negative_equal_to_the_target_is_not_a_negative() -> None:
+    """With one item every draw is the target: nothing competes, the loss is 0 (not log 2)."""
+    hidden, table = torch.ones(3, 2), torch.ones(1, 2)
+    loss = sampled_softmax_cross_entropy(hidden, table, torch.zeros(3, dtype=torch.long), 5)
+    assert loss.item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_sampled_softmax_under_bf16_autocast_gives_an_fp32_loss_and_gradients() -> None:
+    hidden, table, targets = _fp32_inputs()
+    torch.manual_seed(0)
+    expected = sampled_softmax_cross_entropy(hidden, table, targets, 30)
+    torch.manual_seed(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = sampled_softmax_cross_entropy(hidden, table, targets, 30)
+    grads = torch.autograd.grad(loss, (hidden, table))
+    assert loss.dtype == torch.float32 and all(grad.dtype == torch.float32 for grad in grads)
+    torch.testing.assert_close(loss, expected, rtol=2e-2, atol=2e-2)

@@ -51,8 +51,14 @@ def test_padding_does_not_change_scores(toy_dataset) -> None:
     torch.testing.assert_close(alone[0], with_longer[0], rtol=1e-5, atol=1e-5)
 
 
-def test_sasrec_learns_a_deterministic_successor_pattern(toy_dataset, tmp_path: Path) -> None:
-    model = SASRec(TINY, toy_dataset.catalogue)
+@pytest.mark.parametrize("loss", ["full", "sampled"])
+def test_sasrec_learns_a_deterministic_successor_pattern(
+    toy_dataset, tmp_path: Path, loss: str
+) -> None:
+    """Full softmax, and sampled softmax with 4 negatives of the 12 items per batch."""
+    model = SASRec(
+        TINY.model_copy(update={"loss": loss, "num_negatives": 4}), toy_dataset.catalogue
+    )
     run = RunContext(
         tmp_path,
         TrainConfig(epochs=40, batch_size=8, lr=5e-3, patience=40),

@@ -1,4 +1,5 @@
-"""Full-softmax cross-entropy over an item (or token) table, fused to save memory passes.
+"""Full-softmax cross-entropy over an item (or token) table, fused to save memory passes; and
+its sampled form (the target against N uniform negatives).
 
 `hidden @ table.T` logits are (N, V) with V the whole catalogue; the plain
 `F.cross_entropy(hidden @ table.T, targets)` keeps a log-softmax copy and materialises a zero
@@ -69,6 +70,29 @@ def full_softmax_cross_entropy(
     if hidden.device.type not in _FUSED:
         raise ValueError(f"no fused cross-entropy for {hidden.device.type!r} tensors")
     return _FUSED[hidden.device.type].apply(hidden, table, targets)
+
+
+def sampled_softmax_cross_entropy(
+    hidden: torch.Tensor, table: torch.Tensor, targets: torch.Tensor, num_negatives: int
+) -> torch.Tensor:
+    """Mean over rows of -log softmax([h.e_target, h.e_1, ..., h.e_N])[0]: each row's target
+    against its own N negatives drawn uniformly from the table (with replacement, from torch's
+    generator of the tensors' device, so a resumed run draws the same); a negative equal to the
+    row's target is masked out (an accidental hit, not a negative). hidden (R, H), table (V, H).
+    """
+    if len(targets) == 0:
+        return hidden.sum() * 0.0 + table.sum() * 0.0
+    negatives = torch.randint(0, len(table), (len(targets), num_negatives), device=table.device)
+    candidates = torch.cat([targets[:, None], negatives], dim=1)  # (R, 1 + N)
+    logits = torch.einsum("rh,rch->rc", hidden, table[candidates])
+    # A bf16 log-sum-exp loses the loss' digits (as in the full softmax above): fp32 from here.
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    hits = torch.cat(
+        [torch.zeros_like(targets[:, None], dtype=torch.bool), negatives == targets[:, None]], 1
+    )
+    logits = logits.masked_fill(hits, float("-inf"))
+    zeros = torch.zeros(len(targets), dtype=torch.long, device=targets.device)
+    return torch.nn.functional.cross_entropy(logits, zeros)
 
 
 def multinomial_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
 from llmrec.models.base import ModelConfig, RunContext, module_device
-from llmrec.models.losses import full_softmax_cross_entropy
+from llmrec.models.losses import full_softmax_cross_entropy, sampled_softmax_cross_entropy
 from llmrec.models.single_network import NetworkModel
 from llmrec.recommendations import Histories
 from llmrec.training.batching import count_batches, length_pooled_batches, pad_index_lists
@@ -32,6 +32,13 @@ class SASRecConfig(ModelConfig):
     ffn_multiplier: PositiveInt = Field(4, description="feed-forward width / hidden_size")
     dropout: float = Field(0.5, ge=0.0, lt=1.0, description="dropout on embeddings and blocks")
     max_length: PositiveInt = Field(50, description="most recent history items the model reads")
+    loss: Literal["full", "sampled"] = Field(
+        "full",
+        description="full: softmax cross-entropy over the whole catalogue (SASRec-CE); sampled: "
+        "the target against num_negatives uniform negatives per position (sampled "
+        "softmax, as the eSASRec benchmark's 'SASRec SS')",
+    )
+    num_negatives: PositiveInt = Field(256, description="negatives per position for loss: sampled")
     score_batch_size: PositiveInt = Field(1024, description="histories per scoring batch")
 
     @model_validator(mode="after")
@@ -51,6 +58,8 @@ class SASRecNetwork(TrainableNetwork):
         super().__init__()
         hidden = config.hidden_size
         self.num_items = num_items
+        # None: full softmax; else the negatives of the sampled softmax
+        self.num_negatives = config.num_negatives if config.loss == "sampled" else None
         self.item_embedding = nn.Embedding(num_items + 1, hidden, padding_idx=num_items)
         self.position_embedding = nn.Embedding(config.max_length, hidden)
         self.dropout = nn.Dropout(config.dropout)
@@ -84,10 +93,14 @@ class SASRecNetwork(TrainableNetwork):
     def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
         hidden = self.encode(batch["inputs"], batch["lengths"])  # (B, T, H)
         is_target = batch["targets"] >= 0
-        # Logits only at real positions, against every item (full softmax, no sampling).
-        loss = full_softmax_cross_entropy(
-            hidden[is_target], self.item_table(), batch["targets"][is_target]
-        )
+        # Logits only at real positions: against every item, or the batch's sampled negatives.
+        hidden, targets = hidden[is_target], batch["targets"][is_target]
+        if self.num_negatives is None:
+            loss = full_softmax_cross_entropy(hidden, self.item_table(), targets)
+        else:
+            loss = sampled_softmax_cross_entropy(
+                hidden, self.item_table(), targets, self.num_negatives
+            )
         positions = int(is_target.sum())
         return LossOutput(loss, {"ce": loss.detach()}, positions, num_terms=positions)
 
