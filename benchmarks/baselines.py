@@ -39,11 +39,19 @@ CONFIGS = {
     "pop": "configs/pop_beauty.yaml",
     "bm25": "configs/bm25_beauty.yaml",
     "sasrec": "configs/sasrec_beauty.yaml",
+    "sasrec-sampled": "configs/sasrec_sampled_beauty.yaml",
     "ease": "configs/ease_beauty.yaml",
     "itemknn": "configs/itemknn_beauty.yaml",
 }
 FOLDERS = {"beauty": "amazon-beauty", "toys": "amazon-toys"}
-NAMES = {"pop": "Pop", "bm25": "BM25", "sasrec": "SASRec-CE", "ease": "EASE", "itemknn": "item-kNN"}
+NAMES = {
+    "pop": "Pop",
+    "bm25": "BM25",
+    "sasrec": "SASRec-CE",
+    "sasrec-sampled": "SASRec sampled softmax",
+    "ease": "EASE",
+    "itemknn": "item-kNN",
+}
 METRICS = ("recall@1", "recall@5", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr@10")
 
 
@@ -274,7 +282,8 @@ def write_markdown(record: dict, path: Path) -> None:
     models = ", ".join(
         dict.fromkeys(NAMES.get(run["model"], run["model"]) for run in record["runs"])
     )
-    title = f"Baselines: {models} (full ranking, leave-one-out, no history filter)"
+    splits = ", ".join(dict.fromkeys(split_name(run) for run in record["runs"]))
+    title = f"Baselines: {models} (full ranking, no history filter; test split {splits})"
     lines = [
         *report_head(title, record),
         "| data | model | " + " | ".join([*METRICS, *paired_header(record["runs"])]) + " |"
@@ -337,6 +346,12 @@ def write_markdown(record: dict, path: Path) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+def split_name(run: dict) -> str:
+    """The split a row was tested on, without the refit note: `leave_one_out:test`,
+    `files:test` (a data set's own split, by time on Games), `temporal(...):test`."""
+    return run["protocol"]["split"].split(" (model refit")[0]
+
+
 def added_notes(runs: list[dict]) -> list[str]:
     """Where the rows added by `--append` were measured, once per command, with its note."""
     by_command: dict[str, list[dict]] = {}
@@ -367,12 +382,18 @@ def main(
     name: Annotated[str, typer.Option(help="results file stem")] = "baselines",
     append: Annotated[bool, typer.Option(help="add the rows to the existing page")] = False,
     note: Annotated[str, typer.Option(help="said of each added row, with --append")] = "",
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="config override of every run, e.g. train.refit_before_test=true"
+        ),
+    ] = None,
 ) -> None:
     work = RESULTS / "tmp" / name
     work.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/baselines.py " + shlex.join(sys.argv[1:])
     runs = [
-        run_llmrec(model, dataset, data_dir.resolve(), threads, seed, work)
+        run_llmrec(model, dataset, data_dir.resolve(), threads, seed, work, tuple(overrides or ()))
         for dataset in datasets.split(",")
         for model in models.split(",")
     ]

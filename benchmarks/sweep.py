@@ -11,8 +11,9 @@ the metrics (the first one chooses), the validation users (null: all), overrides
 config. Each model trains with `python -m llmrec train`
 (wall time, peak memory) and is evaluated with the base config's `eval` settings. Trained runs in
 benchmarks/results/tmp/NAME are reused (delete the folder to start over). `--variant` runs some
-variants only. Writes benchmarks/results/NAME.json and .md (NAME: the sweep file's stem). Run
-it on an idle machine.
+variants only; `--threads` caps torch's threads (two sweeps side by side: the wall times then
+say little, the metrics change only by float rounding). Writes benchmarks/results/NAME.json and
+.md (NAME: the sweep file's stem). Run it on an idle machine.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
 import yaml
 from baselines import DATA_DIR, RESULTS, DataDir, machine, metric_cells, publish, report_head
@@ -59,6 +61,9 @@ def main(
     ] = None,
     data_dir: DataDir = DATA_DIR,
     seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[
+        int | None, typer.Option(help="torch threads of every run and of the evaluation")
+    ] = None,
 ) -> None:
     sweep = Sweep.model_validate(yaml.safe_load(sweep_file.read_text(encoding="utf-8")))
     unknown = sorted(set(variant or ()) - set(sweep.variants))
@@ -69,6 +74,9 @@ def main(
     work.mkdir(parents=True, exist_ok=True)
     common = [f"data.data_dir={data_dir.resolve()}", f"output.dir={work}", f"seed={seed}"]
     common += sweep.sets
+    if threads is not None:  # e.g. two sweeps side by side, one core each
+        common.append(f"train.num_threads={threads}")
+        torch.set_num_threads(threads)
     reference = sweep.reference
     runs = [(reference.name, reference.config, [f"output.name={reference.name}"])]
     runs += [

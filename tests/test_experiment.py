@@ -23,6 +23,7 @@ from llmrec.experiment import (
     run_experiment,
 )
 from llmrec.models.base import FitResult
+from llmrec.models.ease import EASE, EASEConfig
 from llmrec.models.pop import Popularity
 from llmrec.models.registry import load_model
 from llmrec.models.single_network import NetworkModel
@@ -271,3 +272,24 @@ def test_temporal_run_records_the_cuts_and_meets_them_again(tmp_path: Path) -> N
     again = evaluate_saved_model(tmp_path / "knn" / "model", str(folder))
     assert again.protocol["split"] == f"{split}:test"
     assert again.metrics == result.results["test"].metrics
+
+
+def test_a_model_chosen_on_validation_is_refit_with_its_choice(tmp_path: Path) -> None:
+    """EASE with several λ under refit_before_test: the refit solves the λ validation chose on
+    train + valid items (it has no validation users to choose again), and the report says so
+    without epochs."""
+    overrides = [
+        f"data.source={FIXTURE}",
+        f"output.dir={tmp_path}",
+        "output.name=ease",
+        "model.name=ease",
+        "model.lambdas=[5, 500]",
+        "train.refit_before_test=true",
+    ]
+    result = run_experiment(load_config(None, overrides), show_progress=False)
+    assert result.results["test"].protocol["split"].endswith("(model refit on train + valid items)")
+    chosen = result.fit.history[result.fit.best_step - 1]["lambda"]
+    saved = load_model(result.model_dir)
+    expected = EASE(EASEConfig(lambdas=(chosen,)), saved.catalogue)
+    expected.fit(before_test_sequences(load_dataset(FIXTURE).dataset))
+    assert saved.weight_decay == chosen and torch.equal(saved.weights, expected.weights)

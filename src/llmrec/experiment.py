@@ -328,10 +328,10 @@ def evaluate_splits(
     refit, started = None, time.perf_counter()
     if config.train.refit_before_test:
         model, epochs = refit_before_test(
-            config, dataset, fit, run_dir, show_progress, model_config=model.config
+            config, dataset, fit, run_dir, show_progress, model_config=model.refit_config(fit)
         )
-        # a model that does not validate (Pop, BM25) has no epochs to choose
-        refit = "refit on train + valid items" + (f" for {epochs} epochs" if fit.history else "")
+        # a model that trains no epochs (Pop, BM25, EASE, item-kNN) has none to choose
+        refit = "refit on train + valid items" + (f" for {epochs} epochs" if fit.best_epoch else "")
     refit_seconds = time.perf_counter() - started
     test_split = f"{dataset.split}:test" + (f" (model {refit})" if refit else "")
     test = evaluate_model(

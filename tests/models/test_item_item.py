@@ -16,7 +16,7 @@ from llmrec.evaluation.config import EvalConfig
 from llmrec.evaluation.ranking import evaluate_model
 from llmrec.evaluation.validation import validation_metrics
 from llmrec.models import item_item
-from llmrec.models.base import RunContext
+from llmrec.models.base import FitResult, RunContext
 from llmrec.models.ease import EASE, EASEConfig, solve_memory_bytes
 from llmrec.models.item_item import UserItemMatrix, history_matrix
 from llmrec.models.itemknn import ItemKNN, ItemKNNConfig
@@ -86,6 +86,26 @@ def test_ease_chooses_lambda_on_validation_and_saves_it(toy_dataset, tmp_path: P
     model.save(tmp_path / "saved")
     loaded = load_model(tmp_path / "saved")
     assert isinstance(loaded, EASE) and loaded.weight_decay == model.weight_decay
+
+
+def test_a_refit_keeps_the_setting_chosen_on_validation(toy_dataset, tmp_path: Path) -> None:
+    """`refit_config` fixes what validation chose, so the refit on train + valid items
+    (no validation users) solves that setting alone; with nothing chosen the config is kept."""
+    ease = EASE(EASEConfig(lambdas=(0.5, 50.0, 5000.0)), toy_dataset.catalogue)
+    fit = ease.fit(toy_dataset.train, toy_dataset.valid, run_context(tmp_path / "ease"))
+    assert ease.refit_config(fit).lambdas == (ease.weight_decay,)
+    refit = EASE(ease.refit_config(fit), toy_dataset.catalogue)
+    refit.fit(toy_dataset.train)  # refused with several lambdas (below)
+    assert refit.weight_decay == ease.weight_decay
+    assert torch.equal(refit.weights, ease.weights)
+    knn = ItemKNN(ItemKNNConfig(neighbours=(2, 4), shrinks=(0.0, 5.0)), toy_dataset.catalogue)
+    fit = knn.fit(toy_dataset.train, toy_dataset.valid, run_context(tmp_path / "knn"))
+    chosen = fit.history[fit.best_step - 1]
+    config = knn.refit_config(fit)
+    assert (config.shrinks, config.neighbours) == ((chosen["shrink"],), (chosen["neighbours"],))
+    assert isinstance(config.neighbours[0], int)
+    single = EASEConfig(lambdas=(3.0,))
+    assert EASE(single, toy_dataset.catalogue).refit_config(FitResult()) is single
 
 
 def test_several_values_without_validation_are_refused(toy_dataset) -> None:

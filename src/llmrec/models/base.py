@@ -152,6 +152,12 @@ class RecommenderModel(ABC):
         # the loop trains the model's own network, so scoring the model scores it
         return lambda network: metrics(self, subset)
 
+    def refit_config(self, fit: FitResult) -> ModelConfig:
+        """The config of a fresh copy refit on more data without validation users
+        (`train.refit_before_test`, for the epochs `fit` chose): this model's, with what `fit`
+        chose on validation beside the epochs fixed (EASE's λ, item-kNN's neighbours)."""
+        return self.config
+
     @abstractmethod
     def _fit(
         self,

@@ -27,6 +27,7 @@ from llmrec.models.item_item import (
     State,
     UserItemMatrix,
     choose_on_validation,
+    chosen_config,
     history_matrix,
 )
 from llmrec.models.saved import read_finite_tensors
@@ -138,6 +139,9 @@ class EASE(RecommenderModel):
         )
         logger.info("EASE: λ = %g", self.weight_decay)
         return result
+
+    def refit_config(self, fit: FitResult) -> EASEConfig:
+        return chosen_config(self.config, fit, {"lambda": "lambdas"})
 
     def _use(self, state: State) -> None:
         self.weights = state["weights"]

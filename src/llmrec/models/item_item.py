@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from torch import nn
 
 from llmrec.data.sequences import AnyEvalSet
 from llmrec.errors import ConfigError
-from llmrec.models.base import FitResult, RecommenderModel, RunContext
+from llmrec.models.base import FitResult, ModelConfig, RecommenderModel, RunContext
 from llmrec.recommendations import Histories
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 BLOCK_ELEMENTS = 2**25
 # Closed-form models train no network: the validator scores the model itself and ignores this.
 NO_NETWORK = nn.Module()
+ConfigT = TypeVar("ConfigT", bound=ModelConfig)
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,19 @@ def choose_on_validation(
         history=history,
         train_seconds=time.perf_counter() - started,
     )
+
+
+def chosen_config(config: ConfigT, fit: FitResult, options: Mapping[str, str]) -> ConfigT:
+    """`config` with the setting `fit` chose on validation as the only value of each option
+    (`options`: setting key -> config field holding its candidates), so that a refit on train +
+    valid items needs no validation users; `config` itself when nothing was chosen."""
+    if fit.best_step is None:
+        return config
+    chosen = fit.history[fit.best_step - 1]
+    update = {
+        field: (type(getattr(config, field)[0])(chosen[key]),) for key, field in options.items()
+    }
+    return config.model_copy(update=update)
 
 
 def describe(settings: Sequence[Setting]) -> str:

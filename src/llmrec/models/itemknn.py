@@ -29,6 +29,7 @@ from llmrec.models.item_item import (
     State,
     UserItemMatrix,
     choose_on_validation,
+    chosen_config,
     distinct_pairs,
 )
 from llmrec.models.saved import read_finite_tensors
@@ -130,6 +131,9 @@ class ItemKNN(RecommenderModel):
             for count in self.config.neighbours
         ]
         return choose_on_validation(self, settings, solve, self._use, valid, run)
+
+    def refit_config(self, fit: FitResult) -> ItemKNNConfig:
+        return chosen_config(self.config, fit, {"shrink": "shrinks", "neighbours": "neighbours"})
 
     def _use(self, state: State) -> None:
         self.neighbours = state["neighbours"]
