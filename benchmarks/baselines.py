@@ -476,12 +476,13 @@ def main(
 
 
 def appended(record: dict, runs: list[dict]) -> dict:
-    """The record with `runs` added, replacing its rows of the same data set and model, in the
-    page's order: by data set, then model."""
-    replaced = {(run["dataset"], run["model"]) for run in runs}
-    kept = [run for run in record["runs"] if (run["dataset"], run["model"]) not in replaced]
-    datasets = list(dict.fromkeys(run["dataset"] for run in kept + runs))
-    merged = sorted(kept + runs, key=lambda run: datasets.index(run["dataset"]))
+    """The record with `runs` added: a run of a data set and model already on the page takes
+    that row's place, the others go after their data set's rows (a new data set at the end)."""
+    new = {(run["dataset"], run["model"]): run for run in runs}
+    merged = [new.pop((run["dataset"], run["model"]), run) for run in record["runs"]]
+    for run in new.values():
+        same = [i for i, kept in enumerate(merged) if kept["dataset"] == run["dataset"]]
+        merged.insert(same[-1] + 1 if same else len(merged), run)
     return {**record, "runs": merged}
 
 
