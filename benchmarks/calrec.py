@@ -191,8 +191,11 @@ def calrec_row(model, mode: str, test, measure: Measure, latency_users: int) -> 
         slice_basis=measure.slice_basis,
         ranks_dir=measure.ranks_root / f"calrec-{mode}",
     )
+    remembered = model._sampler  # the timing below builds a sampler without the memo
     model.config = model.config.model_copy(update={"generation": generation})
-    return {**row, **latency(model, test, latency_users)}
+    timed = latency(model, test, latency_users)
+    model._sampler = remembered  # so the next mode reuses this one's sampled lines
+    return {**row, **timed}
 
 
 def kept_row(work: Path, key: str, fresh: bool, compute) -> dict:
