@@ -68,6 +68,11 @@ def test_a_recipe_that_drops_what_defines_cllm4rec_carries_its_own_name() -> Non
         MODELS["cllm4rec"].Config.model_validate(lite_shape)
     lite = MODELS["cllm4rec-lite"].Config.model_validate({})
     assert (lite.pretrains, lite.mr_lambda, lite.extensions.prompt_user_token) == (False, 0, False)
+    # an extensions block that names other options keeps the anonymous prompts; asked, user tokens
+    other = MODELS["cllm4rec-lite"].Config.model_validate({"extensions": {"untied_head": True}})
+    assert (other.extensions.untied_head, other.extensions.prompt_user_token) == (True, False)
+    named = {"extensions": {"prompt_user_token": True}}
+    assert MODELS["cllm4rec-lite"].Config.model_validate(named).extensions.prompt_user_token
     with pytest.raises(ValidationError, match="cllm4rec-lite has no pretraining"):
         MODELS["cllm4rec-lite"].Config.model_validate({"pretrain": {"rounds": 1}})
     with pytest.raises(ValidationError, match="mutual regularisation"):

@@ -231,6 +231,15 @@ class CLLM4RecLiteConfig(CLLM4RecConfig):
         description="options beyond the paper (prompt_user_token false by default here)",
     )
 
+    @field_validator("extensions", mode="before")
+    @classmethod
+    def _anonymous_unless_asked(cls, value: object) -> object:
+        # A given extensions block replaces the default factory whole: without this, a block
+        # that only turns other options on would bring back the base class's user tokens.
+        if isinstance(value, dict):
+            return {"prompt_user_token": False, **value}
+        return value
+
     @model_validator(mode="after")
     def _is_the_lite_recipe(self) -> CLLM4RecLiteConfig:
         kept = {
