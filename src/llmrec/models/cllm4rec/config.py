@@ -227,15 +227,16 @@ class CLLM4RecLiteConfig(CLLM4RecConfig):
         False, description="follow every finetuning epoch with a content epoch (no MR)"
     )
     extensions: CLLM4RecExtensions = Field(
-        default_factory=lambda: CLLM4RecExtensions(prompt_user_token=False),
+        default_factory=dict,
+        validate_default=True,
         description="options beyond the paper (prompt_user_token false by default here)",
     )
 
     @field_validator("extensions", mode="before")
     @classmethod
     def _anonymous_unless_asked(cls, value: object) -> object:
-        # A given extensions block replaces the default factory whole: without this, a block
-        # that only turns other options on would bring back the base class's user tokens.
+        # The one place lite's default lives, for an absent block and for a block that only
+        # names other options alike (a default factory would be replaced by any given block).
         if isinstance(value, dict):
             return {"prompt_user_token": False, **value}
         return value
