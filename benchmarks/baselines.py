@@ -41,9 +41,17 @@ CONFIGS = {
     "sasrec": "configs/sasrec_beauty.yaml",
     "ease": "configs/ease_beauty.yaml",
     "itemknn": "configs/itemknn_beauty.yaml",
+    "multvae": "configs/multvae_beauty.yaml",
 }
 FOLDERS = {"beauty": "amazon-beauty", "toys": "amazon-toys"}
-NAMES = {"pop": "Pop", "bm25": "BM25", "sasrec": "SASRec-CE", "ease": "EASE", "itemknn": "item-kNN"}
+NAMES = {
+    "pop": "Pop",
+    "bm25": "BM25",
+    "sasrec": "SASRec-CE",
+    "ease": "EASE",
+    "itemknn": "item-kNN",
+    "multvae": "Mult-VAE",
+}
 # The strongest published SASRec on the P5 / S3-Rec leave-one-out splits, history filtered (the
 # eSASRec benchmark's own runs, SASRec + sampled softmax: blondered/transformer_benchmark README).
 PUBLISHED_FILTERED = {("beauty", "sasrec"): (0.0921, 0.0531), ("toys", "sasrec"): (0.0970, 0.0580)}
