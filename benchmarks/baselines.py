@@ -28,10 +28,18 @@ from typing import Annotated
 
 import psutil
 import typer
-from paired import pair_page, paired_cells, paired_header, paired_note, rerun_command, stored_path
+from paired import (
+    RESULTS,
+    pair_page,
+    paired_cells,
+    paired_header,
+    paired_note,
+    rerun_command,
+    store_ranks,
+    stored_path,
+)
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 # The staged data sets, read by every benchmark (`--data-dir`).
 DataDir = Annotated[Path, typer.Option(help="staged data root")]
 DATA_DIR = REPO.parent / "shared" / "data"
@@ -200,7 +208,9 @@ def publish(
     record: dict, name: str, write_markdown: Callable[[dict, Path], None], folder: Path = RESULTS
 ) -> None:
     """Write FOLDER/NAME.json, then FOLDER/NAME.md with `write_markdown`, keeping the page's
-    hand-written '## Reading' section (check it still holds), and print the page."""
+    hand-written '## Reading' section (check it still holds), and print the page. The rows'
+    per-user ranks go to the committed store first (paired.store_ranks)."""
+    store_ranks(record)
     (folder / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     page = folder / f"{name}.md"
     reading = kept_reading(page)

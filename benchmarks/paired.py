@@ -1,7 +1,8 @@
-"""Paired tests on the benchmark pages: every row's per-user ranks are kept beside its run (an
-`EvalResult` folder under benchmarks/results/tmp/, named by the row's `ranks_dir`), and every
-model is tested against the strongest baseline of its page on the same users
-(`compare_results`: the paired sign-flip test of docs/evaluation.md, section 6).
+"""Paired tests on the benchmark pages: every row's per-user ranks are kept (an `EvalResult`
+folder named by the row's `ranks_dir`: written beside its run under the uncommitted
+benchmarks/results/tmp/, copied into the committed benchmarks/results/ranks/ when its page is
+published), and every model is tested against the strongest baseline of its page on the same
+users (`compare_results`: the paired sign-flip test of docs/evaluation.md, section 6).
 
 The benchmarks call `pair_page` before they publish. For rows measured before ranks were kept,
 rerun the model (cheap baselines: `llmrec run` with the page's evaluation settings) and attach the
@@ -17,6 +18,7 @@ where the row had none, slices from the rerun; no other number of the row change
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -24,9 +26,14 @@ from typing import Annotated
 import typer
 
 from llmrec.errors import DataError
-from llmrec.evaluation.result import RANKS_FILE, EvalResult, compare_results
+from llmrec.evaluation.result import METRICS_FILE, RANKS_FILE, EvalResult, compare_results
 
 REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+# Where the benchmarks write their runs (not committed: models, checkpoints, logs), and where a
+# published page's per-user ranks are kept for good, so that a fresh clone pairs the page again.
+RUNS_ROOT = RESULTS / "tmp"
+RANKS_STORE = RESULTS / "ranks"
 # Models that are not the LLM recommenders a page is about: the page's strongest baseline is the
 # best of these (by the paired metric) among its rows.
 BASELINE_MODELS = frozenset({"pop", "bm25", "sasrec", "multvae", "ease", "itemknn"})
@@ -113,6 +120,23 @@ def pair_page(record: dict) -> None:
     for dataset in dict.fromkeys(run["dataset"] for run in record["runs"]):
         runs = [run for run in record["runs"] if run["dataset"] == dataset]
         pair_rows(runs, lambda run: run["model"])
+
+
+def store_ranks(record: dict, runs_root: Path = RUNS_ROOT, store: Path = RANKS_STORE) -> None:
+    """Copy each row's ranks kept under `runs_root` into `store` (same relative folder, so a row
+    added to several pages is stored once) and point the row there; the benchmarks call it as
+    they publish a page. Rows whose ranks are elsewhere or gone are left as they are."""
+    for row in record["runs"] if "runs" in record else record["rows"]:
+        source = (REPO / row["ranks_dir"]).resolve() if row.get("ranks_dir") else None
+        if source is None or not source.is_relative_to(runs_root.resolve()):
+            continue
+        if not (source / RANKS_FILE).is_file():
+            continue
+        kept = store / source.relative_to(runs_root.resolve())
+        kept.mkdir(parents=True, exist_ok=True)
+        for name in (METRICS_FILE, RANKS_FILE):
+            shutil.copyfile(source / name, kept / name)
+        row["ranks_dir"] = stored_path(kept)
 
 
 def load_ranks(row: dict) -> EvalResult | None:

@@ -4,6 +4,7 @@ gets, attaching a rerun's ranks, and what the page shows."""
 import importlib
 import sys
 from pathlib import Path
+from shutil import rmtree
 from types import ModuleType
 
 import numpy as np
@@ -105,6 +106,33 @@ def test_a_rerun_gives_its_ranks_and_slices_only_when_it_reproduces_the_row(
     paired.attach(row, tmp_path / "same")
     assert row["ranks_dir"] == str(tmp_path / "same")
     assert row["slices"] == {"target head": {"users": 120, "metrics": head.metrics, "ci": {}}}
+
+
+def test_published_ranks_leave_the_run_folder_for_the_store_and_pair_from_there(
+    scripts, tmp_path: Path
+) -> None:
+    """A fresh clone has no run folders: a page pairs again only from ranks kept in the store."""
+    paired = scripts["paired"]
+    runs, store = tmp_path / "tmp", tmp_path / "ranks"
+    measured = results(seed=5)
+    rows = [make_row(name, result, runs / "page" / name) for name, result in measured.items()]
+    elsewhere = make_row("other", measured["pop"], tmp_path / "elsewhere")
+    gone = {**make_row("gone", measured["pop"]), "ranks_dir": str(runs / "gone")}
+    record = {"rows": [*rows, elsewhere, gone]}
+    paired.store_ranks(record, runs_root=runs, store=store)
+    assert [row["ranks_dir"] for row in record["rows"]] == [
+        *(str(store / "page" / name) for name in measured),
+        str(tmp_path / "elsewhere"),  # not a run folder: left where it is
+        str(runs / "gone"),  # nothing to keep
+    ]
+    for name, result in measured.items():
+        kept = EvalResult.load(store / "page" / name)
+        assert kept.metrics == result.metrics
+        np.testing.assert_array_equal(kept.ranks, result.ranks)
+    rmtree(runs)  # the clone is fresh: only the store is left
+    paired.pair_rows(rows, lambda row: row["name"])
+    expected = compare_results(measured["llm"], measured["sasrec"], "recall@10", 10_000)
+    assert rows[0]["paired"]["p_value"] == pytest.approx(expected.p_value)
 
 
 def test_the_page_shows_the_tests_and_names_the_rows_without_ranks(scripts, tmp_path) -> None:
