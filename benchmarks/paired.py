@@ -189,13 +189,15 @@ def paired_note(rows: list[dict], key: Label, rerun: Label, page: str) -> list[s
         return lines
     lines[0] += " `-`: not computed (below)."
     unranked = [name for names in missing.values() for name in names]
+    # on the baselines page each data set has its reference: name only those without ranks
+    blocking = ", ".join(key(row) for row in references if key(row) in unranked)
     lines += [
         "Per-user ranks not kept (measured before the benchmarks kept them) for "
         f"{', '.join(unranked)}: their p-values, and their slices where the slice table "
         "lacks them, need a rerun"
         + (
-            f" ({named} among them, so no row has a p-value until it is rerun)"
-            if any(key(row) in unranked for row in references)
+            f" ({blocking} among them, so no row tested against it has a p-value until it is rerun)"
+            if blocking
             else ""
         )
         + ":",

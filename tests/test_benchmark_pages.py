@@ -164,3 +164,19 @@ def test_the_page_shows_the_tests_and_names_the_rows_without_ranks(scripts, tmp_
     assert (
         "## recall@10 by slice\n\nNo slices for llm, pop, sasrec, calrec: measured before" in page
     )
+
+
+def test_the_note_names_only_the_reference_rows_without_ranks(scripts, tmp_path) -> None:
+    """The baselines page has one reference per data set: one without ranks blocks only its own."""
+    paired = scripts["paired"]
+    measured = results(seed=6)
+    kept = make_row("beauty / sasrec", measured["sasrec"], tmp_path / "beauty")
+    lost = make_row("toys / sasrec", measured["sasrec"])
+    for row in (kept, lost):
+        row["paired"] = {"reference": row["name"], "metric": "recall@10", "is_reference": True}
+    lines = paired.paired_note([kept, lost], lambda row: row["name"], lambda row: "RERUN", "p.json")
+    note = "\n".join(lines)
+    assert "for toys / sasrec: their p-values" in note
+    assert "(toys / sasrec among them, so no row tested against it has a p-value" in note
+    assert "beauty / sasrec among" not in note
+    assert "- toys / sasrec: `RERUN`" in note
