@@ -72,11 +72,6 @@ def republish(record: dict, page: Path) -> None:
     baselines.publish(record, page.stem, script.write_markdown, folder=page.parent)
 
 
-def page_rows(record: dict) -> list[dict]:
-    """The rows of any of those pages (the baselines page calls them runs)."""
-    return record["runs"] if "runs" in record else record["rows"]
-
-
 def row_key(row: dict) -> str:
     """How a row is named on its page: 'DATASET / MODEL' on the baselines page, else its name."""
     return f"{row['dataset']} / {row['model']}" if "dataset" in row else row["name"]

@@ -122,17 +122,23 @@ def pair_page(record: dict) -> None:
         pair_rows(runs, lambda run: run["model"])
 
 
+def page_rows(record: dict) -> list[dict]:
+    """The rows of any benchmark page (the baselines page calls them runs)."""
+    return record["runs"] if "runs" in record else record["rows"]
+
+
 def store_ranks(record: dict, runs_root: Path = RUNS_ROOT, store: Path = RANKS_STORE) -> None:
     """Copy each row's ranks kept under `runs_root` into `store` (same relative folder, so a row
     added to several pages is stored once) and point the row there; the benchmarks call it as
     they publish a page. Rows whose ranks are elsewhere or gone are left as they are."""
-    for row in record["runs"] if "runs" in record else record["rows"]:
+    runs_root = runs_root.resolve()
+    for row in page_rows(record):
         source = (REPO / row["ranks_dir"]).resolve() if row.get("ranks_dir") else None
-        if source is None or not source.is_relative_to(runs_root.resolve()):
+        if source is None or not source.is_relative_to(runs_root):
             continue
-        if not (source / RANKS_FILE).is_file():
+        if not (source / RANKS_FILE).is_file():  # gone with its run folder: nothing to keep
             continue
-        kept = store / source.relative_to(runs_root.resolve())
+        kept = store / source.relative_to(runs_root)
         kept.mkdir(parents=True, exist_ok=True)
         for name in (METRICS_FILE, RANKS_FILE):
             shutil.copyfile(source / name, kept / name)
@@ -269,7 +275,7 @@ def main(
     if row_key is not None:
         if rerun is None:
             raise typer.BadParameter("give the rerun's split folder after the row")
-        rows = {add_rows.row_key(row): row for row in add_rows.page_rows(record)}
+        rows = {add_rows.row_key(row): row for row in page_rows(record)}
         if row_key not in rows:
             raise typer.BadParameter(f"{page}: no row {row_key!r}; rows: {', '.join(rows)}")
         attach(rows[row_key], rerun)
