@@ -77,3 +77,21 @@ def test_a_recipe_that_drops_what_defines_cllm4rec_carries_its_own_name() -> Non
         MODELS["cllm4rec-lite"].Config.model_validate({"pretrain": {"rounds": 1}})
     with pytest.raises(ValidationError, match="mutual regularisation"):
         MODELS["cllm4rec-lite"].Config.model_validate({"mr_lambda": 1.0})
+
+
+@pytest.mark.parametrize("name", LLM_METHODS)
+def test_a_setting_beyond_the_paper_given_beside_the_core_ones_says_where_it_goes(name) -> None:
+    config = MODELS[name].Config
+    extension_keys = [key for key in config_leaves(config) if key.startswith("extensions.")]
+    key = extension_keys[0].split(".")[1]
+    where = rf"{key}: beyond the paper, so set under `extensions:`"
+    with pytest.raises(ValidationError, match=where):
+        config.model_validate({key: None})
+    # the same key inside the block is read as usual
+    assert config.model_validate({"extensions": {}}).extensions == config().extensions
+
+
+def test_cllm4rec_mean_mutual_regularisation_is_an_extension() -> None:
+    config = MODELS["cllm4rec"].Config
+    assert "mr_mode" not in config.model_fields and config().extensions.mr_mode == "sum"
+    assert config.model_validate({"extensions": {"mr_mode": "mean"}}).extensions.mr_mode == "mean"

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, model_validator
 
 from llmrec.atomic import replacing_folder
 from llmrec.config_rules import CONFIG_RULES
@@ -43,6 +43,23 @@ class ModelConfig(BaseModel):
     """Base of every model's typed config; `name` is the registry key (the union discriminator)."""
 
     model_config = CONFIG_RULES
+
+    @model_validator(mode="before")
+    @classmethod
+    def _extensions_stay_in_their_block(cls, value: Any) -> Any:
+        # A setting beyond the paper given beside the method's own is a common slip (and was
+        # the place of some before they moved): say where it goes, not just "extra input".
+        extensions = cls.model_fields.get("extensions")
+        if not isinstance(value, dict) or extensions is None:
+            return value
+        beyond = getattr(extensions.annotation, "model_fields", {})
+        misplaced = sorted(key for key in value if key in beyond and key not in cls.model_fields)
+        if misplaced:
+            raise ValueError(
+                f"{', '.join(misplaced)}: beyond the paper, so set under `extensions:` "
+                f"(e.g. extensions: {{{misplaced[0]}: ...}})"
+            )
+        return value
 
 
 @dataclass

@@ -354,7 +354,7 @@ def test_mutual_regularisation_is_zero_for_equal_views_and_pulls_only_the_active
 
 
 def test_mutual_regularisation_mean_mode_and_item_only_mask(llm_cache_dir) -> None:
-    model = _built(llm_cache_dir, mr_mode="mean")
+    model = _built(llm_cache_dir, extensions={"mr_mode": "mean"})
     batch = _batch(model, "collaborative")
     vocabulary = model.network.vocabulary
     masked = batch["input_ids"][batch["mr_mask"]]

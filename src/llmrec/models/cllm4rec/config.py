@@ -128,6 +128,12 @@ class CLLM4RecExtensions(BaseModel):
         "the base table's mean), at the norm a random row has: rare items start near items "
         "with similar words (docs/cllm4rec.md sec. 9)",
     )
+    mr_mode: MutualMode = Field(
+        "sum",
+        description="mutual regularisation summed over ID occurrences (the official code; its "
+        "weight grows with batch size and history length) or, beyond the paper, their mean "
+        "(docs/cllm4rec.md sec. 3)",
+    )
     user_content_documents: bool = Field(
         False,
         description="also write `user_i has bought items titled:` -> titles of training items "
@@ -166,9 +172,6 @@ class CLLM4RecConfig(ModelConfig):
         True, description="predict the first main token from the prompt (paper; code: off)"
     )
     mr_lambda: NonNegativeFloat = Field(1.0, description="mutual regularisation weight (lambda_V)")
-    mr_mode: MutualMode = Field(
-        "sum", description="sum over ID occurrences (official) or their mean"
-    )
     mr_users: bool = Field(
         False,
         description="regularise user tables too; off since users have no content documents "

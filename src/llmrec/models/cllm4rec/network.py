@@ -173,6 +173,6 @@ class CLLM4RecNetwork(TrainableNetwork):
             weights = target_counts.sum(0)  # (J,) occurrences of each target item in the batch
             total = total + (weights[:, None] * gap**2).sum()
             occurrences += float(weights.sum())
-        if self.config.mr_mode == "mean":
+        if self.config.extensions.mr_mode == "mean":
             return total / max(occurrences, 1.0)
         return total
