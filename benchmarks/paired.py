@@ -257,6 +257,27 @@ def protocol_field(protocol: dict, key: str) -> object:
     return protocol.get(key, "next_item" if key == "targets" else None)
 
 
+def tests_against(rows: dict[str, dict], reference: str, metrics: list[str]) -> list[str]:
+    """One line per row with kept ranks and metric: its paired test against the `reference`
+    row (keyed as `rows`), which is not the page's own reference; the page is not changed."""
+    reference_result = load_ranks(rows[reference]) if reference in rows else None
+    if reference_result is None:
+        raise typer.BadParameter(f"no row {reference!r} with kept ranks; rows: {', '.join(rows)}")
+    lines = []
+    for key, row in rows.items():
+        result = load_ranks(row)
+        if key == reference or result is None:
+            continue
+        for metric in metrics:
+            test = paired_record(result, reference_result, reference, metric)
+            low, high = test["ci"]["low"], test["ci"]["high"]
+            lines.append(
+                f"{key} vs {reference}, {metric}: {test['mean_difference']:+.4f} "
+                f"[{low:+.4f}, {high:+.4f}], p {test['p_value']:.4f}"
+            )
+    return lines
+
+
 def main(
     page: Annotated[Path, typer.Argument(help="results JSON of baselines, calrec or cllm4rec")],
     row_key: Annotated[
@@ -265,13 +286,25 @@ def main(
     rerun: Annotated[
         Path | None, typer.Argument(help="the rerun's split folder, with ranks.jsonl")
     ] = None,
+    against: Annotated[
+        str | None,
+        typer.Option(help="print every row's paired test against this row instead (no rewrite)"),
+    ] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option(help="metrics of --against (default: the page's)")
+    ] = None,
 ) -> None:
     """Give a row the ranks of a rerun, then pair and rewrite the page (with the page alone:
-    pair and rewrite it)."""
+    pair and rewrite it; with --against ROW: print the tests against that row)."""
     # The page scripts import this module, so they are imported here, not at the top.
     import add_rows
 
     record = json.loads(page.read_text(encoding="utf-8"))
+    if against is not None:
+        rows = {add_rows.row_key(row): row for row in page_rows(record)}
+        metrics = metric or [paired_metric(page_rows(record))]
+        print("\n".join(tests_against(rows, against, metrics)))
+        return
     if row_key is not None:
         if rerun is None:
             raise typer.BadParameter("give the rerun's split folder after the row")

@@ -9,6 +9,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+import typer
 
 from llmrec.errors import DataError
 from llmrec.evaluation.config import EvalConfig
@@ -180,3 +181,18 @@ def test_the_note_names_only_the_reference_rows_without_ranks(scripts, tmp_path)
     assert "(toys / sasrec among them, so no row tested against it has a p-value" in note
     assert "beauty / sasrec among" not in note
     assert "- toys / sasrec: `RERUN`" in note
+
+
+def test_rows_are_tested_against_any_row_asked_for(scripts, tmp_path: Path) -> None:
+    paired, measured = scripts["paired"], results()
+    rows = {name: make_row(name, result, tmp_path / name) for name, result in measured.items()}
+    rows["calrec"] = make_row("calrec", make_result("calrec", np.full(300, 2)))  # no ranks kept
+    lines = paired.tests_against(rows, "pop", ["recall@10"])
+    expected = compare_results(measured["llm"], measured["pop"], "recall@10", 10_000)
+    assert len(lines) == 2 and lines[1].startswith("sasrec vs pop, recall@10: +")
+    assert lines[0] == (
+        f"llm vs pop, recall@10: {expected.mean_difference:+.4f} [{expected.ci_low:+.4f}, "
+        f"{expected.ci_high:+.4f}], p {expected.p_value:.4f}"
+    )
+    with pytest.raises(typer.BadParameter, match="no row .calrec. with kept ranks"):
+        paired.tests_against(rows, "calrec", ["recall@10"])
