@@ -194,5 +194,5 @@ def test_rows_are_tested_against_any_row_asked_for(scripts, tmp_path: Path) -> N
         f"llm vs pop, recall@10: {expected.mean_difference:+.4f} [{expected.ci_low:+.4f}, "
         f"{expected.ci_high:+.4f}], p {expected.p_value:.4f}"
     )
-    with pytest.raises(typer.BadParameter, match="no row .calrec. with kept ranks"):
+    with pytest.raises(typer.BadParameter, match="no row 'calrec' with kept ranks"):
         paired.tests_against(rows, "calrec", ["recall@10"])
