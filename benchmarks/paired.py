@@ -300,15 +300,14 @@ def main(
     import add_rows
 
     record = json.loads(page.read_text(encoding="utf-8"))
+    rows = {add_rows.row_key(row): row for row in page_rows(record)}
     if against is not None:
-        rows = {add_rows.row_key(row): row for row in page_rows(record)}
         metrics = metric or [paired_metric(page_rows(record))]
         print("\n".join(tests_against(rows, against, metrics)))
         return
     if row_key is not None:
         if rerun is None:
             raise typer.BadParameter("give the rerun's split folder after the row")
-        rows = {add_rows.row_key(row): row for row in page_rows(record)}
         if row_key not in rows:
             raise typer.BadParameter(f"{page}: no row {row_key!r}; rows: {', '.join(rows)}")
         attach(rows[row_key], rerun)
